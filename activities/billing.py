@@ -1,0 +1,113 @@
+"""Payments against an SQLite ledger. Every entry has a UNIQUE idempotency key, so a retried
+activity returns the first entry instead of charging twice."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from decimal import Decimal
+from pathlib import Path
+
+import structlog
+from pydantic import BaseModel
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+log = structlog.get_logger("orderflow.billing")
+
+
+class PaymentRequest(BaseModel):
+    order_id: str
+    amount: Decimal
+    key: str
+
+
+class LedgerEntry(BaseModel):
+    entry_id: int
+    order_id: str
+    kind: str
+    amount: Decimal
+    key: str
+
+
+class Ledger:
+    KINDS = ("authorize", "capture", "void", "refund")
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._path = path
+        self._lock = threading.Lock()
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=wal")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS entries ("
+                " entry_id INTEGER PRIMARY KEY AUTOINCREMENT,"
+                " idempotency_key TEXT NOT NULL UNIQUE,"
+                " order_id TEXT NOT NULL, kind TEXT NOT NULL, amount TEXT NOT NULL,"
+                " at TEXT DEFAULT CURRENT_TIMESTAMP)"
+            )
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self._path, timeout=30, isolation_level=None)
+
+    def post(self, kind: str, req: PaymentRequest) -> LedgerEntry:
+        if kind not in self.KINDS:
+            raise ValueError(kind)
+        with self._lock, self._connect() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO entries (idempotency_key, order_id, kind, amount)"
+                " VALUES (?, ?, ?, ?)",
+                (req.key, req.order_id, kind, str(req.amount)),
+            )
+            row = db.execute(
+                "SELECT entry_id, order_id, kind, amount, idempotency_key FROM entries"
+                " WHERE idempotency_key = ?",
+                (req.key,),
+            ).fetchone()
+        entry = LedgerEntry(entry_id=row[0], order_id=row[1], kind=row[2], amount=row[3], key=row[4])
+        if entry.kind != kind or entry.order_id != req.order_id:
+            raise ApplicationError(
+                f"idempotency key {req.key} was used for {entry.kind} on {entry.order_id}",
+                type="IdempotencyKeyReused",
+                non_retryable=True,
+            )
+        return entry
+
+    def entries(self, order_id: str | None = None) -> list[LedgerEntry]:
+        query = "SELECT entry_id, order_id, kind, amount, idempotency_key FROM entries"
+        args: tuple[str, ...] = ()
+        if order_id:
+            query += " WHERE order_id = ?"
+            args = (order_id,)
+        with self._lock, self._connect() as db:
+            rows = db.execute(query + " ORDER BY entry_id", args).fetchall()
+        return [
+            LedgerEntry(entry_id=r[0], order_id=r[1], kind=r[2], amount=r[3], key=r[4]) for r in rows
+        ]
+
+
+class PaymentActivities:
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    async def _post(self, kind: str, req: PaymentRequest) -> LedgerEntry:
+        entry = await asyncio.to_thread(self.ledger.post, kind, req)
+        log.info("ledger_posted", kind=kind, order_id=req.order_id, amount=str(req.amount))
+        return entry
+
+    @activity.defn
+    async def authorize_payment(self, req: PaymentRequest) -> LedgerEntry:
+        return await self._post("authorize", req)
+
+    @activity.defn
+    async def capture_payment(self, req: PaymentRequest) -> LedgerEntry:
+        return await self._post("capture", req)
+
+    @activity.defn
+    async def void_payment(self, req: PaymentRequest) -> LedgerEntry:
+        return await self._post("void", req)
+
+    @activity.defn
+    async def refund_payment(self, req: PaymentRequest) -> LedgerEntry:
+        return await self._post("refund", req)

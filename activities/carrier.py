@@ -1,0 +1,117 @@
+"""Shipments booked with partner carriers through a gateway adapter.
+
+The bundled gateway keeps bookings in an SQLite file the way a carrier's API keeps them on its
+side: idempotent per booking key, with a tracking number per booking. A real carrier's API
+plugs in behind the same three methods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Protocol
+
+import structlog
+from pydantic import BaseModel
+from temporalio import activity
+
+log = structlog.get_logger("orderflow.carrier")
+
+
+class BookShipment(BaseModel):
+    key: str
+    order_id: str
+    delivery_id: int
+    carrier: str
+    destination: str
+
+
+class Booking(BaseModel):
+    key: str
+    carrier: str
+    tracking: str
+    status: str = "booked"
+
+
+class TraceRequest(BaseModel):
+    key: str
+    carrier: str
+    tracking: str
+
+
+class CarrierGateway(Protocol):
+    def book(self, req: BookShipment) -> Booking: ...
+    def cancel(self, key: str) -> Booking: ...
+    def open_trace(self, req: TraceRequest) -> str: ...
+
+
+class SqliteCarrierGateway:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._path = path
+        self._lock = threading.Lock()
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=wal")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS bookings (key TEXT PRIMARY KEY, carrier TEXT NOT NULL,"
+                " tracking TEXT NOT NULL, order_id TEXT NOT NULL, destination TEXT NOT NULL,"
+                " status TEXT NOT NULL DEFAULT 'booked')"
+            )
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS traces (key TEXT PRIMARY KEY, tracking TEXT NOT NULL)"
+            )
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self._path, timeout=30, isolation_level=None)
+
+    def book(self, req: BookShipment) -> Booking:
+        tracking = req.carrier.upper()[:3] + hashlib.sha1(req.key.encode()).hexdigest()[:10].upper()
+        with self._lock, self._connect() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO bookings (key, carrier, tracking, order_id, destination)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (req.key, req.carrier, tracking, req.order_id, req.destination),
+            )
+            row = db.execute(
+                "SELECT carrier, tracking, status FROM bookings WHERE key = ?", (req.key,)
+            ).fetchone()
+        return Booking(key=req.key, carrier=row[0], tracking=row[1], status=row[2])
+
+    def cancel(self, key: str) -> Booking:
+        with self._lock, self._connect() as db:
+            db.execute("UPDATE bookings SET status = 'cancelled' WHERE key = ?", (key,))
+            row = db.execute(
+                "SELECT carrier, tracking, status FROM bookings WHERE key = ?", (key,)
+            ).fetchone()
+        if row is None:
+            return Booking(key=key, carrier="", tracking="", status="not_booked")
+        return Booking(key=key, carrier=row[0], tracking=row[1], status=row[2])
+
+    def open_trace(self, req: TraceRequest) -> str:
+        with self._lock, self._connect() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO traces (key, tracking) VALUES (?, ?)", (req.key, req.tracking)
+            )
+        return f"TRACE-{req.tracking}"
+
+
+class CarrierActivities:
+    def __init__(self, gateway: CarrierGateway) -> None:
+        self.gateway = gateway
+
+    @activity.defn
+    async def book_shipment(self, req: BookShipment) -> Booking:
+        booking = await asyncio.to_thread(self.gateway.book, req)
+        log.info("shipment_booked", order_id=req.order_id, carrier=req.carrier, tracking=booking.tracking)
+        return booking
+
+    @activity.defn
+    async def cancel_shipment(self, key: str) -> Booking:
+        return await asyncio.to_thread(self.gateway.cancel, key)
+
+    @activity.defn
+    async def open_trace(self, req: TraceRequest) -> str:
+        return await asyncio.to_thread(self.gateway.open_trace, req)

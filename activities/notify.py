@@ -1,0 +1,104 @@
+"""E-mail to customers and departments over real SMTP, sent at most once per key.
+
+The Message-ID is derived from the notification key (workflow id + sequence), and a sent-log
+records each key after the SMTP server accepted it, so a retried activity does not send again.
+The only window left, a crash between the server's acceptance and the log write, resends the same
+Message-ID, which the receiving side recognises as the same message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import smtplib
+import sqlite3
+import threading
+from email.message import EmailMessage
+from email.utils import formatdate
+from pathlib import Path
+
+import structlog
+from temporalio import activity
+
+from domain.models import Notification
+
+SENDER = "orderflow <orders@orderflow.local>"
+log = structlog.get_logger("orderflow.notify")
+
+
+def message_id(key: str) -> str:
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+    return f"<{digest}@orderflow.local>"
+
+
+class SentLog:
+    """SQLite record of the keys already sent."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._path = path
+        self._lock = threading.Lock()
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=wal")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS sent (key TEXT PRIMARY KEY, message_id TEXT NOT NULL,"
+                " recipient TEXT NOT NULL, sent_at TEXT DEFAULT CURRENT_TIMESTAMP)"
+            )
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self._path, timeout=30, isolation_level=None)
+
+    def was_sent(self, key: str) -> bool:
+        with self._lock, self._connect() as db:
+            return db.execute("SELECT 1 FROM sent WHERE key = ?", (key,)).fetchone() is not None
+
+    def record(self, key: str, mid: str, recipient: str) -> None:
+        with self._lock, self._connect() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO sent (key, message_id, recipient) VALUES (?, ?, ?)",
+                (key, mid, recipient),
+            )
+
+
+class Mailer:
+    """The SMTP adapter: builds the message and hands it to the server."""
+
+    def __init__(self, host: str, port: int, sent_log: SentLog) -> None:
+        self.host = host
+        self.port = port
+        self.sent_log = sent_log
+
+    def send(self, note: Notification) -> str:
+        mid = message_id(note.key)
+        if self.sent_log.was_sent(note.key):
+            log.info("email_already_sent", key=note.key, to=note.to)
+            return mid
+        msg = EmailMessage()
+        msg["From"] = SENDER
+        msg["To"] = note.to
+        msg["Subject"] = note.subject
+        msg["Message-ID"] = mid
+        msg["Date"] = formatdate(usegmt=True)
+        if note.order_id:
+            msg["X-Orderflow-Order"] = note.order_id
+        msg.set_content(note.body)
+        with smtplib.SMTP(self.host, self.port, timeout=10) as smtp:
+            smtp.send_message(msg)
+        self.sent_log.record(note.key, mid, note.to)
+        log.info("email_sent", key=note.key, to=note.to, subject=note.subject)
+        return mid
+
+
+class NotifyActivities:
+    def __init__(self, mailer: Mailer) -> None:
+        self.mailer = mailer
+
+    @activity.defn
+    async def send_customer_email(self, note: Notification) -> str:
+        """E-mail the customer; returns the Message-ID."""
+        return await asyncio.to_thread(self.mailer.send, note)
+
+    @activity.defn
+    async def notify_department(self, note: Notification) -> str:
+        """E-mail a department, a supervisor or a partner; returns the Message-ID."""
+        return await asyncio.to_thread(self.mailer.send, note)

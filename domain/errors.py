@@ -1,0 +1,31 @@
+"""The error tree: every refusal the engine can give, with the name callers see.
+
+Each class name is the ``type`` of the ``ApplicationError`` a workflow raises, so the CLI and any
+department system can branch on it without parsing text.
+"""
+
+from __future__ import annotations
+
+
+class OrderflowError(Exception):
+    """Base of every refusal. The message says what was wrong and how to fix it."""
+
+    @property
+    def type(self) -> str:
+        return type(self).__name__
+
+
+class InvalidInput(OrderflowError):
+    """A field is missing, malformed or out of range."""
+
+
+class UnknownReference(OrderflowError):
+    """An SKU, location, customer, department, carrier, hold or promise that does not exist."""
+
+
+class NotAllowed(OrderflowError):
+    """The actor may not do this (for example another department releasing a hold)."""
+
+
+class WrongState(OrderflowError):
+    """The order, hold, promise or delivery is not in a state that accepts this message."""

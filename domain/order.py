@@ -1,0 +1,447 @@
+"""The order's rules as pure functions over its state: what may happen, what it changes, and
+which deadline comes next. The workflow only holds this state and calls these functions."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import Field
+
+from domain.errors import InvalidInput, NotAllowed, UnknownReference, WrongState
+from domain.models import (
+    CancelOrder,
+    DeliverySummary,
+    Department,
+    DisputeHold,
+    Hold,
+    HoldStatus,
+    HoldView,
+    KeepPromise,
+    MakePromise,
+    Model,
+    OrderStatus,
+    OrderView,
+    PlaceHold,
+    PlaceOrderInput,
+    Promise,
+    PromiseStatus,
+    PromiseView,
+    ReleaseHold,
+    Reservation,
+    TimelineEntry,
+    UpholdHold,
+)
+
+PROMISE_KINDS = ("callback", "stock_date", "delivery_window", "repair", "refund", "custom")
+CUSTOMER = "customer"
+
+# The department whose work each step is: it is told when a hold blocks that step.
+STEP_OWNER = {
+    "reserve stock": "stock",
+    "wait for stock": "stock",
+    "authorize payment": "billing",
+    "book the carrier": "fulfilment",
+    "hand over in store": "stock",
+    "deliver": "fulfilment",
+    "capture payment": "billing",
+}
+
+PaymentState = Literal["none", "authorized", "captured", "voided", "refunded"]
+
+
+class OrderState(Model):
+    """Everything the order workflow knows. Carried whole into the view."""
+
+    input: PlaceOrderInput
+    status: OrderStatus = OrderStatus.PLACED
+    step: str = "reserve stock"
+    holds: list[Hold] = Field(default_factory=list)
+    promises: list[Promise] = Field(default_factory=list)
+    reservation: Reservation | None = None
+    deliveries: list[DeliverySummary] = Field(default_factory=list)
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+    payment: PaymentState = "none"
+    charged: Decimal = Decimal("0")
+    refunded: Decimal = Decimal("0")
+    cancel: CancelOrder | None = None
+    compensations: list[str] = Field(default_factory=list)
+    emails_sent: int = 0
+
+    # -- lookups -------------------------------------------------------------------------
+
+    @property
+    def order_id(self) -> str:
+        return self.input.order_id
+
+    @property
+    def total(self) -> Decimal:
+        return self.input.total
+
+    def department(self, name: str) -> Department:
+        for dept in self.input.departments:
+            if dept.department == name:
+                return dept
+        known = ", ".join(sorted(d.department for d in self.input.departments)) or "none"
+        raise UnknownReference(f"unknown department '{name}'; known departments: {known}")
+
+    def hold(self, hold_id: str) -> Hold:
+        for hold in self.holds:
+            if hold.hold_id == hold_id:
+                return hold
+        raise UnknownReference(f"order {self.order_id} has no hold '{hold_id}'")
+
+    def promise(self, promise_id: str) -> Promise:
+        for promise in self.promises:
+            if promise.promise_id == promise_id:
+                return promise
+        raise UnknownReference(f"order {self.order_id} has no promise '{promise_id}'")
+
+    @property
+    def active_holds(self) -> list[Hold]:
+        return [h for h in self.holds if h.active]
+
+    @property
+    def blocked_by(self) -> list[str]:
+        return sorted({h.department for h in self.active_holds})
+
+    @property
+    def blocked(self) -> bool:
+        return any(h.active for h in self.holds)
+
+    @property
+    def finished(self) -> bool:
+        return self.status.finished
+
+    @property
+    def current_delivery(self) -> DeliverySummary | None:
+        return self.deliveries[-1] if self.deliveries else None
+
+    def log(self, at: datetime, kind: str, text: str) -> None:
+        self.timeline.append(TimelineEntry(at=at, kind=kind, text=text))
+
+    def _require_open(self, what: str) -> None:
+        if self.finished:
+            raise WrongState(f"order {self.order_id} is {self.status.value}; cannot {what}")
+
+
+# --------------------------------------------------------------------------- holds
+
+
+def _text(value: str, field: str, *, limit: int = 2000) -> str:
+    value = (value or "").strip()
+    if not value:
+        raise InvalidInput(f"{field} must not be empty")
+    if len(value) > limit:
+        raise InvalidInput(f"{field} is longer than {limit} characters")
+    return value
+
+
+def check_place_hold(state: OrderState, cmd: PlaceHold) -> Department:
+    state._require_open("place a hold")
+    dept = state.department(cmd.department)
+    if cmd.reason_code not in dept.reason_codes:
+        codes = ", ".join(sorted(dept.reason_codes))
+        raise InvalidInput(
+            f"reason '{cmd.reason_code}' is not one of {dept.department}'s reason codes: {codes}"
+        )
+    _text(cmd.customer_message, "the customer message (--message)")
+    if cmd.amount is not None and cmd.amount < 0:
+        raise InvalidInput(f"amount must not be negative (got {cmd.amount})")
+    if len(cmd.reference) > 200:
+        raise InvalidInput("reference is longer than 200 characters")
+    return dept
+
+
+def existing_hold(state: OrderState, cmd: PlaceHold) -> Hold | None:
+    """The active hold this command repeats: same department and the same non-empty reference."""
+    if not cmd.reference:
+        return None
+    for hold in state.active_holds:
+        if hold.department == cmd.department and hold.reference == cmd.reference:
+            return hold
+    return None
+
+
+def place_hold(state: OrderState, cmd: PlaceHold, now: datetime) -> Hold:
+    dept = check_place_hold(state, cmd)
+    hold = Hold(
+        hold_id=f"H{len(state.holds) + 1}",
+        department=dept.department,
+        actor=cmd.actor,
+        reason=cmd.reason_code,
+        reason_text=dept.reason_codes[cmd.reason_code],
+        customer_message=cmd.customer_message.strip(),
+        reference=cmd.reference,
+        amount=cmd.amount,
+        placed_at=now,
+        sla_due_at=now + dept.hold_sla,
+        blocked_step=state.step,
+    )
+    state.holds.append(hold)
+    return hold
+
+
+def check_release_hold(state: OrderState, cmd: ReleaseHold) -> Hold:
+    hold = state.hold(cmd.hold_id)
+    if not hold.active:
+        raise WrongState(f"hold {hold.hold_id} was already released by {hold.released_by}")
+    dept = state.department(hold.department)
+    if cmd.department != hold.department and cmd.actor != dept.supervisor:
+        raise NotAllowed(
+            f"hold {hold.hold_id} was placed by {hold.department}; only {hold.department} "
+            f"or its supervisor {dept.supervisor} may release it"
+        )
+    _text(cmd.resolution, "the resolution (--resolution)")
+    return hold
+
+
+def release_hold(state: OrderState, cmd: ReleaseHold, now: datetime) -> Hold:
+    hold = check_release_hold(state, cmd)
+    hold.status = HoldStatus.RELEASED
+    hold.released_at = now
+    hold.released_by = f"{cmd.actor} ({cmd.department})"
+    hold.resolution = cmd.resolution.strip()
+    return hold
+
+
+def check_dispute_hold(state: OrderState, cmd: DisputeHold) -> Hold:
+    hold = state.hold(cmd.hold_id)
+    if not hold.active:
+        raise WrongState(f"hold {hold.hold_id} is already released; nothing to dispute")
+    if hold.status == HoldStatus.DISPUTED:
+        raise WrongState(f"hold {hold.hold_id} is already disputed")
+    _text(cmd.customer_message, "the customer's message (--message)")
+    return hold
+
+
+def dispute_hold(state: OrderState, cmd: DisputeHold, now: datetime) -> Hold:
+    hold = check_dispute_hold(state, cmd)
+    hold.status = HoldStatus.DISPUTED
+    hold.dispute_message = cmd.customer_message.strip()
+    hold.sla_due_at = min(hold.sla_due_at, now + state.input.policy.dispute_sla)
+    return hold
+
+
+def check_uphold_hold(state: OrderState, cmd: UpholdHold) -> Hold:
+    hold = state.hold(cmd.hold_id)
+    if not hold.active:
+        raise WrongState(f"hold {hold.hold_id} is already released")
+    dept = state.department(hold.department)
+    if cmd.department != hold.department and cmd.actor != dept.supervisor:
+        raise NotAllowed(
+            f"hold {hold.hold_id} was placed by {hold.department}; only {hold.department} "
+            f"or its supervisor {dept.supervisor} may uphold it"
+        )
+    _text(cmd.customer_message, "the message telling the customer what clears it (--message)")
+    return hold
+
+
+def uphold_hold(state: OrderState, cmd: UpholdHold, now: datetime) -> Hold:
+    hold = check_uphold_hold(state, cmd)
+    hold.status = HoldStatus.UPHELD
+    hold.customer_message = cmd.customer_message.strip()
+    # Upholding is an answer, so the department gets a fresh SLA to see it through.
+    hold.sla_due_at = now + state.department(hold.department).hold_sla
+    return hold
+
+
+def hold_period(state: OrderState, hold: Hold) -> timedelta:
+    if hold.status == HoldStatus.DISPUTED:
+        return state.input.policy.dispute_sla
+    return state.department(hold.department).hold_sla
+
+
+def escalate_hold(state: OrderState, hold: Hold, now: datetime) -> None:
+    """The hold's SLA passed: count the escalation and set the next date we tell the customer."""
+    hold.escalations += 1
+    hold.sla_due_at = now + hold_period(state, hold)
+
+
+# --------------------------------------------------------------------------- cancel
+
+
+def check_cancel(state: OrderState, cmd: CancelOrder) -> None:
+    state._require_open("cancel it")
+    if state.status == OrderStatus.DELIVERED:
+        raise WrongState(f"order {state.order_id} is delivered; open a return instead")
+    if cmd.by != CUSTOMER:
+        state.department(cmd.by)
+        _text(cmd.customer_message, "a department's cancel needs a customer message (--message)")
+    _text(cmd.reason, "the reason (--reason)", limit=200)
+
+
+# --------------------------------------------------------------------------- promises
+
+
+def check_make_promise(state: OrderState, cmd: MakePromise, now: datetime) -> None:
+    state._require_open("make a promise")
+    if cmd.kind not in PROMISE_KINDS:
+        raise InvalidInput(f"unknown promise kind '{cmd.kind}'; use one of {', '.join(PROMISE_KINDS)}")
+    state.department(cmd.department)
+    _text(cmd.text, "the promise text (--text)")
+    if cmd.due_at <= now:
+        raise InvalidInput(f"the due time {cmd.due_at.isoformat()} is in the past")
+
+
+def make_promise(state: OrderState, cmd: MakePromise, now: datetime) -> Promise:
+    check_make_promise(state, cmd, now)
+    promise = Promise(
+        promise_id=f"P{len(state.promises) + 1}",
+        kind=cmd.kind,  # type: ignore[arg-type]  # checked against PROMISE_KINDS above
+        text=cmd.text.strip(),
+        department=cmd.department,
+        actor=cmd.actor,
+        made_at=now,
+        due_at=cmd.due_at,
+    )
+    state.promises.append(promise)
+    return promise
+
+
+def check_keep_promise(state: OrderState, cmd: KeepPromise) -> Promise:
+    promise = state.promise(cmd.promise_id)
+    if promise.status != PromiseStatus.OPEN:
+        raise WrongState(f"promise {promise.promise_id} is already {promise.status.value}")
+    return promise
+
+
+def keep_promise(state: OrderState, promise: Promise, now: datetime, *, by: str, note: str = "") -> None:
+    promise.status = PromiseStatus.KEPT
+    promise.settled_at = now
+    promise.settled_by = by
+    promise.note = note
+
+
+def open_promises(state: OrderState, kind: str | None = None) -> list[Promise]:
+    return [
+        p
+        for p in state.promises
+        if p.status == PromiseStatus.OPEN and (kind is None or p.kind == kind)
+    ]
+
+
+# --------------------------------------------------------------------------- deadlines
+
+DeadlineKind = Literal["hold_sla", "promise_due", "pickup_expiry"]
+
+
+class Deadline(Model):
+    at: datetime
+    kind: DeadlineKind
+    ref: str
+
+
+def deadlines(state: OrderState) -> list[Deadline]:
+    """Every pending deadline of the order, soonest first. One timer waits for the first."""
+    found: list[Deadline] = []
+    if not state.finished:
+        found += [Deadline(at=h.sla_due_at, kind="hold_sla", ref=h.hold_id) for h in state.active_holds]
+    found += [Deadline(at=p.due_at, kind="promise_due", ref=p.promise_id) for p in open_promises(state)]
+    res = state.reservation
+    if (
+        res is not None
+        and res.expires_at is not None
+        and state.status == OrderStatus.READY_FOR_PICKUP
+    ):
+        found.append(Deadline(at=res.expires_at, kind="pickup_expiry", ref=res.location))
+    return sorted(found, key=lambda d: (d.at, d.kind, d.ref))
+
+
+def due(state: OrderState, now: datetime) -> list[Deadline]:
+    return [d for d in deadlines(state) if d.at <= now]
+
+
+# --------------------------------------------------------------------------- the view
+
+STAGE_WORDS: dict[OrderStatus, str] = {
+    OrderStatus.PLACED: "reserving stock",
+    OrderStatus.WAITLISTED: "waiting for stock to arrive",
+    OrderStatus.RESERVED: "authorizing payment",
+    OrderStatus.PAYMENT_AUTHORIZED: "booking the carrier",
+    OrderStatus.SHIPPING: "waiting for the carrier to pick up",
+    OrderStatus.IN_TRANSIT: "on its way with the carrier",
+    OrderStatus.READY_FOR_PICKUP: "waiting for the customer to collect it in store",
+    OrderStatus.DELIVERED: "capturing payment",
+    OrderStatus.COMPLETED: "nothing: the order is complete",
+    OrderStatus.CANCELLED: "nothing: the order is cancelled",
+}
+
+
+def next_step(state: OrderState) -> tuple[str, datetime | None]:
+    """What the order waits for, in words, and when that is due."""
+    if state.finished:
+        return STAGE_WORDS[state.status], None
+    active = state.active_holds
+    if active:
+        first = min(active, key=lambda h: h.sla_due_at)
+        depts = " and ".join(state.blocked_by)
+        return (
+            f"held by {depts}: {first.reason_text} (hold {first.hold_id}); "
+            f"then {state.step}",
+            first.sla_due_at,
+        )
+    words = STAGE_WORDS[state.status]
+    due_at: datetime | None = None
+    if state.status == OrderStatus.WAITLISTED:
+        stock = open_promises(state, "stock_date")
+        due_at = stock[0].due_at if stock else None
+    elif state.status == OrderStatus.READY_FOR_PICKUP and state.reservation:
+        due_at = state.reservation.expires_at
+    elif state.status in (OrderStatus.SHIPPING, OrderStatus.IN_TRANSIT):
+        windows = open_promises(state, "delivery_window")
+        due_at = windows[0].due_at if windows else None
+    return words, due_at
+
+
+def view(state: OrderState) -> OrderView:
+    step, step_due = next_step(state)
+    return OrderView(
+        order_id=state.order_id,
+        status=state.status.value,
+        customer_id=state.input.customer.customer_id,
+        lines=state.input.lines,
+        total=state.total,
+        placed_at=state.input.placed_at or state.timeline[0].at,
+        blocked_by=state.blocked_by,
+        holds=[
+            HoldView(
+                hold_id=h.hold_id,
+                department=h.department,
+                reason=h.reason,
+                reason_text=h.reason_text,
+                status=h.status.value,
+                placed_at=h.placed_at,
+                placed_by=h.actor,
+                sla_due_at=h.sla_due_at,
+                reference=h.reference,
+                amount=h.amount,
+                escalations=h.escalations,
+                released_at=h.released_at,
+                released_by=h.released_by,
+                resolution=h.resolution,
+            )
+            for h in state.holds
+        ],
+        promises=[
+            PromiseView(
+                promise_id=p.promise_id,
+                kind=p.kind,
+                text=p.text,
+                department=p.department,
+                due_at=p.due_at,
+                status=p.status.value,
+                settled_at=p.settled_at,
+            )
+            for p in state.promises
+        ],
+        reservation=state.reservation,
+        deliveries=state.deliveries,
+        next_step=step,
+        next_step_due_at=step_due,
+        payment=state.payment,
+        charged=state.charged - state.refunded,
+        cancelled_reason=state.cancel.reason if state.cancel else "",
+        customer_emails=state.emails_sent,
+    )

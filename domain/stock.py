@@ -1,0 +1,221 @@
+"""Stock at one location for one SKU: on-hand count, reservations and a FIFO waitlist.
+
+Pure rules; the stock workflow holds one ``StockState`` and calls these.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from domain.errors import InvalidInput, UnknownReference
+from domain.models import Model
+
+
+class StockReservation(Model):
+    order_id: str
+    qty: int
+    since: datetime
+    status: Literal["reserved", "waitlisted"]
+    expires_at: datetime | None = None
+
+
+class StockState(Model):
+    location: str
+    sku: str
+    on_hand: int = 0
+    reservations: list[StockReservation] = Field(default_factory=list)
+    # References of receipts already booked, so a repeated delivery note is not counted twice.
+    receipts: list[str] = Field(default_factory=list)
+
+    @property
+    def reserved(self) -> int:
+        return sum(r.qty for r in self.reservations if r.status == "reserved")
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+    @property
+    def waitlist(self) -> list[StockReservation]:
+        return [r for r in self.reservations if r.status == "waitlisted"]
+
+    def position(self, order_id: str) -> int | None:
+        for i, r in enumerate(self.waitlist, start=1):
+            if r.order_id == order_id:
+                return i
+        return None
+
+    def find(self, order_id: str) -> StockReservation | None:
+        for r in self.reservations:
+            if r.order_id == order_id:
+                return r
+        return None
+
+
+class ReserveStock(Model):
+    order_id: str
+    qty: int
+
+
+class StockReserved(Model):
+    order_id: str
+    location: str
+    sku: str
+    qty: int
+    status: Literal["reserved", "waitlisted"]
+    position: int | None = None
+    available: int = 0
+
+
+class ReleaseStock(Model):
+    order_id: str
+    collected: bool = False  # True when the goods left with the customer or the carrier
+
+
+class StockReleased(Model):
+    order_id: str
+    released: bool
+    allocated_to: list[str] = Field(default_factory=list)
+
+
+class ReceiveStock(Model):
+    qty: int
+    reference: str = ""
+
+
+class StockReceived(Model):
+    on_hand: int
+    allocated_to: list[str]
+    duplicate: bool = False
+
+
+class AdjustStock(Model):
+    count: int
+    reason: str
+
+
+class StockAdjusted(Model):
+    on_hand: int
+    waitlisted: list[str]
+    allocated_to: list[str]
+
+
+class StockView(Model):
+    location: str
+    sku: str
+    on_hand: int
+    available: int
+    reserved: list[StockReservation]
+    waitlist: list[StockReservation]
+
+
+def check_reserve(state: StockState, cmd: ReserveStock) -> None:
+    if cmd.qty <= 0:
+        raise InvalidInput(f"quantity must be at least 1 (got {cmd.qty})")
+
+
+def reserve(state: StockState, cmd: ReserveStock, now: datetime) -> StockReserved:
+    """Reserve, or join the back of the line. Idempotent per order."""
+    existing = state.find(cmd.order_id)
+    if existing is None:
+        # Strict FIFO: nobody jumps a line that is already waiting.
+        fits = not state.waitlist and state.available >= cmd.qty
+        existing = StockReservation(
+            order_id=cmd.order_id,
+            qty=cmd.qty,
+            since=now,
+            status="reserved" if fits else "waitlisted",
+        )
+        state.reservations.append(existing)
+    return StockReserved(
+        order_id=cmd.order_id,
+        location=state.location,
+        sku=state.sku,
+        qty=existing.qty,
+        status=existing.status,
+        position=state.position(cmd.order_id),
+        available=state.available,
+    )
+
+
+def allocate(state: StockState) -> list[StockReservation]:
+    """Give free stock to the waitlist, first come first served; returns who got it."""
+    allocated: list[StockReservation] = []
+    for r in state.waitlist:
+        if state.available < r.qty:
+            break
+        r.status = "reserved"
+        allocated.append(r)
+    return allocated
+
+
+def release(state: StockState, cmd: ReleaseStock) -> tuple[bool, list[StockReservation]]:
+    existing = state.find(cmd.order_id)
+    if existing is None:
+        return False, []
+    state.reservations.remove(existing)
+    if cmd.collected and existing.status == "reserved":
+        state.on_hand -= existing.qty
+    return True, allocate(state)
+
+
+def check_receive(state: StockState, cmd: ReceiveStock) -> None:
+    if cmd.qty <= 0:
+        raise InvalidInput(f"a receipt must add at least 1 unit (got {cmd.qty})")
+
+
+def receive(state: StockState, cmd: ReceiveStock) -> StockReceived:
+    if cmd.reference and cmd.reference in state.receipts:
+        return StockReceived(on_hand=state.on_hand, allocated_to=[], duplicate=True)
+    state.on_hand += cmd.qty
+    if cmd.reference:
+        state.receipts = [*state.receipts[-199:], cmd.reference]
+    return StockReceived(on_hand=state.on_hand, allocated_to=[r.order_id for r in allocate(state)])
+
+
+def check_adjust(state: StockState, cmd: AdjustStock) -> None:
+    if cmd.count < 0:
+        raise InvalidInput(f"a stock count cannot be negative (got {cmd.count})")
+    if not cmd.reason.strip():
+        raise InvalidInput("a stock adjustment needs a reason (--reason)")
+
+
+def adjust(state: StockState, cmd: AdjustStock) -> tuple[list[StockReservation], list[StockReservation]]:
+    """Set the counted on-hand. A shortfall sends the youngest reservations to the front of the
+    line (they were promised before anyone waiting); a surplus allocates to the line."""
+    state.on_hand = cmd.count
+    bumped: list[StockReservation] = []
+    reserved = sorted(
+        (r for r in state.reservations if r.status == "reserved"), key=lambda r: r.since
+    )
+    while state.available < 0 and reserved:
+        youngest = reserved.pop()
+        youngest.status = "waitlisted"
+        bumped.append(youngest)
+    if bumped:
+        # Put the bumped reservations ahead of those who were already waiting, oldest first.
+        others = [r for r in state.reservations if r not in bumped]
+        state.reservations = sorted(bumped, key=lambda r: r.since) + others
+        return bumped, []
+    return bumped, allocate(state)
+
+
+def view(state: StockState) -> StockView:
+    return StockView(
+        location=state.location,
+        sku=state.sku,
+        on_hand=state.on_hand,
+        available=state.available,
+        reserved=[r for r in state.reservations if r.status == "reserved"],
+        waitlist=state.waitlist,
+    )
+
+
+def require_known(sku: str, location: str, skus: set[str], locations: set[str]) -> None:
+    if sku not in skus:
+        raise UnknownReference(f"unknown SKU '{sku}'; see orderflow catalog")
+    if location not in locations:
+        raise UnknownReference(f"unknown location '{location}'; see orderflow catalog")

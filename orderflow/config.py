@@ -1,0 +1,65 @@
+"""Settings: flags, then environment variables, then these defaults.
+
+The Temporal connection comes from ``temporalio.envconfig`` (``TEMPORAL_ADDRESS``,
+``TEMPORAL_NAMESPACE``, ``TEMPORAL_API_KEY``, ``TEMPORAL_TLS*``, ``TEMPORAL_PROFILE`` and the
+TOML config file), so the same command talks to a dev server, a cluster or Temporal Cloud.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from temporalio.envconfig import ClientConfig
+
+from domain.ids import DEFAULT_TASK_QUEUE
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_ADDRESS = "localhost:7233"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ORDERFLOW_", extra="ignore")
+
+    data_dir: Path = Path(".orderflow")
+    seeds_dir: Path = PROJECT_ROOT / "seeds"
+    smtp_host: str = "localhost"
+    smtp_port: int = 1025
+    task_queue: str = DEFAULT_TASK_QUEUE
+    # Story and test time: every policy duration is divided by this factor.
+    time_scale: float = Field(default=1.0, gt=0)
+    # Worker sizing, for operators.
+    max_concurrent_activities: int = Field(default=100, ge=1)
+    max_concurrent_workflow_tasks: int = Field(default=100, ge=1)
+    max_cached_workflows: int = Field(default=1000, ge=0)
+    # Serve the SDK's Prometheus metrics on this port (0.0.0.0:PORT) when set.
+    metrics_port: int | None = None
+    ui_url: str = "http://localhost:8233"
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.data_dir / "ledger.sqlite3"
+
+    @property
+    def sent_log_path(self) -> Path:
+        return self.data_dir / "sent.sqlite3"
+
+    @property
+    def carrier_path(self) -> Path:
+        return self.data_dir / "carrier.sqlite3"
+
+    @property
+    def maildir(self) -> Path:
+        return self.data_dir / "maildir"
+
+
+def temporal_connect_config(address: str | None = None) -> dict[str, Any]:
+    """Keyword arguments for ``Client.connect`` from the standard Temporal variables."""
+    config: dict[str, Any] = dict(ClientConfig.load_client_connect_config())
+    if address:
+        config["target_host"] = address
+    config.setdefault("target_host", DEFAULT_ADDRESS)
+    config.setdefault("namespace", "default")
+    return config

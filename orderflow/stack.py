@@ -1,0 +1,63 @@
+"""``orderflow dev``: the whole local stack in one command; Ctrl-C stops all of it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+
+import structlog
+
+from orderflow.config import Settings
+from orderflow.devserver import DevServer, dev_server_command
+from orderflow.logging import configure
+from orderflow.registry import Registry
+from orderflow.service import Orderflow
+from orderflow.smtp_sink import SmtpSink
+from orderflow.temporal import connect
+from orderflow.worker import run_worker
+
+log = structlog.get_logger("orderflow.dev")
+
+
+async def run_stack(settings: Settings, *, port: int, ui_port: int, demo: bool, exit_after_demo: bool) -> None:
+    configure()
+    Registry(settings.seeds_dir).validate_all()  # a broken seed file fails before anything starts
+    data = settings.data_dir
+    data.mkdir(parents=True, exist_ok=True)
+    server = DevServer(
+        dev_server_command(db_file=data / "temporal.sqlite3", port=port, ui_port=ui_port),
+        port=port,
+        log_file=data / "temporal.log",
+    )
+    sink = SmtpSink(settings.maildir, port=settings.smtp_port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await asyncio.to_thread(server.start)
+    try:
+        sink.start()
+        try:
+            address = f"localhost:{port}"
+            client = await connect(address)
+            worker = asyncio.create_task(run_worker(client, settings, stop))
+            print(f"Temporal  {address}   Web UI http://localhost:{ui_port}", flush=True)
+            print(f"SMTP sink localhost:{settings.smtp_port} -> {settings.maildir}", flush=True)
+            print(f"Worker    task queue '{settings.task_queue}'. Ctrl-C stops everything.", flush=True)
+            if demo:
+                from orderflow.demo import run_demo
+
+                try:
+                    await run_demo(Orderflow(client, Registry(settings.seeds_dir), settings), [])
+                finally:
+                    if exit_after_demo:
+                        stop.set()
+            await stop.wait()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+        finally:
+            sink.stop()
+    finally:
+        await asyncio.to_thread(server.stop)
+        print("stopped: worker, SMTP sink, Temporal dev server", flush=True)

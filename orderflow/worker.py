@@ -1,0 +1,77 @@
+"""The worker: every workflow and activity of the engine on one task queue."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from datetime import timedelta
+
+import structlog
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.billing import Ledger, PaymentActivities
+from activities.carrier import CarrierActivities, SqliteCarrierGateway
+from activities.notify import Mailer, NotifyActivities, SentLog
+from activities.stock import StockActivities
+from orderflow.config import Settings
+from workflows.delivery import DeliveryWorkflow
+from workflows.order import OrderWorkflow
+from workflows.stock import StockWorkflow
+
+log = structlog.get_logger("orderflow.worker")
+
+WORKFLOWS = [OrderWorkflow, StockWorkflow, DeliveryWorkflow]
+
+
+def activities_for(client: Client, settings: Settings) -> list[object]:
+    notify = NotifyActivities(
+        Mailer(settings.smtp_host, settings.smtp_port, SentLog(settings.sent_log_path))
+    )
+    payments = PaymentActivities(Ledger(settings.ledger_path))
+    carrier = CarrierActivities(SqliteCarrierGateway(settings.carrier_path))
+    stock = StockActivities(client, settings.task_queue)
+    return [
+        notify.send_customer_email,
+        notify.notify_department,
+        payments.authorize_payment,
+        payments.capture_payment,
+        payments.void_payment,
+        payments.refund_payment,
+        carrier.book_shipment,
+        carrier.cancel_shipment,
+        carrier.open_trace,
+        stock.reserve_stock,
+        stock.release_stock,
+    ]
+
+
+def build_worker(client: Client, settings: Settings) -> Worker:
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=WORKFLOWS,
+        activities=activities_for(client, settings),
+        max_concurrent_activities=settings.max_concurrent_activities,
+        max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
+        max_cached_workflows=settings.max_cached_workflows,
+        # On SIGTERM, running activities get this long to finish before the worker stops.
+        graceful_shutdown_timeout=timedelta(seconds=20),
+    )
+
+
+async def run_worker(client: Client, settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Run until ``stop`` is set or SIGTERM/SIGINT arrives, then shut down gracefully."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread
+            pass
+    worker = build_worker(client, settings)
+    log.info("worker_started", task_queue=settings.task_queue, namespace=client.namespace)
+    async with worker:
+        await stop.wait()
+        log.info("worker_stopping", task_queue=settings.task_queue)
+    log.info("worker_stopped", task_queue=settings.task_queue)

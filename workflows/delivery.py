@@ -1,0 +1,262 @@
+"""DeliveryWorkflow: one shipment with one partner carrier, a child of its order.
+
+Carrier events arrive as validated updates; evidence decides whether an attempt counts; silence
+past the scan SLA opens a trace, and past ``lost_after`` declares the parcel lost. Every
+significant event is reported to the parent order, which alone talks to the customer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.carrier import BookShipment, Booking, CarrierActivities, TraceRequest
+    from domain import delivery as rules
+    from domain.delivery import DeliveryInput, DeliveryOutcome, DeliveryState
+    from domain.errors import OrderflowError
+    from domain.models import (
+        CarrierEvent,
+        CarrierEventRecorded,
+        DeliveryReport,
+        DeliveryUpdated,
+        Redirect,
+        Reschedule,
+    )
+
+ACTIVITY_TIMEOUT = timedelta(seconds=30)
+
+
+def _refuse(err: OrderflowError) -> ApplicationError:
+    return ApplicationError(str(err), type=err.type, non_retryable=True)
+
+
+@workflow.defn
+class DeliveryWorkflow:
+    @workflow.init
+    def __init__(self, inp: DeliveryInput) -> None:
+        self.state = DeliveryState(
+            inp=inp,
+            window_start=inp.window_start,
+            window_end=inp.window_end,
+            last_movement_at=workflow.now(),
+        )
+        self.version = 0
+        self.pending: list[DeliveryReport] = []
+
+    @property
+    def booking_key(self) -> str:
+        return f"{workflow.info().workflow_id}.booking"
+
+    @workflow.run
+    async def run(self, inp: DeliveryInput) -> DeliveryOutcome:
+        try:
+            booking: Booking = await workflow.execute_activity_method(
+                CarrierActivities.book_shipment,
+                BookShipment(
+                    key=self.booking_key,
+                    order_id=inp.order_id,
+                    delivery_id=inp.delivery_id,
+                    carrier=inp.carrier,
+                    destination=inp.destination,
+                ),
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+            )
+            self.state.tracking = booking.tracking
+            self.state.status = "booked"
+            self.state.last_movement_at = workflow.now()
+            self._report("booked")
+            await self._flush()
+            await self._watch()
+            await workflow.wait_condition(workflow.all_handlers_finished)
+        except asyncio.CancelledError:
+            # The order was cancelled: the booking goes too, then the cancellation stands.
+            await asyncio.shield(
+                workflow.execute_activity_method(
+                    CarrierActivities.cancel_shipment,
+                    self.booking_key,
+                    start_to_close_timeout=ACTIVITY_TIMEOUT,
+                )
+            )
+            self.state.status = "cancelled"
+            raise
+        return DeliveryOutcome(
+            delivery_id=inp.delivery_id,
+            status=self.state.status,
+            at=workflow.now(),
+            tracking=self.state.tracking,
+            verified_attempts=self.state.verified_attempts,
+            unverified_attempts=self.state.unverified_attempts,
+        )
+
+    async def _watch(self) -> None:
+        """One timer at a time: the next trace or lost deadline, re-armed on every change."""
+        while not self.state.terminal:
+            seen = self.version
+            deadline = rules.next_deadline(self.state)
+            timeout = None
+            if deadline is not None:
+                timeout = max((deadline - workflow.now()).total_seconds(), 0.001)
+            try:
+                await workflow.wait_condition(
+                    lambda: self.version != seen or bool(self.pending),
+                    timeout=timeout,
+                    timeout_summary="trace-or-lost",
+                )
+            except TimeoutError:
+                await self._silence()
+            await self._flush()
+
+    async def _silence(self) -> None:
+        if not self.state.trace_opened:
+            self.state.trace_opened = True
+            await workflow.execute_activity_method(
+                CarrierActivities.open_trace,
+                TraceRequest(
+                    key=f"{workflow.info().workflow_id}.trace",
+                    carrier=self.state.inp.carrier,
+                    tracking=self.state.tracking,
+                ),
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+            )
+            self._report("trace_opened")
+        else:
+            self.state.status = "lost"
+            self._report("lost")
+
+    def _report(self, kind: str, **extra: object) -> None:
+        s = self.state
+        self.pending.append(
+            DeliveryReport(
+                delivery_id=s.inp.delivery_id,
+                kind=kind,  # type: ignore[arg-type]
+                at=workflow.now(),
+                status=s.status,
+                tracking=s.tracking,
+                window_start=s.window_start,
+                window_end=s.window_end,
+                pickup_point=s.pickup_point,
+                **extra,  # type: ignore[arg-type]
+            )
+        )
+        self.version += 1
+        workflow.set_current_details(
+            f"**Delivery {s.inp.delivery_id} of order {s.inp.order_id}** with {s.inp.carrier}: "
+            f"{s.status}; attempts {s.verified_attempts} verified, "
+            f"{s.unverified_attempts} unverified"
+        )
+
+    async def _flush(self) -> None:
+        # Only the run loop flushes, so reports reach the order in the order they happened.
+        parent = workflow.info().parent
+        while self.pending:
+            report = self.pending.pop(0)
+            if parent is not None:
+                await workflow.get_external_workflow_handle(parent.workflow_id).signal(
+                    "delivery_report", report
+                )
+
+    # -- carrier events ---------------------------------------------------------------------
+
+    @workflow.update
+    def carrier_event(self, event: CarrierEvent) -> CarrierEventRecorded:
+        key = rules.dedupe_key(event)
+        if key and key in self.state.results:
+            first = self.state.results[key].model_copy(update={"duplicate": True})
+            return first
+        s = self.state
+        now = workflow.now()
+        verified: bool | None = None
+        note = ""
+        match event.event:
+            case "picked-up":
+                s.status = "picked_up"
+                s.last_movement_at = now
+                self._report("picked_up")
+            case "scan":
+                s.status = "in_transit"
+                s.last_movement_at = now
+                self._report("scanned", location=event.location)
+            case "attempted":
+                attempt = rules.judge_attempt(s, event, now)
+                s.attempts.append(attempt)
+                s.status = "attempted"
+                s.last_movement_at = now
+                verified = attempt.verified
+                if not verified:
+                    note = "unverified: missing " + ", ".join(attempt.missing)
+                self._report(
+                    "attempted", verified=verified, reason=event.reason, missing=attempt.missing
+                )
+                if s.verified_attempts >= s.inp.policy.attempt_limit:
+                    s.status = "returned"
+                    self._report("returned")
+            case "delivered":
+                s.status = "delivered"
+                self._report("delivered")
+            case "exception":
+                s.status = "exception"
+                s.last_movement_at = now
+                self._report("exception", reason=event.code or event.reason)
+            case "lost":
+                s.status = "lost"
+                self._report("lost")
+        result = CarrierEventRecorded(
+            delivery_id=s.inp.delivery_id, event=event.event, status=s.status, verified=verified, note=note
+        )
+        if key:
+            s.results[key] = result
+        return result
+
+    @carrier_event.validator
+    def validate_carrier_event(self, event: CarrierEvent) -> None:
+        try:
+            rules.check_event(self.state, event)
+        except OrderflowError as err:
+            raise _refuse(err) from None
+
+    # -- self-service ------------------------------------------------------------------------
+
+    @workflow.update
+    def reschedule(self, cmd: Reschedule) -> DeliveryUpdated:
+        self.state.window_start = cmd.window_start
+        self.state.window_end = cmd.window_end
+        self._report("rescheduled")
+        return self._updated()
+
+    @reschedule.validator
+    def validate_reschedule(self, cmd: Reschedule) -> None:
+        try:
+            rules.check_reschedule(self.state, cmd, workflow.now())
+        except OrderflowError as err:
+            raise _refuse(err) from None
+
+    @workflow.update
+    def redirect(self, cmd: Redirect) -> DeliveryUpdated:
+        self.state.pickup_point = cmd.pickup_point.strip()
+        self._report("redirected")
+        return self._updated()
+
+    @redirect.validator
+    def validate_redirect(self, cmd: Redirect) -> None:
+        try:
+            rules.check_redirect(self.state, cmd)
+        except OrderflowError as err:
+            raise _refuse(err) from None
+
+    def _updated(self) -> DeliveryUpdated:
+        s = self.state
+        return DeliveryUpdated(
+            delivery_id=s.inp.delivery_id,
+            status=s.status,
+            window_start=s.window_start,
+            window_end=s.window_end,
+            pickup_point=s.pickup_point,
+        )
+
+    @workflow.query
+    def status(self) -> DeliveryState:
+        return self.state

@@ -1,0 +1,180 @@
+"""StockWorkflow: one SKU at one location. The reservations every store, the call centre and the
+web share; never oversells because every change runs through this one workflow."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import Field
+
+    from domain import stock as rules
+    from domain.errors import OrderflowError
+    from domain.ids import order_workflow_id
+    from domain.models import Model, StockAllocated, StockWithdrawn
+    from domain.stock import (
+        AdjustStock,
+        ReceiveStock,
+        ReleaseStock,
+        ReserveStock,
+        StockAdjusted,
+        StockReceived,
+        StockReleased,
+        StockReserved,
+        StockState,
+        StockView,
+    )
+
+
+class StockInput(Model):
+    location: str
+    sku: str
+    on_hand: int = 0
+    # Carried across continue-as-new; absent on the first run.
+    state: StockState | None = None
+    # Tests set a small number to force continue-as-new after that many changes.
+    continue_as_new_after: int | None = Field(default=None, ge=1)
+
+
+def _refuse(err: OrderflowError) -> ApplicationError:
+    return ApplicationError(str(err), type=err.type, non_retryable=True)
+
+
+@workflow.defn
+class StockWorkflow:
+    @workflow.init
+    def __init__(self, inp: StockInput) -> None:
+        self.inp = inp
+        self.state = inp.state or StockState(location=inp.location, sku=inp.sku, on_hand=inp.on_hand)
+        self.changes = 0
+
+    @workflow.run
+    async def run(self, inp: StockInput) -> None:
+        workflow.set_current_details(self._details())
+        await workflow.wait_condition(self._should_continue_as_new)
+        # Let running handlers finish (their signals to orders included) before handing over.
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.continue_as_new(
+            StockInput(
+                location=self.state.location,
+                sku=self.state.sku,
+                state=self.state,
+                continue_as_new_after=inp.continue_as_new_after,
+            )
+        )
+
+    def _should_continue_as_new(self) -> bool:
+        limit = self.inp.continue_as_new_after
+        return workflow.info().is_continue_as_new_suggested() or (
+            limit is not None and self.changes >= limit
+        )
+
+    def _details(self) -> str:
+        s = self.state
+        return (
+            f"**{s.sku} at {s.location}**: {s.on_hand} on hand, {s.available} available, "
+            f"{len(s.reservations) - len(s.waitlist)} reserved, {len(s.waitlist)} waiting"
+        )
+
+    def _changed(self) -> None:
+        self.changes += 1
+        workflow.set_current_details(self._details())
+
+    async def _tell(self, order_id: str, signal: str, payload: Model) -> None:
+        handle = workflow.get_external_workflow_handle(order_workflow_id(order_id))
+        try:
+            await handle.signal(signal, payload)
+        except Exception:  # the order finished meanwhile; nothing left to tell
+            workflow.logger.info("order %s no longer running; %s not delivered", order_id, signal)
+
+    async def _allocated(self, orders: list[rules.StockReservation], reference: str) -> None:
+        for r in orders:
+            await self._tell(
+                r.order_id,
+                "stock_allocated",
+                StockAllocated(location=self.state.location, sku=self.state.sku, qty=r.qty, reference=reference),
+            )
+
+    # -- reserve ---------------------------------------------------------------------------
+
+    @workflow.update
+    def reserve(self, cmd: ReserveStock) -> StockReserved:
+        result = rules.reserve(self.state, cmd, workflow.now())
+        self._changed()
+        return result
+
+    @reserve.validator
+    def validate_reserve(self, cmd: ReserveStock) -> None:
+        try:
+            rules.check_reserve(self.state, cmd)
+        except OrderflowError as err:
+            raise _refuse(err) from None
+
+    # -- release ---------------------------------------------------------------------------
+
+    @workflow.update
+    async def release(self, cmd: ReleaseStock) -> StockReleased:
+        released, allocated = rules.release(self.state, cmd)
+        self._changed()
+        await self._allocated(allocated, f"released by {cmd.order_id}")
+        return StockReleased(
+            order_id=cmd.order_id, released=released, allocated_to=[r.order_id for r in allocated]
+        )
+
+    # -- receive ---------------------------------------------------------------------------
+
+    @workflow.update
+    async def receive(self, cmd: ReceiveStock) -> StockReceived:
+        before = {r.order_id for r in self.state.waitlist}
+        result = rules.receive(self.state, cmd)
+        self._changed()
+        await self._allocated(
+            [r for r in self.state.reservations if r.order_id in before and r.order_id in result.allocated_to],
+            cmd.reference,
+        )
+        return result
+
+    @receive.validator
+    def validate_receive(self, cmd: ReceiveStock) -> None:
+        try:
+            rules.check_receive(self.state, cmd)
+        except OrderflowError as err:
+            raise _refuse(err) from None
+
+    # -- adjust ----------------------------------------------------------------------------
+
+    @workflow.update
+    async def adjust(self, cmd: AdjustStock) -> StockAdjusted:
+        bumped, allocated = rules.adjust(self.state, cmd)
+        self._changed()
+        for r in bumped:
+            await self._tell(
+                r.order_id,
+                "stock_withdrawn",
+                StockWithdrawn(
+                    location=self.state.location,
+                    sku=self.state.sku,
+                    position=self.state.position(r.order_id) or 0,
+                    reason=cmd.reason,
+                ),
+            )
+        await self._allocated(allocated, f"stock count: {cmd.reason}")
+        return StockAdjusted(
+            on_hand=self.state.on_hand,
+            waitlisted=[r.order_id for r in bumped],
+            allocated_to=[r.order_id for r in allocated],
+        )
+
+    @adjust.validator
+    def validate_adjust(self, cmd: AdjustStock) -> None:
+        try:
+            rules.check_adjust(self.state, cmd)
+        except OrderflowError as err:
+            raise _refuse(err) from None
+
+    # -- query -----------------------------------------------------------------------------
+
+    @workflow.query
+    def reservations(self) -> StockView:
+        return rules.view(self.state)
