@@ -20,6 +20,7 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
 )
 from temporalio.common import (
+    SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
@@ -194,10 +195,10 @@ class Orderflow:
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                     search_attributes=TypedSearchAttributes(
                         [
-                            ORDER_STATUS.value_set("placed"),
-                            CUSTOMER_ID.value_set(inp.customer.customer_id),
+                            SearchAttributePair(ORDER_STATUS, "placed"),
+                            SearchAttributePair(CUSTOMER_ID, inp.customer.customer_id),
                         ]
-                        + ([CARRIER.value_set(inp.carrier)] if inp.carrier else [])
+                        + ([SearchAttributePair(CARRIER, inp.carrier)] if inp.carrier else [])
                     ),
                     static_summary=(
                         f"Order {inp.order_id}: {line.qty} x {line.sku} for customer "

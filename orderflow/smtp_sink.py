@@ -10,7 +10,6 @@ from __future__ import annotations
 import email
 import email.policy
 import hashlib
-import mailbox
 import os
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -31,8 +30,8 @@ class InboxMessage(BaseModel):
 
 class MaildirHandler:
     def __init__(self, maildir: Path) -> None:
-        maildir.mkdir(parents=True, exist_ok=True)
-        self.box = mailbox.Maildir(maildir, create=True)
+        for sub in ("tmp", "new", "cur"):
+            (maildir / sub).mkdir(parents=True, exist_ok=True)
         self.dir = maildir
         self.duplicates = 0
 
