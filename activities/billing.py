@@ -65,7 +65,9 @@ class Ledger:
                 " WHERE idempotency_key = ?",
                 (req.key,),
             ).fetchone()
-        entry = LedgerEntry(entry_id=row[0], order_id=row[1], kind=row[2], amount=row[3], key=row[4])
+        entry = LedgerEntry(
+            entry_id=row[0], order_id=row[1], kind=row[2], amount=row[3], key=row[4]
+        )
         if entry.kind != kind or entry.order_id != req.order_id:
             raise ApplicationError(
                 f"idempotency key {req.key} was used for {entry.kind} on {entry.order_id}",
@@ -83,7 +85,8 @@ class Ledger:
         with self._lock, self._connect() as db:
             rows = db.execute(query + " ORDER BY entry_id", args).fetchall()
         return [
-            LedgerEntry(entry_id=r[0], order_id=r[1], kind=r[2], amount=r[3], key=r[4]) for r in rows
+            LedgerEntry(entry_id=r[0], order_id=r[1], kind=r[2], amount=r[3], key=r[4])
+            for r in rows
         ]
 
 

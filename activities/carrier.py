@@ -93,7 +93,8 @@ class SqliteCarrierGateway:
     def open_trace(self, req: TraceRequest) -> str:
         with self._lock, self._connect() as db:
             db.execute(
-                "INSERT OR IGNORE INTO traces (key, tracking) VALUES (?, ?)", (req.key, req.tracking)
+                "INSERT OR IGNORE INTO traces (key, tracking) VALUES (?, ?)",
+                (req.key, req.tracking),
             )
         return f"TRACE-{req.tracking}"
 
@@ -105,7 +106,9 @@ class CarrierActivities:
     @activity.defn
     async def book_shipment(self, req: BookShipment) -> Booking:
         booking = await asyncio.to_thread(self.gateway.book, req)
-        log.info("shipment_booked", order_id=req.order_id, carrier=req.carrier, tracking=booking.tracking)
+        log.info(
+            "shipment_booked", order_id=req.order_id, carrier=req.carrier, tracking=booking.tracking
+        )
         return booking
 
     @activity.defn

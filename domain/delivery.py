@@ -11,7 +11,15 @@ from datetime import datetime, timedelta
 from pydantic import Field
 
 from domain.errors import InvalidInput, WrongState
-from domain.models import Attempt, CarrierEvent, CarrierEventRecorded, Model, Policy, Redirect, Reschedule
+from domain.models import (
+    Attempt,
+    CarrierEvent,
+    CarrierEventRecorded,
+    Model,
+    Policy,
+    Redirect,
+    Reschedule,
+)
 
 TERMINAL = ("delivered", "lost", "returned", "cancelled")
 EVIDENCE = ("photo", "gps", "time")
@@ -105,7 +113,10 @@ def check_event(state: DeliveryState, event: CarrierEvent) -> None:
 def _distance_m(a: str, b: str) -> float:
     lat1, lon1 = (math.radians(float(x)) for x in a.split(","))
     lat2, lon2 = (math.radians(float(x)) for x in b.split(","))
-    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    h = (
+        math.sin((lat2 - lat1) / 2) ** 2
+        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    )
     return 2 * 6_371_000 * math.asin(math.sqrt(h))
 
 
@@ -115,7 +126,9 @@ def judge_attempt(state: DeliveryState, event: CarrierEvent, now: datetime) -> A
     missing = [k for k in EVIDENCE if not ev.get(k, "").strip()]
     if "gps" not in missing and state.inp.destination_gps:
         try:
-            far = _distance_m(ev["gps"], state.inp.destination_gps) > state.inp.policy.gps_tolerance_m
+            far = (
+                _distance_m(ev["gps"], state.inp.destination_gps) > state.inp.policy.gps_tolerance_m
+            )
         except (ValueError, IndexError):
             far = True
         if far:

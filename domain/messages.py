@@ -67,7 +67,9 @@ def waitlisted(state: OrderState, position: int, promise: Promise) -> Mail:
 def stock_allocated(state: OrderState) -> Mail:
     return (
         f"Order {state.order_id}: stock arrived and is reserved for you",
-        _sign("Stock arrived and your item is now reserved for you. We continue your order.", state),
+        _sign(
+            "Stock arrived and your item is now reserved for you. We continue your order.", state
+        ),
     )
 
 
@@ -351,7 +353,7 @@ def promise_broken_customer(state: OrderState, promise: Promise, dept: Departmen
     return (
         f"Order {state.order_id}: we did not keep our promise",
         _sign(
-            f"We said \"{promise.text}\" by {human_time(promise.due_at)} and we did not. "
+            f'We said "{promise.text}" by {human_time(promise.due_at)} and we did not. '
             f"We are sorry. {dept.name}'s supervisor has been told.\n"
             f"Where your order stands: {step}.",
             state,
@@ -362,7 +364,7 @@ def promise_broken_customer(state: OrderState, promise: Promise, dept: Departmen
 def promise_broken_supervisor(state: OrderState, promise: Promise, dept: Department) -> Mail:
     return (
         f"BROKEN PROMISE {promise.promise_id} on order {state.order_id}",
-        f"{dept.supervisor}: {promise.actor} of {dept.name} promised \"{promise.text}\" "
+        f'{dept.supervisor}: {promise.actor} of {dept.name} promised "{promise.text}" '
         f"by {human_time(promise.due_at)}; it was not kept. The customer has been told.\n",
     )
 

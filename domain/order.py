@@ -278,7 +278,9 @@ def check_cancel(state: OrderState, cmd: CancelOrder) -> None:
 def check_make_promise(state: OrderState, cmd: MakePromise, now: datetime) -> None:
     state._require_open("make a promise")
     if cmd.kind not in PROMISE_KINDS:
-        raise InvalidInput(f"unknown promise kind '{cmd.kind}'; use one of {', '.join(PROMISE_KINDS)}")
+        raise InvalidInput(
+            f"unknown promise kind '{cmd.kind}'; use one of {', '.join(PROMISE_KINDS)}"
+        )
     state.department(cmd.department)
     _text(cmd.text, "the promise text (--text)")
     if cmd.due_at <= now:
@@ -307,7 +309,9 @@ def check_keep_promise(state: OrderState, cmd: KeepPromise) -> Promise:
     return promise
 
 
-def keep_promise(state: OrderState, promise: Promise, now: datetime, *, by: str, note: str = "") -> None:
+def keep_promise(
+    state: OrderState, promise: Promise, now: datetime, *, by: str, note: str = ""
+) -> None:
     promise.status = PromiseStatus.KEPT
     promise.settled_at = now
     promise.settled_by = by
@@ -337,8 +341,12 @@ def deadlines(state: OrderState) -> list[Deadline]:
     """Every pending deadline of the order, soonest first. One timer waits for the first."""
     found: list[Deadline] = []
     if not state.finished:
-        found += [Deadline(at=h.sla_due_at, kind="hold_sla", ref=h.hold_id) for h in state.active_holds]
-    found += [Deadline(at=p.due_at, kind="promise_due", ref=p.promise_id) for p in open_promises(state)]
+        found += [
+            Deadline(at=h.sla_due_at, kind="hold_sla", ref=h.hold_id) for h in state.active_holds
+        ]
+    found += [
+        Deadline(at=p.due_at, kind="promise_due", ref=p.promise_id) for p in open_promises(state)
+    ]
     res = state.reservation
     if (
         res is not None
@@ -378,8 +386,7 @@ def next_step(state: OrderState) -> tuple[str, datetime | None]:
         first = min(active, key=lambda h: h.sla_due_at)
         depts = " and ".join(state.blocked_by)
         return (
-            f"held by {depts}: {first.reason_text} (hold {first.hold_id}); "
-            f"then {state.step}",
+            f"held by {depts}: {first.reason_text} (hold {first.hold_id}); then {state.step}",
             first.sla_due_at,
         )
     words = STAGE_WORDS[state.status]

@@ -183,7 +183,9 @@ def check_adjust(state: StockState, cmd: AdjustStock) -> None:
         raise InvalidInput("a stock adjustment needs a reason (--reason)")
 
 
-def adjust(state: StockState, cmd: AdjustStock) -> tuple[list[StockReservation], list[StockReservation]]:
+def adjust(
+    state: StockState, cmd: AdjustStock
+) -> tuple[list[StockReservation], list[StockReservation]]:
     """Set the counted on-hand. A shortfall sends the youngest reservations to the front of the
     line (they were promised before anyone waiting); a surplus allocates to the line."""
     state.on_hand = cmd.count

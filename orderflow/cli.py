@@ -56,7 +56,9 @@ app = typer.Typer(
 )
 order_app = typer.Typer(help="Place, show and cancel one order.", no_args_is_help=True)
 orders_app = typer.Typer(help="Find orders.", no_args_is_help=True)
-hold_app = typer.Typer(help="Holds: the only way a department may stop an order.", no_args_is_help=True)
+hold_app = typer.Typer(
+    help="Holds: the only way a department may stop an order.", no_args_is_help=True
+)
 stock_app = typer.Typer(help="Stock and reservations, per location.", no_args_is_help=True)
 carrier_app = typer.Typer(help="Carrier events for a delivery.", no_args_is_help=True)
 carriers_app = typer.Typer(help="Carrier records.", no_args_is_help=True)
@@ -64,9 +66,15 @@ delivery_app = typer.Typer(help="Customer self-service for a delivery.", no_args
 promise_app = typer.Typer(help="Promises to the customer, each on a clock.", no_args_is_help=True)
 promises_app = typer.Typer(help="Find promises.", no_args_is_help=True)
 for sub, name in [
-    (order_app, "order"), (orders_app, "orders"), (hold_app, "hold"), (stock_app, "stock"),
-    (carrier_app, "carrier"), (carriers_app, "carriers"), (delivery_app, "delivery"),
-    (promise_app, "promise"), (promises_app, "promises"),
+    (order_app, "order"),
+    (orders_app, "orders"),
+    (hold_app, "hold"),
+    (stock_app, "stock"),
+    (carrier_app, "carrier"),
+    (carriers_app, "carriers"),
+    (delivery_app, "delivery"),
+    (promise_app, "promise"),
+    (promises_app, "promises"),
 ]:
     app.add_typer(sub, name=name)
 
@@ -80,7 +88,9 @@ ACTOR = typer.Option(None, "--actor", help="Who acts (defaults to $USER).")
 @app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
-    address: str | None = typer.Option(None, "--address", help="Temporal address (else TEMPORAL_ADDRESS)."),
+    address: str | None = typer.Option(
+        None, "--address", help="Temporal address (else TEMPORAL_ADDRESS)."
+    ),
 ) -> None:
     _state["debug"] = debug
     _state["address"] = address
@@ -147,10 +157,14 @@ def when(value: datetime | None) -> str:
 
 @app.command()
 def dev(
-    data_dir: Path | None = typer.Option(None, "--data-dir", help="Where state lives (ORDERFLOW_DATA_DIR)."),
+    data_dir: Path | None = typer.Option(
+        None, "--data-dir", help="Where state lives (ORDERFLOW_DATA_DIR)."
+    ),
     port: int = typer.Option(7233, "--port", help="Temporal gRPC port."),
     ui_port: int = typer.Option(8233, "--ui-port", help="Temporal Web UI port."),
-    smtp_port: int | None = typer.Option(None, "--smtp-port", help="SMTP sink port (ORDERFLOW_SMTP_PORT)."),
+    smtp_port: int | None = typer.Option(
+        None, "--smtp-port", help="SMTP sink port (ORDERFLOW_SMTP_PORT)."
+    ),
     demo: bool = typer.Option(False, "--demo", help="Play the sample order once the stack is up."),
     exit_after_demo: bool = typer.Option(False, "--exit-after-demo", help="Stop after --demo."),
 ) -> None:
@@ -163,7 +177,9 @@ def dev(
     if smtp_port is not None:
         s.smtp_port = smtp_port
     s.ui_url = f"http://localhost:{ui_port}"
-    asyncio.run(run_stack(s, port=port, ui_port=ui_port, demo=demo, exit_after_demo=exit_after_demo))
+    asyncio.run(
+        run_stack(s, port=port, ui_port=ui_port, demo=demo, exit_after_demo=exit_after_demo)
+    )
 
 
 @app.command()
@@ -185,7 +201,9 @@ def worker() -> None:
 
 
 @app.command()
-def demo(stories: list[str] = typer.Argument(None, help="Stories to play (default: the sample order).")) -> None:
+def demo(
+    stories: list[str] = typer.Argument(None, help="Stories to play (default: the sample order)."),
+) -> None:
     """Play the sample order against the running stack and show what the customer saw."""
     from orderflow.demo import run_demo
 
@@ -201,7 +219,8 @@ def catalog(as_json: bool = JSON) -> None:
         "skus": [s.model_dump(mode="json") for s in reg.skus.values()],
         "locations": [loc.model_dump(mode="json") for loc in reg.locations.values()],
         "customers": [
-            {"customer_id": c.customer_id, "name": c.name, "email": c.email} for c in reg.customers.values()
+            {"customer_id": c.customer_id, "name": c.name, "email": c.email}
+            for c in reg.customers.values()
         ],
         "carriers": [{"carrier_id": c.carrier_id, "name": c.name} for c in reg.carriers.values()],
         "departments": [
@@ -262,8 +281,13 @@ def print_view(v: OrderView, link: str) -> None:
     out.print(f"[bold]Order {v.order_id}[/bold]  {v.status}  customer {v.customer_id}")
     for line in v.lines:
         out.print(f"  {line.qty} x {line.sku} {line.name} at {money(line.unit_price)}")
-    out.print(f"  total {money(v.total)} (locked at placement)  payment {v.payment}, charged {money(v.charged)}")
-    out.print(f"  next: {v.next_step}" + (f" (due {when(v.next_step_due_at)})" if v.next_step_due_at else ""))
+    out.print(
+        f"  total {money(v.total)} (locked at placement)  payment {v.payment}, charged {money(v.charged)}"
+    )
+    out.print(
+        f"  next: {v.next_step}"
+        + (f" (due {when(v.next_step_due_at)})" if v.next_step_due_at else "")
+    )
     if v.blocked_by:
         out.print(f"  [red]blocked by: {', '.join(v.blocked_by)}[/red]")
     if v.reservation:
@@ -277,7 +301,9 @@ def print_view(v: OrderView, link: str) -> None:
             + (f", released by {h.released_by}: {h.resolution}" if h.released_at else "")
         )
     for p in v.promises:
-        out.print(f"  promise {p.promise_id} {p.kind} by {p.department}: {p.text} - due {when(p.due_at)}, {p.status}")
+        out.print(
+            f"  promise {p.promise_id} {p.kind} by {p.department}: {p.text} - due {when(p.due_at)}, {p.status}"
+        )
     for d in v.deliveries:
         verified = sum(1 for a in d.attempts if a.verified)
         out.print(
@@ -295,8 +321,12 @@ def order_place(
     location: str | None = typer.Option(None, "--location"),
     carrier: str | None = typer.Option(None, "--carrier"),
     pickup: bool = typer.Option(False, "--pickup", help="Collect in store instead of delivery."),
-    any_location: bool = typer.Option(False, "--any-location", help="Reserve at the nearest location with stock."),
-    order_id: str | None = typer.Option(None, "--order-id", help="Your id; repeating it returns the same order."),
+    any_location: bool = typer.Option(
+        False, "--any-location", help="Reserve at the nearest location with stock."
+    ),
+    order_id: str | None = typer.Option(
+        None, "--order-id", help="Your id; repeating it returns the same order."
+    ),
     who: str | None = ACTOR,
     as_json: bool = JSON,
 ) -> None:
@@ -304,8 +334,15 @@ def order_place(
 
     async def go(of: Orderflow) -> tuple[OrderView, bool]:
         inp = of.order_input(
-            customer_id=customer, sku=sku, qty=qty, location=location, carrier=carrier,
-            pickup=pickup, order_id=order_id, any_location=any_location, actor=actor(who),
+            customer_id=customer,
+            sku=sku,
+            qty=qty,
+            location=location,
+            carrier=carrier,
+            pickup=pickup,
+            order_id=order_id,
+            any_location=any_location,
+            actor=actor(who),
         )
         return await of.place_order(inp)
 
@@ -347,22 +384,31 @@ def order_cancel(
     order: str,
     by: str = typer.Option(..., "--by", help="A department, or 'customer'."),
     reason: str = typer.Option(..., "--reason"),
-    message: str = typer.Option("", "--message", help="What the customer reads (required for departments)."),
+    message: str = typer.Option(
+        "", "--message", help="What the customer reads (required for departments)."
+    ),
     who: str | None = ACTOR,
     as_json: bool = JSON,
 ) -> None:
     """Cancel an order: compensation runs and the customer is told."""
     result = with_app(
-        lambda of: of.cancel(order, CancelOrder(by=by, actor=actor(who), reason=reason, customer_message=message))
+        lambda of: of.cancel(
+            order, CancelOrder(by=by, actor=actor(who), reason=reason, customer_message=message)
+        )
     )
     if as_json:
         emit_json(result)
     else:
-        print(f"{result.order_id} cancelled: " + ("; ".join(result.compensations) or "nothing to undo"))
+        print(
+            f"{result.order_id} cancelled: "
+            + ("; ".join(result.compensations) or "nothing to undo")
+        )
 
 
 @order_app.command("pickup")
-def order_pickup(order: str, location: str = typer.Option(..., "--location"), as_json: bool = JSON) -> None:
+def order_pickup(
+    order: str, location: str = typer.Option(..., "--location"), as_json: bool = JSON
+) -> None:
     """Hand a store-pickup order to the customer."""
     v = with_app(lambda of: of.pickup(order, location))
     if as_json:
@@ -374,22 +420,36 @@ def order_pickup(order: str, location: str = typer.Option(..., "--location"), as
 @orders_app.command("list")
 def orders_list(
     status: str | None = typer.Option(None, "--status"),
-    blocked_by: str | None = typer.Option(None, "--blocked-by", help="Department with an active hold."),
+    blocked_by: str | None = typer.Option(
+        None, "--blocked-by", help="Department with an active hold."
+    ),
     customer: str | None = typer.Option(None, "--customer"),
-    older_than: str | None = typer.Option(None, "--older-than", help="Placed longer ago than e.g. 24h."),
+    older_than: str | None = typer.Option(
+        None, "--older-than", help="Placed longer ago than e.g. 24h."
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Orders by status, blocking department, customer, age."""
     cutoff = datetime.now(UTC) - parse_duration(older_than) if older_than else None
     views = with_app(
-        lambda of: of.list_orders(status=status, blocked_by=blocked_by, customer=customer, older_than=cutoff)
+        lambda of: of.list_orders(
+            status=status, blocked_by=blocked_by, customer=customer, older_than=cutoff
+        )
     )
     if as_json:
         emit_json(views)
         return
     t = Table("order", "status", "customer", "total", "blocked by", "next step", "placed")
     for v in views:
-        t.add_row(v.order_id, v.status, v.customer_id, money(v.total), ", ".join(v.blocked_by), v.next_step, when(v.placed_at))
+        t.add_row(
+            v.order_id,
+            v.status,
+            v.customer_id,
+            money(v.total),
+            ", ".join(v.blocked_by),
+            v.next_step,
+            when(v.placed_at),
+        )
     out.print(t)
 
 
@@ -402,15 +462,21 @@ def hold_place(
     department: str = typer.Option(..., "--department"),
     reason: str = typer.Option(..., "--reason", help="One of the department's reason codes."),
     message: str = typer.Option(..., "--message", help="What the customer reads."),
-    ref: str = typer.Option("", "--ref", help="Your reference; repeating it returns the same hold."),
+    ref: str = typer.Option(
+        "", "--ref", help="Your reference; repeating it returns the same hold."
+    ),
     amount_text: str | None = typer.Option(None, "--amount"),
     who: str | None = ACTOR,
     as_json: bool = JSON,
 ) -> None:
     """Place a hold; prints the hold id. The customer and the blocked department are told."""
     cmd = PlaceHold(
-        department=department, actor=actor(who), reason_code=reason, customer_message=message,
-        reference=ref, amount=amount(amount_text),
+        department=department,
+        actor=actor(who),
+        reason_code=reason,
+        customer_message=message,
+        reference=ref,
+        amount=amount(amount_text),
     )
     result = with_app(lambda of: of.place_hold(order, cmd))
     emit_json(result) if as_json else print(result.hold_id)
@@ -431,15 +497,25 @@ def hold_release(
     if as_json:
         emit_json(result)
     else:
-        rest = f"; still held by {', '.join(result.blocked_by)}" if result.blocked_by else "; order resumed"
+        rest = (
+            f"; still held by {', '.join(result.blocked_by)}"
+            if result.blocked_by
+            else "; order resumed"
+        )
         print(f"{result.hold_id} released{rest}")
 
 
 @hold_app.command("dispute")
-def hold_dispute(order: str, hold: str, message: str = typer.Option(..., "--message"), as_json: bool = JSON) -> None:
+def hold_dispute(
+    order: str, hold: str, message: str = typer.Option(..., "--message"), as_json: bool = JSON
+) -> None:
     """The customer disputes a hold: the department and its supervisor are told."""
-    result = with_app(lambda of: of.dispute_hold(order, DisputeHold(hold_id=hold, customer_message=message)))
-    emit_json(result) if as_json else print(f"{result.hold_id} disputed; answer due {when(result.sla_due_at)}")
+    result = with_app(
+        lambda of: of.dispute_hold(order, DisputeHold(hold_id=hold, customer_message=message))
+    )
+    emit_json(result) if as_json else print(
+        f"{result.hold_id} disputed; answer due {when(result.sla_due_at)}"
+    )
 
 
 @hold_app.command("uphold")
@@ -452,9 +528,13 @@ def hold_uphold(
     as_json: bool = JSON,
 ) -> None:
     """The department confirms its hold and says what would clear it."""
-    cmd = UpholdHold(hold_id=hold, department=department, actor=actor(who), customer_message=message)
+    cmd = UpholdHold(
+        hold_id=hold, department=department, actor=actor(who), customer_message=message
+    )
     result = with_app(lambda of: of.uphold_hold(order, cmd))
-    emit_json(result) if as_json else print(f"{result.hold_id} upheld; next review {when(result.sla_due_at)}")
+    emit_json(result) if as_json else print(
+        f"{result.hold_id} upheld; next review {when(result.sla_due_at)}"
+    )
 
 
 # ============================================================================ stock
@@ -472,7 +552,9 @@ def stock_show(
         emit_json(views)
         return
     for v in views:
-        out.print(f"[bold]{v.sku}[/bold] at {v.location}: {v.on_hand} on hand, {v.available} available")
+        out.print(
+            f"[bold]{v.sku}[/bold] at {v.location}: {v.on_hand} on hand, {v.available} available"
+        )
         for r in v.reserved:
             out.print(f"  reserved  {r.order_id} x{r.qty} since {when(r.since)}")
         for i, r in enumerate(v.waitlist, start=1):
@@ -492,7 +574,9 @@ def stock_receive(
     if as_json:
         emit_json(result)
     else:
-        print(f"{result.on_hand} on hand; allocated to: {', '.join(result.allocated_to) or 'nobody waiting'}")
+        print(
+            f"{result.on_hand} on hand; allocated to: {', '.join(result.allocated_to) or 'nobody waiting'}"
+        )
 
 
 @stock_app.command("adjust")
@@ -529,8 +613,12 @@ def carrier_event(
     order: str,
     event: str = typer.Argument(..., help="picked-up|scan|attempted|delivered|exception|lost"),
     delivery: int | None = typer.Option(None, "--delivery"),
-    evidence: list[str] = typer.Option([], "--evidence", help="KEY=VALUE: photo, gps, time, location, reason, code"),
-    event_id: str = typer.Option("", "--event-id", help="Carrier's event id; a repeat is answered with the first result."),
+    evidence: list[str] = typer.Option(
+        [], "--evidence", help="KEY=VALUE: photo, gps, time, location, reason, code"
+    ),
+    event_id: str = typer.Option(
+        "", "--event-id", help="Carrier's event id; a repeat is answered with the first result."
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Record a carrier event on the order's delivery."""
@@ -555,7 +643,11 @@ def carrier_event(
 
 
 @delivery_app.command("reschedule")
-def delivery_reschedule(order: str, window: str = typer.Option(..., "--window", help="START/END, ISO 8601"), as_json: bool = JSON) -> None:
+def delivery_reschedule(
+    order: str,
+    window: str = typer.Option(..., "--window", help="START/END, ISO 8601"),
+    as_json: bool = JSON,
+) -> None:
     """Choose a new delivery window."""
     start, sep, end = window.partition("/")
     if not sep:
@@ -563,16 +655,22 @@ def delivery_reschedule(order: str, window: str = typer.Option(..., "--window", 
     now = datetime.now(UTC)
     cmd = Reschedule(window_start=parse_time(start, now=now), window_end=parse_time(end, now=now))
     result = with_app(lambda of: of.reschedule(order, cmd))
-    emit_json(result) if as_json else print(f"delivery {result.delivery_id}: {when(result.window_start)} - {when(result.window_end)}")
+    emit_json(result) if as_json else print(
+        f"delivery {result.delivery_id}: {when(result.window_start)} - {when(result.window_end)}"
+    )
 
 
 @delivery_app.command("redirect")
-def delivery_redirect(order: str, pickup_point: str = typer.Option(..., "--pickup-point"), as_json: bool = JSON) -> None:
+def delivery_redirect(
+    order: str, pickup_point: str = typer.Option(..., "--pickup-point"), as_json: bool = JSON
+) -> None:
     """Send the parcel to a pickup point instead."""
     if not pickup_point.strip():
         raise InvalidInput("--pickup-point must not be empty")
     result = with_app(lambda of: of.redirect(order, Redirect(pickup_point=pickup_point)))
-    emit_json(result) if as_json else print(f"delivery {result.delivery_id} redirected to {result.pickup_point}")
+    emit_json(result) if as_json else print(
+        f"delivery {result.delivery_id} redirected to {result.pickup_point}"
+    )
 
 
 @carriers_app.command("scorecard")
@@ -582,11 +680,21 @@ def carriers_scorecard(as_json: bool = JSON) -> None:
     if as_json:
         emit_json(cards)
         return
-    t = Table("carrier", "deliveries", "delivered", "on time", "attempts", "unverified", "traces", "lost")
+    t = Table(
+        "carrier", "deliveries", "delivered", "on time", "attempts", "unverified", "traces", "lost"
+    )
     for c in cards:
         rate = "-" if c["on_time_rate"] is None else f"{c['on_time_rate']:.0%}"
-        t.add_row(c["name"], str(c["deliveries"]), str(c["delivered"]), rate, str(c["attempts"]),
-                  str(c["unverified_attempts"]), str(c["traces"]), str(c["lost"]))
+        t.add_row(
+            c["name"],
+            str(c["deliveries"]),
+            str(c["delivered"]),
+            rate,
+            str(c["attempts"]),
+            str(c["unverified_attempts"]),
+            str(c["traces"]),
+            str(c["lost"]),
+        )
     out.print(t)
 
 
@@ -596,7 +704,9 @@ def carriers_scorecard(as_json: bool = JSON) -> None:
 @promise_app.command("make")
 def promise_make(
     order: str,
-    kind: str = typer.Option(..., "--kind", help="callback|stock_date|delivery_window|repair|refund|custom"),
+    kind: str = typer.Option(
+        ..., "--kind", help="callback|stock_date|delivery_window|repair|refund|custom"
+    ),
     due: str = typer.Option(..., "--due", help="ISO 8601 time, or a duration from now (2h)."),
     department: str = typer.Option(..., "--department"),
     text: str = typer.Option(..., "--text", help="The promise, as the customer heard it."),
@@ -605,16 +715,30 @@ def promise_make(
 ) -> None:
     """Record a promise made to the customer; prints its id."""
     cmd = MakePromise(
-        kind=kind, due_at=parse_time(due, now=datetime.now(UTC)), text=text, department=department, actor=actor(who)
+        kind=kind,
+        due_at=parse_time(due, now=datetime.now(UTC)),
+        text=text,
+        department=department,
+        actor=actor(who),
     )
     result = with_app(lambda of: of.make_promise(order, cmd))
     emit_json(result) if as_json else print(result.promise_id)
 
 
 @promise_app.command("keep")
-def promise_keep(order: str, promise: str, note: str = typer.Option("", "--note"), who: str | None = ACTOR, as_json: bool = JSON) -> None:
+def promise_keep(
+    order: str,
+    promise: str,
+    note: str = typer.Option("", "--note"),
+    who: str | None = ACTOR,
+    as_json: bool = JSON,
+) -> None:
     """Mark a promise kept."""
-    result = with_app(lambda of: of.keep_promise(order, KeepPromise(promise_id=promise, note=note, actor=actor(who))))
+    result = with_app(
+        lambda of: of.keep_promise(
+            order, KeepPromise(promise_id=promise, note=note, actor=actor(who))
+        )
+    )
     emit_json(result) if as_json else print(f"{result.promise_id} kept")
 
 
@@ -631,7 +755,15 @@ def promises_list(
         return
     t = Table("order", "promise", "kind", "department", "due", "status", "text")
     for r in rows:
-        t.add_row(r["order_id"], r["promise_id"], r["kind"], r["department"], r["due_at"], r["status"], r["text"])
+        t.add_row(
+            r["order_id"],
+            r["promise_id"],
+            r["kind"],
+            r["department"],
+            r["due_at"],
+            r["status"],
+            r["text"],
+        )
     out.print(t)
 
 
@@ -673,5 +805,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     except Exception as ex:  # the promise: never a traceback unless --debug
         if debug:
             traceback.print_exc()
-        code = _fail(f"{type(ex).__name__}: {str(ex).splitlines()[0] if str(ex) else ''} (rerun with --debug)", 1)
+        code = _fail(
+            f"{type(ex).__name__}: {str(ex).splitlines()[0] if str(ex) else ''} (rerun with --debug)",
+            1,
+        )
     sys.exit(code)

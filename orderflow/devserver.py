@@ -40,11 +40,17 @@ def dev_server_command(
     log_level: str = "warn",
 ) -> list[str]:
     cmd = [
-        temporal_binary(), "server", "start-dev",
-        "--ip", ip,
-        "--port", str(port),
-        "--log-level", log_level,
-        "--namespace", "default",
+        temporal_binary(),
+        "server",
+        "start-dev",
+        "--ip",
+        ip,
+        "--port",
+        str(port),
+        "--log-level",
+        log_level,
+        "--namespace",
+        "default",
         *registration_args(),
     ]
     if ui_port is None:
@@ -79,10 +85,14 @@ class DevServer:
 
     def start(self, timeout: float = 60) -> None:
         if port_open("127.0.0.1", self.port):
-            raise RuntimeError(f"port {self.port} is already in use; is another orderflow dev running? (use --port)")
+            raise RuntimeError(
+                f"port {self.port} is already in use; is another orderflow dev running? (use --port)"
+            )
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_file.open("ab")
-        self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -90,7 +100,9 @@ class DevServer:
             if port_open("127.0.0.1", self.port):
                 return
             time.sleep(0.1)
-        raise RuntimeError(f"the Temporal dev server did not start in {timeout:.0f}s; see {self.log_file}")
+        raise RuntimeError(
+            f"the Temporal dev server did not start in {timeout:.0f}s; see {self.log_file}"
+        )
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

@@ -38,7 +38,11 @@ def _models(path: Path, key: str, model: type[M]) -> list[M]:
         try:
             out.append(model.model_validate(item))
         except (ValidationError, InvalidInput) as err:
-            first = err.errors()[0] if isinstance(err, ValidationError) else {"msg": str(err), "loc": ()}
+            first = (
+                err.errors()[0]
+                if isinstance(err, ValidationError)
+                else {"msg": str(err), "loc": ()}
+            )
             where = ".".join(str(p) for p in first["loc"])
             raise InvalidInput(
                 f"seed file {path}, {key} #{n}: {where + ': ' if where else ''}{first['msg']}"
@@ -58,11 +62,15 @@ class Registry:
 
     @cached_property
     def locations(self) -> dict[str, Location]:
-        return {loc.location: loc for loc in _models(self.dir / "catalog.toml", "location", Location)}
+        return {
+            loc.location: loc for loc in _models(self.dir / "catalog.toml", "location", Location)
+        }
 
     @cached_property
     def customers(self) -> dict[str, Customer]:
-        return {c.customer_id: c for c in _models(self.dir / "customers.toml", "customer", Customer)}
+        return {
+            c.customer_id: c for c in _models(self.dir / "customers.toml", "customer", Customer)
+        }
 
     @cached_property
     def carriers(self) -> dict[str, Carrier]:
@@ -82,7 +90,9 @@ class Registry:
             except ValidationError as err:
                 first = err.errors()[0]
                 where = ".".join(str(p) for p in first["loc"])
-                raise InvalidInput(f"seed file {path}, department #{n}: {where}: {first['msg']}") from None
+                raise InvalidInput(
+                    f"seed file {path}, department #{n}: {where}: {first['msg']}"
+                ) from None
             out[dept.department] = dept
         return out
 

@@ -64,7 +64,7 @@ from orderflow.registry import Registry
 from orderflow.temporal import ServerUnreachable
 from workflows.delivery import DeliveryWorkflow
 from workflows.order import OrderWorkflow
-from workflows.search_attributes import BLOCKED_BY, CARRIER, CUSTOMER_ID, ORDER_STATUS
+from workflows.search_attributes import CARRIER, CUSTOMER_ID, ORDER_STATUS
 from workflows.stock import StockInput, StockWorkflow
 
 T = TypeVar("T")
@@ -149,7 +149,9 @@ class Orderflow:
             loc = reg.nearest_with_stock(sku, qty)
             if loc is None:
                 if location is None:
-                    raise InvalidInput(f"no location has {qty} x {sku} in stock; name one with --location to join its waitlist")
+                    raise InvalidInput(
+                        f"no location has {qty} x {sku} in stock; name one with --location to join its waitlist"
+                    )
                 loc = reg.location(location)
         elif location is None:
             raise InvalidInput("--location is required (or use --any-location)")
@@ -158,7 +160,9 @@ class Orderflow:
         if carrier is not None:
             reg.carrier(carrier)
         if pickup and carrier is not None:
-            raise InvalidInput("--pickup and --carrier exclude each other: a pickup order is not shipped")
+            raise InvalidInput(
+                "--pickup and --carrier exclude each other: a pickup order is not shipped"
+            )
         try:
             return PlaceOrderInput(
                 order_id=order_id or f"ORD-{uuid.uuid4().hex[:8].upper()}",
@@ -218,24 +222,37 @@ class Orderflow:
 
     async def _view(self, handle: WorkflowHandle[Any, Any], order_id: str) -> OrderView:
         try:
-            return await call(handle.query(OrderWorkflow.view), what=f"order {order_id}", address=self.address)
+            return await call(
+                handle.query(OrderWorkflow.view), what=f"order {order_id}", address=self.address
+            )
         except UnknownReference:
-            raise UnknownReference(f"no order '{order_id}'; check the id with orderflow orders list") from None
+            raise UnknownReference(
+                f"no order '{order_id}'; check the id with orderflow orders list"
+            ) from None
 
     async def view(self, order_id: str) -> OrderView:
         return await self._view(self._order(order_id), order_id)
 
     async def timeline(self, order_id: str) -> list[TimelineEntry]:
         await self.view(order_id)  # a clear "no order" first
-        return await call(self._order(order_id).query(OrderWorkflow.timeline), what=f"order {order_id}")
+        return await call(
+            self._order(order_id).query(OrderWorkflow.timeline), what=f"order {order_id}"
+        )
 
     async def _update(self, order_id: str, update: Any, arg: Any) -> Any:
-        await self.view(order_id)
-        return await call(
-            self._order(order_id).execute_update(update, arg),
-            what=f"order {order_id}",
-            address=self.address,
-        )
+        view = await self.view(order_id)
+        try:
+            return await call(
+                self._order(order_id).execute_update(update, arg),
+                what=f"order {order_id}",
+                address=self.address,
+            )
+        except UnknownReference as err:
+            if str(err).endswith(": not found"):  # the workflow has closed
+                raise WrongState(
+                    f"order {order_id} is {view.status}; it takes no more changes"
+                ) from None
+            raise
 
     async def cancel(self, order_id: str, cmd: CancelOrder) -> OrderCancelled:
         return await self._update(order_id, OrderWorkflow.cancel, cmd)  # type: ignore[no-any-return]
@@ -265,7 +282,9 @@ class Orderflow:
         async for wf in self._list(query, limit):
             try:
                 v = await call(
-                    self.client.get_workflow_handle(wf.id, run_id=wf.run_id).query(OrderWorkflow.view),
+                    self.client.get_workflow_handle(wf.id, run_id=wf.run_id).query(
+                        OrderWorkflow.view
+                    ),
                     what=wf.id,
                 )
             except OrderflowError:
@@ -309,7 +328,9 @@ class Orderflow:
     async def keep_promise(self, order_id: str, cmd: KeepPromise) -> PromiseKept:
         return await self._update(order_id, OrderWorkflow.keep_promise, cmd)  # type: ignore[no-any-return]
 
-    async def list_promises(self, *, broken: bool = False, department: str | None = None) -> list[dict[str, Any]]:
+    async def list_promises(
+        self, *, broken: bool = False, department: str | None = None
+    ) -> list[dict[str, Any]]:
         if department:
             self.registry.department(department)
         rows: list[dict[str, Any]] = []
@@ -340,7 +361,9 @@ class Orderflow:
             static_summary=f"Stock of {sku} at {location}",
         )
 
-    async def receive_stock(self, location: str, sku: str, qty: int, reference: str) -> StockReceived:
+    async def receive_stock(
+        self, location: str, sku: str, qty: int, reference: str
+    ) -> StockReceived:
         if qty <= 0:
             raise InvalidInput(f"--qty must be at least 1 (got {qty})")
         return await call(
@@ -376,13 +399,22 @@ class Orderflow:
             handle = self.client.get_workflow_handle(stock_workflow_id(location, s))
             try:
                 views.append(
-                    await call(handle.query(StockWorkflow.reservations), what="stock", address=self.address)
+                    await call(
+                        handle.query(StockWorkflow.reservations), what="stock", address=self.address
+                    )
                 )
             except UnknownReference:
                 on_hand = loc.stock.get(s, 0)
                 if sku or on_hand:
                     views.append(
-                        StockView(location=location, sku=s, on_hand=on_hand, available=on_hand, reserved=[], waitlist=[])
+                        StockView(
+                            location=location,
+                            sku=s,
+                            on_hand=on_hand,
+                            available=on_hand,
+                            reserved=[],
+                            waitlist=[],
+                        )
                     )
         return views
 
@@ -397,7 +429,9 @@ class Orderflow:
             raise UnknownReference(f"order {order_id} has no delivery {n}")
         return self.client.get_workflow_handle(delivery_workflow_id(order_id, n))
 
-    async def carrier_event(self, order_id: str, event: CarrierEvent, delivery: int | None = None) -> CarrierEventRecorded:
+    async def carrier_event(
+        self, order_id: str, event: CarrierEvent, delivery: int | None = None
+    ) -> CarrierEventRecorded:
         handle = await self._delivery(order_id, delivery)
         return await call(
             handle.execute_update(DeliveryWorkflow.carrier_event, event),
@@ -407,16 +441,31 @@ class Orderflow:
 
     async def reschedule(self, order_id: str, cmd: Reschedule) -> DeliveryUpdated:
         handle = await self._delivery(order_id, None)
-        return await call(handle.execute_update(DeliveryWorkflow.reschedule, cmd), what=f"delivery of order {order_id}")
+        return await call(
+            handle.execute_update(DeliveryWorkflow.reschedule, cmd),
+            what=f"delivery of order {order_id}",
+        )
 
     async def redirect(self, order_id: str, cmd: Redirect) -> DeliveryUpdated:
         handle = await self._delivery(order_id, None)
-        return await call(handle.execute_update(DeliveryWorkflow.redirect, cmd), what=f"delivery of order {order_id}")
+        return await call(
+            handle.execute_update(DeliveryWorkflow.redirect, cmd),
+            what=f"delivery of order {order_id}",
+        )
 
     async def scorecard(self) -> list[dict[str, Any]]:
         cards: dict[str, dict[str, Any]] = {
-            c: {"carrier_id": c, "name": self.registry.carriers[c].name, "deliveries": 0, "delivered": 0,
-                "on_time": 0, "attempts": 0, "unverified_attempts": 0, "traces": 0, "lost": 0}
+            c: {
+                "carrier_id": c,
+                "name": self.registry.carriers[c].name,
+                "deliveries": 0,
+                "delivered": 0,
+                "on_time": 0,
+                "attempts": 0,
+                "unverified_attempts": 0,
+                "traces": 0,
+                "lost": 0,
+            }
             for c in self.registry.carriers
         }
         async for wf in self._list("WorkflowType = 'DeliveryWorkflow'", 5000):
@@ -429,9 +478,20 @@ class Orderflow:
                 )
             except OrderflowError:
                 continue
-            card = cards.setdefault(st.inp.carrier, {"carrier_id": st.inp.carrier, "name": st.inp.carrier, "deliveries": 0,
-                                                    "delivered": 0, "on_time": 0, "attempts": 0,
-                                                    "unverified_attempts": 0, "traces": 0, "lost": 0})
+            card = cards.setdefault(
+                st.inp.carrier,
+                {
+                    "carrier_id": st.inp.carrier,
+                    "name": st.inp.carrier,
+                    "deliveries": 0,
+                    "delivered": 0,
+                    "on_time": 0,
+                    "attempts": 0,
+                    "unverified_attempts": 0,
+                    "traces": 0,
+                    "lost": 0,
+                },
+            )
             card["deliveries"] += 1
             card["attempts"] += len(st.attempts)
             card["unverified_attempts"] += st.unverified_attempts
@@ -441,7 +501,9 @@ class Orderflow:
                 card["delivered"] += 1
                 card["on_time"] += int(wf.close_time is None or wf.close_time <= st.window_end)
         for card in cards.values():
-            card["on_time_rate"] = round(card["on_time"] / card["delivered"], 3) if card["delivered"] else None
+            card["on_time_rate"] = (
+                round(card["on_time"] / card["delivered"], 3) if card["delivered"] else None
+            )
         return list(cards.values())
 
 

@@ -20,7 +20,9 @@ from orderflow.worker import run_worker
 log = structlog.get_logger("orderflow.dev")
 
 
-async def run_stack(settings: Settings, *, port: int, ui_port: int, demo: bool, exit_after_demo: bool) -> None:
+async def run_stack(
+    settings: Settings, *, port: int, ui_port: int, demo: bool, exit_after_demo: bool
+) -> None:
     configure()
     Registry(settings.seeds_dir).validate_all()  # a broken seed file fails before anything starts
     data = settings.data_dir
@@ -44,7 +46,10 @@ async def run_stack(settings: Settings, *, port: int, ui_port: int, demo: bool, 
             worker = asyncio.create_task(run_worker(client, settings, stop))
             print(f"Temporal  {address}   Web UI http://localhost:{ui_port}", flush=True)
             print(f"SMTP sink localhost:{settings.smtp_port} -> {settings.maildir}", flush=True)
-            print(f"Worker    task queue '{settings.task_queue}'. Ctrl-C stops everything.", flush=True)
+            print(
+                f"Worker    task queue '{settings.task_queue}'. Ctrl-C stops everything.",
+                flush=True,
+            )
             if demo:
                 from orderflow.demo import run_demo
 

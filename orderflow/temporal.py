@@ -14,8 +14,10 @@ from orderflow.config import temporal_connect_config
 
 class ServerUnreachable(Exception):
     def __init__(self, address: str, detail: str = "") -> None:
-        super().__init__(f"cannot reach the Temporal server at {address}; is it running? "
-                         "(start it with `orderflow dev`, or set TEMPORAL_ADDRESS)")
+        super().__init__(
+            f"cannot reach the Temporal server at {address}; is it running? "
+            "(start it with `orderflow dev`, or set TEMPORAL_ADDRESS)"
+        )
         self.address = address
         self.detail = detail
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from datetime import timedelta
 
@@ -65,10 +66,8 @@ async def run_worker(client: Client, settings: Settings, stop: asyncio.Event | N
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
             loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):  # not the main thread
-            pass
     worker = build_worker(client, settings)
     log.info("worker_started", task_queue=settings.task_queue, namespace=client.namespace)
     async with worker:

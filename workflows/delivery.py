@@ -14,7 +14,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.carrier import BookShipment, Booking, CarrierActivities, TraceRequest
+    from activities.carrier import Booking, BookShipment, CarrierActivities, TraceRequest
     from domain import delivery as rules
     from domain.delivery import DeliveryInput, DeliveryOutcome, DeliveryState
     from domain.errors import OrderflowError
@@ -102,7 +102,7 @@ class DeliveryWorkflow:
                 timeout = max((deadline - workflow.now()).total_seconds(), 0.001)
             try:
                 await workflow.wait_condition(
-                    lambda: self.version != seen or bool(self.pending),
+                    lambda seen=seen: self.version != seen or bool(self.pending),
                     timeout=timeout,
                     timeout_summary="trace-or-lost",
                 )
@@ -205,7 +205,11 @@ class DeliveryWorkflow:
                 s.status = "lost"
                 self._report("lost")
         result = CarrierEventRecorded(
-            delivery_id=s.inp.delivery_id, event=event.event, status=s.status, verified=verified, note=note
+            delivery_id=s.inp.delivery_id,
+            event=event.event,
+            status=s.status,
+            verified=verified,
+            note=note,
         )
         if key:
             s.results[key] = result

@@ -8,6 +8,7 @@ by one loop with one timer. Every e-mail goes through one outbox, in order, exac
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -60,7 +61,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.search_attributes import BLOCKED_BY, CARRIER, ORDER_STATUS
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
-RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=30))
+RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=30)
+)
 ENGINE = "orderflow"
 
 
@@ -177,7 +180,11 @@ class OrderWorkflow:
                 retry_policy=RETRY,
             )
             # A stock signal may have arrived while the activity ran; it wins.
-            if s.reservation is None or s.reservation.status in ("released", "collected", "pending"):
+            if s.reservation is None or s.reservation.status in (
+                "released",
+                "collected",
+                "pending",
+            ):
                 s.reservation = Reservation(
                     location=result.location,
                     sku=result.sku,
@@ -239,7 +246,9 @@ class OrderWorkflow:
             return
         await workflow.execute_activity_method(
             StockActivities.release_stock,
-            ReleaseRequest(location=res.location, sku=res.sku, order_id=s.order_id, collected=collected),
+            ReleaseRequest(
+                location=res.location, sku=res.sku, order_id=s.order_id, collected=collected
+            ),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             retry_policy=RETRY,
         )
@@ -280,7 +289,9 @@ class OrderWorkflow:
                 await self._reserve()
                 continue
             # Lost with a refund policy, or returned after verified attempts: refund in full.
-            reason = "lost by the carrier" if outcome.status == "lost" else "returned by the carrier"
+            reason = (
+                "lost by the carrier" if outcome.status == "lost" else "returned by the carrier"
+            )
             if outcome.status == "lost":
                 self._tell_customer("lost", messages.lost_parcel(s, action="refund"))
             s.cancel = CancelOrder(by="fulfilment", actor=ENGINE, reason=reason)
@@ -289,7 +300,9 @@ class OrderWorkflow:
     async def _ship(self) -> DeliveryOutcome:
         s = self.state
         n = len(s.deliveries) + 1
-        carrier = s.input.carrier or (s.input.carriers[0].carrier_id if s.input.carriers else "post")
+        carrier = s.input.carrier or (
+            s.input.carriers[0].carrier_id if s.input.carriers else "post"
+        )
         now = workflow.now()
         window_end = now + s.input.policy.delivery_window
         summary = DeliverySummary(
@@ -368,7 +381,12 @@ class OrderWorkflow:
             from domain.models import Attempt
 
             summary.attempts.append(
-                Attempt(at=report.at, verified=bool(report.verified), reason=report.reason, missing=report.missing)
+                Attempt(
+                    at=report.at,
+                    verified=bool(report.verified),
+                    reason=report.reason,
+                    missing=report.missing,
+                )
             )
         if report.kind == "rescheduled" and report.window_end is not None:
             for p in rules.open_promises(s, "delivery_window"):
@@ -392,10 +410,8 @@ class OrderWorkflow:
         done: list[str] = []
         if self.child is not None and not self.child.done():
             self.child.cancel()
-            try:
+            with contextlib.suppress(ChildWorkflowError, asyncio.CancelledError):
                 await self.child
-            except (ChildWorkflowError, asyncio.CancelledError):
-                pass
             done.append("carrier booking cancelled")
             if s.deliveries:
                 s.deliveries[-1].status = "cancelled"
@@ -424,7 +440,9 @@ class OrderWorkflow:
                 p.note = "order cancelled"
         s.compensations = done
         self._set_status(OrderStatus.CANCELLED)
-        self._tell_customer("cancelled", messages.cancelled(s, s.cancel.by, s.cancel.customer_message))
+        self._tell_customer(
+            "cancelled", messages.cancelled(s, s.cancel.by, s.cancel.customer_message)
+        )
 
     # ======================================================================== deadlines
 
@@ -438,14 +456,12 @@ class OrderWorkflow:
             timeout = None
             if upcoming:
                 timeout = max((upcoming[0].at - workflow.now()).total_seconds(), 0.001)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
-                    lambda: self.version != seen or self.done,
+                    lambda seen=seen: self.version != seen or self.done,
                     timeout=timeout,
                     timeout_summary="next-deadline",
                 )
-            except TimeoutError:
-                pass
             if self.done:
                 return
             for deadline in rules.due(s, workflow.now()):
@@ -466,7 +482,9 @@ class OrderWorkflow:
             promise.status = PromiseStatus.BROKEN
             promise.settled_at = now
             promise.settled_by = ENGINE
-            self._tell_customer("promise_broken", messages.promise_broken_customer(s, promise, dept))
+            self._tell_customer(
+                "promise_broken", messages.promise_broken_customer(s, promise, dept)
+            )
             self._tell(dept.supervisor_email, messages.promise_broken_supervisor(s, promise, dept))
         elif deadline.kind == "pickup_expiry":
             assert s.reservation is not None
@@ -496,7 +514,12 @@ class OrderWorkflow:
         self.mail_seq += 1
         key = f"{workflow.info().workflow_id}.{self.mail_seq}"
         self.outbox.append(
-            (audience, Notification(key=key, to=to, subject=subject, body=body, order_id=self.state.order_id))
+            (
+                audience,
+                Notification(
+                    key=key, to=to, subject=subject, body=body, order_id=self.state.order_id
+                ),
+            )
         )
 
     async def _mail_loop(self) -> None:
@@ -547,7 +570,9 @@ class OrderWorkflow:
                 f"SLA {h.sla_due_at.isoformat(timespec='seconds')}, escalations {h.escalations}"
             )
         for p in rules.open_promises(s):
-            lines.append(f"- promise {p.promise_id} ({p.kind}) by {p.department}, due {p.due_at.isoformat(timespec='seconds')}")
+            lines.append(
+                f"- promise {p.promise_id} ({p.kind}) by {p.department}, due {p.due_at.isoformat(timespec='seconds')}"
+            )
         workflow.set_current_details("\n".join(lines))
 
     # ======================================================================== holds
@@ -570,7 +595,9 @@ class OrderWorkflow:
         blocked_dept = next((d for d in s.input.departments if d.department == owner), dept)
         self._tell(blocked_dept.notify_email, messages.hold_placed_department(s, hold, dept))
         self._changed()
-        return HoldPlaced(hold_id=hold.hold_id, department=hold.department, sla_due_at=hold.sla_due_at)
+        return HoldPlaced(
+            hold_id=hold.hold_id, department=hold.department, sla_due_at=hold.sla_due_at
+        )
 
     @place_hold.validator
     def validate_place_hold(self, cmd: PlaceHold) -> None:
@@ -584,7 +611,9 @@ class OrderWorkflow:
         self._changed()
         self._tell_customer("hold_released", messages.hold_released_customer(s, hold, dept))
         assert hold.released_at is not None
-        return HoldReleased(hold_id=hold.hold_id, released_at=hold.released_at, blocked_by=s.blocked_by)
+        return HoldReleased(
+            hold_id=hold.hold_id, released_at=hold.released_at, blocked_by=s.blocked_by
+        )
 
     @release_hold.validator
     def validate_release_hold(self, cmd: ReleaseHold) -> None:
@@ -628,7 +657,9 @@ class OrderWorkflow:
             s.cancel = cmd.model_copy(update={"customer_message": cmd.customer_message.strip()})
             self._changed()
         await workflow.wait_condition(lambda: s.status == OrderStatus.CANCELLED)
-        return OrderCancelled(order_id=s.order_id, cancelled_at=workflow.now(), compensations=s.compensations)
+        return OrderCancelled(
+            order_id=s.order_id, cancelled_at=workflow.now(), compensations=s.compensations
+        )
 
     @cancel.validator
     def validate_cancel(self, cmd: CancelOrder) -> None:
@@ -687,7 +718,9 @@ class OrderWorkflow:
                 raise WrongState(f"order {s.order_id} is {s.status.value}, not ready for pickup")
             if s.reservation is None or cmd.location != s.reservation.location:
                 where = s.reservation.location if s.reservation else s.input.location
-                raise WrongState(f"order {s.order_id} waits for collection at {where}, not {cmd.location}")
+                raise WrongState(
+                    f"order {s.order_id} waits for collection at {where}, not {cmd.location}"
+                )
 
         _validate(check)
 

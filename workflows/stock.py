@@ -46,7 +46,9 @@ class StockWorkflow:
     @workflow.init
     def __init__(self, inp: StockInput) -> None:
         self.inp = inp
-        self.state = inp.state or StockState(location=inp.location, sku=inp.sku, on_hand=inp.on_hand)
+        self.state = inp.state or StockState(
+            location=inp.location, sku=inp.sku, on_hand=inp.on_hand
+        )
         self.changes = 0
 
     @workflow.run
@@ -93,7 +95,9 @@ class StockWorkflow:
             await self._tell(
                 r.order_id,
                 "stock_allocated",
-                StockAllocated(location=self.state.location, sku=self.state.sku, qty=r.qty, reference=reference),
+                StockAllocated(
+                    location=self.state.location, sku=self.state.sku, qty=r.qty, reference=reference
+                ),
             )
 
     # -- reserve ---------------------------------------------------------------------------
@@ -130,7 +134,11 @@ class StockWorkflow:
         result = rules.receive(self.state, cmd)
         self._changed()
         await self._allocated(
-            [r for r in self.state.reservations if r.order_id in before and r.order_id in result.allocated_to],
+            [
+                r
+                for r in self.state.reservations
+                if r.order_id in before and r.order_id in result.allocated_to
+            ],
             cmd.reference,
         )
         return result

@@ -1,0 +1,31 @@
+# The few commands a newcomer needs. `make demo` and `make test` set everything up themselves.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint bench chaos clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)  ## start the local stack, play the sample order, keep serving until Ctrl-C
+	$(BIN)/orderflow dev --demo $(DEMO_ARGS)
+
+test: $(STAMP)  ## lint, then the whole suite against a real Temporal dev server
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy domain
+
+bench: $(STAMP)
+	$(BIN)/python bench/holds.py
+
+clean:
+	rm -rf $(VENV) .orderflow .pytest_cache .ruff_cache .mypy_cache *.egg-info

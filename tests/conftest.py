@@ -1,0 +1,189 @@
+"""Shared fixtures: one real Temporal dev server and one real SMTP sink per test session; a
+fresh worker on a fresh task queue, with its own ledger and sent-log, per test."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from activities.billing import Ledger
+from domain.models import Department, Location, OrderView, PlaceOrderInput, Policy
+from orderflow.config import PROJECT_ROOT, Settings
+from orderflow.devserver import free_port, temporal_binary
+from orderflow.registry import Registry
+from orderflow.service import Orderflow
+from orderflow.smtp_sink import InboxMessage, SmtpSink, read_inbox
+from orderflow.worker import build_worker
+from workflows.search_attributes import ALL
+
+SEEDS = PROJECT_ROOT / "seeds"
+
+# Test time: seconds where production has hours and days.
+FAST = Policy(
+    pickup_window=timedelta(seconds=3),
+    restock_promise=timedelta(seconds=60),
+    dispute_sla=timedelta(seconds=2),
+    delivery_window=timedelta(seconds=60),
+    scan_sla=timedelta(seconds=60),
+    lost_after=timedelta(seconds=120),
+)
+
+
+@pytest.fixture(scope="session")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    environment = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_binary(),
+        search_attributes=list(ALL),
+        data_converter=pydantic_data_converter,
+    )
+    yield environment
+    await environment.shutdown()
+
+
+@pytest.fixture(scope="session")
+def sink(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    maildir = tmp_path_factory.mktemp("maildir")
+    server = SmtpSink(maildir, port=free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+class Stack:
+    """What a test drives: the application, plus where to look for its effects."""
+
+    def __init__(self, app: Orderflow, maildir: Path, ledger: Ledger) -> None:
+        self.app = app
+        self.maildir = maildir
+        self.ledger = ledger
+        # Stock records are per location and SKU across the whole server: each test gets
+        # locations of its own so tests never share stock.
+        self.location = self.add_location({"PHONE-A5": 10, "PHONE-X12": 0, "CASE-X12": 200})
+
+    def add_location(self, stock: dict[str, int], *, distance_km: int = 5) -> str:
+        name = f"L-{uuid.uuid4().hex[:10]}"
+        self.app.registry.locations[name] = Location(
+            location=name, name=f"Test store {name}", distance_km=distance_km, stock=stock
+        )
+        return name
+
+    @property
+    def client(self) -> Client:
+        return self.app.client
+
+    def order(
+        self,
+        *,
+        customer: str = "C-1001",
+        sku: str = "PHONE-A5",
+        qty: int = 1,
+        location: str | None = None,
+        carrier: str | None = "ups",
+        pickup: bool = False,
+        policy: Policy = FAST,
+        hold_sla: timedelta | None = None,
+    ) -> PlaceOrderInput:
+        inp = self.app.order_input(
+            customer_id=customer,
+            sku=sku,
+            qty=qty,
+            location=location or self.location,
+            carrier=None if pickup else carrier,
+            pickup=pickup,
+            order_id=f"T-{uuid.uuid4().hex[:10]}",
+            policy=policy,
+        )
+        if hold_sla is not None:
+            inp.departments = [
+                Department.model_validate({**d.model_dump(), "hold_sla": hold_sla})
+                for d in inp.departments
+            ]
+        return inp
+
+    async def place(self, **kwargs: Any) -> OrderView:
+        view, _ = await self.app.place_order(self.order(**kwargs))
+        return view
+
+    async def until(
+        self, order_id: str, ok: Callable[[OrderView], bool], timeout: float = 20
+    ) -> OrderView:
+        deadline = time.monotonic() + timeout
+        while True:
+            view = await self.app.view(order_id)
+            if ok(view):
+                return view
+            if time.monotonic() > deadline:
+                raise AssertionError(f"order {order_id} stuck at {view.status}: {view.next_step}")
+            await asyncio.sleep(0.05)
+
+    async def until_listed(
+        self, *, order_id: str, timeout: float = 20, **filters: Any
+    ) -> OrderView:
+        """Visibility is eventually consistent: poll until the order shows up."""
+        deadline = time.monotonic() + timeout
+        while True:
+            views = await self.app.list_orders(**filters)
+            for v in views:
+                if v.order_id == order_id:
+                    return v
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{order_id} not listed for {filters}")
+            await asyncio.sleep(0.2)
+
+    async def quiet(self, workflow_id: str, *, still: float = 0.4, timeout: float = 20) -> int:
+        """Wait until a workflow's history stops growing; returns its length."""
+        handle = self.client.get_workflow_handle(workflow_id)
+        deadline = time.monotonic() + timeout
+        last = -1
+        while time.monotonic() < deadline:
+            length = (await handle.describe()).history_length
+            if length == last:
+                return length
+            last = length
+            await asyncio.sleep(still)
+        raise AssertionError(f"{workflow_id} never went quiet")
+
+    def mail(self, order_id: str, to: str | None = None) -> list[InboxMessage]:
+        return [m for m in read_inbox(self.maildir, to) if m.order_id == order_id]
+
+    async def mail_until(
+        self,
+        order_id: str,
+        ok: Callable[[list[InboxMessage]], bool],
+        *,
+        to: str | None = None,
+        timeout: float = 20,
+    ) -> list[InboxMessage]:
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.mail(order_id, to)
+            if ok(found):
+                return found
+            if time.monotonic() > deadline:
+                subjects = [m.subject for m in found]
+                raise AssertionError(f"mail for {order_id} to {to}: {subjects}")
+            await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def stack(env: WorkflowEnvironment, sink: SmtpSink, tmp_path: Path) -> AsyncIterator[Stack]:
+    settings = Settings(
+        data_dir=tmp_path,
+        seeds_dir=SEEDS,
+        smtp_host="127.0.0.1",
+        smtp_port=sink.controller.port,
+        task_queue=f"test-{uuid.uuid4().hex[:12]}",
+    )
+    app = Orderflow(env.client, Registry(SEEDS), settings)
+    async with build_worker(env.client, settings):
+        yield Stack(app, sink.handler.dir, Ledger(settings.ledger_path))
