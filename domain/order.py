@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import Decimal
+from collections.abc import Iterator
 from typing import Literal
 
 from pydantic import Field
@@ -337,28 +338,34 @@ class Deadline(Model):
     ref: str
 
 
-def deadlines(state: OrderState) -> list[Deadline]:
-    """Every pending deadline of the order, soonest first. One timer waits for the first."""
-    found: list[Deadline] = []
+def _pending(state: OrderState) -> Iterator[tuple[datetime, DeadlineKind, str]]:
     if not state.finished:
-        found += [
-            Deadline(at=h.sla_due_at, kind="hold_sla", ref=h.hold_id) for h in state.active_holds
-        ]
-    found += [
-        Deadline(at=p.due_at, kind="promise_due", ref=p.promise_id) for p in open_promises(state)
-    ]
+        for h in state.holds:
+            if h.active:
+                yield h.sla_due_at, "hold_sla", h.hold_id
+    for p in state.promises:
+        if p.status == PromiseStatus.OPEN:
+            yield p.due_at, "promise_due", p.promise_id
     res = state.reservation
     if (
         res is not None
         and res.expires_at is not None
         and state.status == OrderStatus.READY_FOR_PICKUP
     ):
-        found.append(Deadline(at=res.expires_at, kind="pickup_expiry", ref=res.location))
-    return sorted(found, key=lambda d: (d.at, d.kind, d.ref))
+        yield res.expires_at, "pickup_expiry", res.location
+
+
+def next_deadline(state: OrderState) -> datetime | None:
+    """The soonest pending deadline: the one timer of the order waits for it."""
+    return min((at for at, _, _ in _pending(state)), default=None)
 
 
 def due(state: OrderState, now: datetime) -> list[Deadline]:
-    return [d for d in deadlines(state) if d.at <= now]
+    """Deadlines that have passed, soonest first."""
+    return [
+        Deadline(at=at, kind=kind, ref=ref)
+        for at, kind, ref in sorted(d for d in _pending(state) if d[0] <= now)
+    ]
 
 
 # --------------------------------------------------------------------------- the view

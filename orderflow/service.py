@@ -6,9 +6,10 @@ Every failure leaves here as an ``OrderflowError`` (a refusal: exit 2) or ``Serv
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -68,6 +69,7 @@ from workflows.search_attributes import CARRIER, CUSTOMER_ID, ORDER_STATUS
 from workflows.stock import StockInput, StockWorkflow
 
 T = TypeVar("T")
+QUERY_TIMEOUT = timedelta(seconds=10)
 REFUSALS = {"InvalidInput", "UnknownReference", "NotAllowed", "WrongState"}
 
 
@@ -267,7 +269,10 @@ class Orderflow:
         limit: int = 500,
     ) -> list[OrderView]:
         """Visibility finds the candidates; each order's own view is the truth shown."""
-        clauses = ["WorkflowType = 'OrderWorkflow'"]
+        clauses = [
+            "WorkflowType = 'OrderWorkflow'",
+            f"TaskQueue = {_quote(self.settings.task_queue)}",
+        ]
         if status:
             clauses.append(f"OrderStatus = {_quote(status)}")
         if blocked_by:
@@ -278,19 +283,25 @@ class Orderflow:
         if older_than:
             clauses.append(f"StartTime < '{older_than.isoformat().replace('+00:00', 'Z')}'")
         query = " AND ".join(clauses)
+        found = [wf async for wf in self._list(query, limit)]
+        gate = asyncio.Semaphore(16)
+
+        async def one(wf: Any) -> OrderView | None:
+            async with gate:
+                try:
+                    return await call(
+                        self.client.get_workflow_handle(wf.id, run_id=wf.run_id).query(
+                            OrderWorkflow.view, rpc_timeout=QUERY_TIMEOUT
+                        ),
+                        what=wf.id,
+                    )
+                except (OrderflowError, RPCError):
+                    return None
+
         views: list[OrderView] = []
-        async for wf in self._list(query, limit):
-            try:
-                v = await call(
-                    self.client.get_workflow_handle(wf.id, run_id=wf.run_id).query(
-                        OrderWorkflow.view
-                    ),
-                    what=wf.id,
-                )
-            except OrderflowError:
-                continue
+        for v in await asyncio.gather(*(one(wf) for wf in found)):
             # Visibility is eventually consistent; the order's own view decides.
-            if status and v.status != status:
+            if v is None or (status and v.status != status):
                 continue
             if blocked_by and blocked_by not in v.blocked_by:
                 continue
@@ -468,7 +479,10 @@ class Orderflow:
             }
             for c in self.registry.carriers
         }
-        async for wf in self._list("WorkflowType = 'DeliveryWorkflow'", 5000):
+        query = (
+            f"WorkflowType = 'DeliveryWorkflow' AND TaskQueue = {_quote(self.settings.task_queue)}"
+        )
+        async for wf in self._list(query, 5000):
             try:
                 st: DeliveryState = await call(
                     self.client.get_workflow_handle(wf.id, run_id=wf.run_id).query(

@@ -1,0 +1,159 @@
+"""Every promise is a timer: kept by hand or by the engine, or reported broken to the customer
+first and then to the promiser's supervisor. One pending timer per order, however many."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+
+from domain.errors import OrderflowError
+from domain.ids import order_workflow_id
+from domain.models import CarrierEvent, KeepPromise, MakePromise, PlaceHold
+from tests.conftest import Stack
+
+CUSTOMER = "maria.lopez@example.com"
+
+
+def callback(due_in: timedelta, **kw: object) -> MakePromise:
+    fields: dict[str, object] = {
+        "kind": "callback",
+        "due_at": datetime.now(UTC) + due_in,
+        "text": "call you when the phone is dispatched",
+        "department": "care",
+        "actor": "jo",
+    }
+    fields.update(kw)
+    return MakePromise.model_validate(fields)
+
+
+async def held_order(stack: Stack) -> str:
+    """An order parked behind a hold, so only promises move."""
+    view, _ = await stack.app.place_order(stack.order())
+    await stack.app.place_hold(
+        view.order_id,
+        PlaceHold(
+            department="care",
+            reason_code="customer_request",
+            customer_message="You asked us to wait.",
+        ),
+    )
+    return view.order_id
+
+
+async def test_promise_kept_by_hand(stack: Stack) -> None:
+    oid = await held_order(stack)
+    made = await stack.app.make_promise(oid, callback(timedelta(hours=2)))
+    kept = await stack.app.keep_promise(
+        oid, KeepPromise(promise_id=made.promise_id, note="Called at 14:02", actor="jo")
+    )
+    assert kept.promise_id == made.promise_id
+    view = await stack.app.view(oid)
+    assert [(p.promise_id, p.status) for p in view.promises] == [(made.promise_id, "kept")]
+    with pytest.raises(OrderflowError, match="already kept"):
+        await stack.app.keep_promise(oid, KeepPromise(promise_id=made.promise_id))
+
+
+async def test_broken_promise_tells_customer_first_then_supervisor(stack: Stack) -> None:
+    oid = await held_order(stack)
+    made = await stack.app.make_promise(oid, callback(timedelta(seconds=1.5)))
+    await stack.mail_until(
+        oid,
+        lambda m: any("BROKEN PROMISE" in x.subject for x in m),
+        to="ruth.mensah@orderflow.local",
+    )
+    everything = stack.mail(oid)
+    subjects = [m.subject for m in everything]
+    customer_at = next(i for i, s in enumerate(subjects) if "did not keep our promise" in s)
+    supervisor_at = next(i for i, s in enumerate(subjects) if "BROKEN PROMISE" in s)
+    assert customer_at < supervisor_at
+    body = everything[customer_at].body
+    assert "call you when the phone is dispatched" in body and "Where your order stands" in body
+    view = await stack.app.view(oid)
+    assert [p.status for p in view.promises if p.promise_id == made.promise_id] == ["broken"]
+    broken = await stack.app.list_promises(broken=True, department="care")
+    assert any(r["order_id"] == oid and r["promise_id"] == made.promise_id for r in broken)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"due_at": datetime(2020, 1, 1, tzinfo=UTC)}, "in the past"),
+        ({"department": "nobody"}, "unknown department"),
+        ({"text": "  "}, "must not be empty"),
+        ({"kind": "someday"}, "unknown promise kind"),
+    ],
+)
+async def test_bad_promises_are_refused(stack: Stack, change: dict, message: str) -> None:
+    oid = await held_order(stack)
+    before = await stack.app.view(oid)
+    with pytest.raises(OrderflowError, match=message):
+        await stack.app.make_promise(oid, callback(timedelta(hours=1), **change))
+    assert (await stack.app.view(oid)).promises == before.promises
+    with pytest.raises(OrderflowError, match="no promise 'P9'"):
+        await stack.app.keep_promise(oid, KeepPromise(promise_id="P9"))
+
+
+async def test_engine_keeps_stock_and_delivery_promises(stack: Stack) -> None:
+    # Out of stock: the engine promises to e-mail on arrival, and keeps it when stock arrives.
+    view, _ = await stack.app.place_order(stack.order(sku="PHONE-X12"))
+    oid = view.order_id
+    view = await stack.until(oid, lambda v: v.status == "waitlisted")
+    assert [(p.kind, p.status) for p in view.promises] == [("stock_date", "open")]
+    await stack.app.receive_stock(stack.location, "PHONE-X12", 1, "DN-1")
+    view = await stack.until(
+        oid, lambda v: bool(v.deliveries) and v.deliveries[-1].status == "booked"
+    )
+    assert [(p.kind, p.status) for p in view.promises] == [
+        ("stock_date", "kept"),
+        ("delivery_window", "open"),
+    ]
+    await stack.app.carrier_event(oid, CarrierEvent(event="picked-up"))
+    await stack.app.carrier_event(oid, CarrierEvent(event="delivered"))
+    view = await stack.until(oid, lambda v: v.status == "completed")
+    assert [p.status for p in view.promises] == ["kept", "kept"]
+
+
+async def test_a_promise_on_a_finished_order_is_refused(stack: Stack) -> None:
+    view, _ = await stack.app.place_order(stack.order())
+    oid = view.order_id
+    await stack.until(oid, lambda v: bool(v.deliveries) and v.deliveries[-1].status == "booked")
+    for event in ("picked-up", "delivered"):
+        await stack.app.carrier_event(oid, CarrierEvent(event=event))
+    await stack.until(oid, lambda v: v.status == "completed")
+    with pytest.raises(OrderflowError, match="completed"):
+        await stack.app.make_promise(oid, callback(timedelta(hours=1)))
+
+
+async def test_many_open_promises_keep_one_pending_timer(stack: Stack) -> None:
+    oid = await held_order(stack)
+    handle = stack.client.get_workflow_handle(order_workflow_id(oid))
+    base = datetime.now(UTC) + timedelta(hours=1)
+    sem = asyncio.Semaphore(8)  # the server allows 10 updates in flight per workflow
+
+    async def make(i: int) -> None:
+        async with sem:
+            await handle.execute_update(
+                "make_promise",
+                MakePromise(
+                    kind="custom",
+                    due_at=base + timedelta(seconds=i),
+                    text=f"promise {i}",
+                    department="care",
+                ),
+            )
+
+    await asyncio.gather(*(make(i) for i in range(1000)))
+    view = await stack.app.view(oid)
+    assert sum(p.status == "open" for p in view.promises) == 1000
+    length = await stack.quiet(order_workflow_id(oid), timeout=90)
+    started = fired = cancelled = 0
+    async for e in handle.fetch_history_events():
+        started += e.event_type == EventType.EVENT_TYPE_TIMER_STARTED
+        fired += e.event_type == EventType.EVENT_TYPE_TIMER_FIRED
+        cancelled += e.event_type == EventType.EVENT_TYPE_TIMER_CANCELED
+    assert started - fired - cancelled == 1
+    # Bounded: a fixed number of events per promise, far below Temporal's 51,200 limit.
+    assert length < 1000 * 12
