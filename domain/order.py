@@ -3,9 +3,9 @@ which deadline comes next. The workflow only holds this state and calls these fu
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
-from collections.abc import Iterator
 from typing import Literal
 
 from pydantic import Field

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import re
 import shlex
 import tomllib
@@ -333,7 +334,7 @@ def test_the_worker_environment_gives_operators_the_sizing_knobs() -> None:
 @pytest.mark.parametrize("name", ORDERFLOW_SERVICES)
 def test_the_environment_is_valid_settings(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     env = environment(services()[name])
-    for key in list(__import__("os").environ):
+    for key in list(os.environ):
         if key.startswith(("ORDERFLOW_", "TEMPORAL_")):
             monkeypatch.delenv(key)
     for key, value in env.items():
