@@ -391,6 +391,14 @@ class StockWithdrawn(Model):
     reason: str = ""
 
 
+class WaitlistMoved(Model):
+    """Signal from the stock record: the line moved and this order's place in it changed."""
+
+    location: str
+    sku: str
+    position: int
+
+
 # --------------------------------------------------------------------------- carrier side
 
 CarrierEventName = Literal["picked-up", "scan", "attempted", "delivered", "exception", "lost"]

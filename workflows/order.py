@@ -54,6 +54,7 @@ with workflow.unsafe.imports_passed_through():
         StockWithdrawn,
         TimelineEntry,
         UpholdHold,
+        WaitlistMoved,
     )
     from domain.order import OrderState
     from domain.stock import StockReserved
@@ -754,7 +755,14 @@ class OrderWorkflow:
         res.status = "waitlisted"
         res.position = fact.position
         self._tell_customer("stock_withdrawn", messages.stock_withdrawn(s, fact.position))
-        self._changed()
+        self._set_status(OrderStatus.WAITLISTED)
+
+    @workflow.signal
+    def waitlist_moved(self, fact: WaitlistMoved) -> None:
+        res = self.state.reservation
+        if res is not None and res.status == "waitlisted" and res.sku == fact.sku:
+            res.position = fact.position
+            self._changed()
 
     @workflow.signal
     def delivery_report(self, report: DeliveryReport) -> None:

@@ -12,7 +12,7 @@ with workflow.unsafe.imports_passed_through():
     from domain import stock as rules
     from domain.errors import OrderflowError
     from domain.ids import order_workflow_id
-    from domain.models import Model, StockAllocated, StockWithdrawn
+    from domain.models import Model, StockAllocated, StockWithdrawn, WaitlistMoved
     from domain.stock import (
         AdjustStock,
         ReceiveStock,
@@ -34,7 +34,9 @@ class StockInput(Model):
     # Carried across continue-as-new; absent on the first run.
     state: StockState | None = None
     # Tests set a small number to force continue-as-new after that many changes.
-    continue_as_new_after: int | None = Field(default=None, ge=1)
+    # Hand over to a fresh run after this many changes: keeps history short and stays far
+    # below the server's limit of 2,000 updates per run.
+    continue_as_new_after: int = Field(default=1000, ge=1)
 
 
 def _refuse(err: OrderflowError) -> ApplicationError:
@@ -68,9 +70,7 @@ class StockWorkflow:
 
     def _should_continue_as_new(self) -> bool:
         limit = self.inp.continue_as_new_after
-        return workflow.info().is_continue_as_new_suggested() or (
-            limit is not None and self.changes >= limit
-        )
+        return workflow.info().is_continue_as_new_suggested() or self.changes >= limit
 
     def _details(self) -> str:
         s = self.state
@@ -89,6 +89,21 @@ class StockWorkflow:
             await handle.signal(signal, payload)
         except Exception:  # the order finished meanwhile; nothing left to tell
             workflow.logger.info("order %s no longer running; %s not delivered", order_id, signal)
+
+    def _positions(self) -> dict[str, int]:
+        return {r.order_id: i for i, r in enumerate(self.state.waitlist, start=1)}
+
+    async def _line_moved(self, before: dict[str, int]) -> None:
+        """Tell every order still waiting whose place in line changed."""
+        for order_id, position in self._positions().items():
+            if before.get(order_id) not in (None, position):
+                await self._tell(
+                    order_id,
+                    "waitlist_moved",
+                    WaitlistMoved(
+                        location=self.state.location, sku=self.state.sku, position=position
+                    ),
+                )
 
     async def _allocated(self, orders: list[rules.StockReservation], reference: str) -> None:
         for r in orders:
@@ -119,9 +134,11 @@ class StockWorkflow:
 
     @workflow.update
     async def release(self, cmd: ReleaseStock) -> StockReleased:
+        before = self._positions()
         released, allocated = rules.release(self.state, cmd)
         self._changed()
         await self._allocated(allocated, f"released by {cmd.order_id}")
+        await self._line_moved(before)
         return StockReleased(
             order_id=cmd.order_id, released=released, allocated_to=[r.order_id for r in allocated]
         )
@@ -130,17 +147,13 @@ class StockWorkflow:
 
     @workflow.update
     async def receive(self, cmd: ReceiveStock) -> StockReceived:
-        before = {r.order_id for r in self.state.waitlist}
+        before = self._positions()
         result = rules.receive(self.state, cmd)
         self._changed()
         await self._allocated(
-            [
-                r
-                for r in self.state.reservations
-                if r.order_id in before and r.order_id in result.allocated_to
-            ],
-            cmd.reference,
+            [r for r in self.state.reservations if r.order_id in result.allocated_to], cmd.reference
         )
+        await self._line_moved(before)
         return result
 
     @receive.validator
@@ -154,6 +167,7 @@ class StockWorkflow:
 
     @workflow.update
     async def adjust(self, cmd: AdjustStock) -> StockAdjusted:
+        before = self._positions()
         bumped, allocated = rules.adjust(self.state, cmd)
         self._changed()
         for r in bumped:
@@ -168,6 +182,7 @@ class StockWorkflow:
                 ),
             )
         await self._allocated(allocated, f"stock count: {cmd.reason}")
+        await self._line_moved(before)
         return StockAdjusted(
             on_hand=self.state.on_hand,
             waitlisted=[r.order_id for r in bumped],

@@ -1,0 +1,215 @@
+"""Real reservations: never oversold, first come first served, visible to every channel,
+surviving continue-as-new."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from temporalio.client import WithStartWorkflowOperation
+from temporalio.common import WorkflowIDConflictPolicy
+
+from domain.errors import OrderflowError
+from domain.ids import stock_workflow_id
+from domain.models import PlaceHold
+from domain.stock import ReleaseStock, ReserveStock, StockView
+from orderflow.service import call
+from tests.conftest import Stack
+from workflows.stock import StockInput, StockWorkflow
+
+
+def start_op(
+    stack: Stack, location: str, sku: str, on_hand: int, **kw: object
+) -> WithStartWorkflowOperation:
+    return WithStartWorkflowOperation(
+        StockWorkflow.run,
+        StockInput(location=location, sku=sku, on_hand=on_hand, **kw),
+        id=stock_workflow_id(location, sku),
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        task_queue=stack.app.settings.task_queue,
+    )
+
+
+async def view(stack: Stack, location: str, sku: str) -> StockView:
+    return await stack.client.get_workflow_handle(stock_workflow_id(location, sku)).query(
+        StockWorkflow.reservations
+    )
+
+
+async def test_no_oversell_under_100_concurrent_reservations(stack: Stack) -> None:
+    loc = stack.add_location({"PHONE-A5": 37})
+
+    async def reserve(i: int) -> str:
+        result = await stack.client.execute_update_with_start_workflow(
+            StockWorkflow.reserve,
+            ReserveStock(order_id=f"O{i:03d}", qty=1),
+            start_workflow_operation=start_op(stack, loc, "PHONE-A5", 37),
+        )
+        return result.status
+
+    statuses = await asyncio.gather(*(reserve(i) for i in range(100)))
+    assert statuses.count("reserved") == 37 and statuses.count("waitlisted") == 63
+    v = await view(stack, loc, "PHONE-A5")
+    assert v.available == 0 and len(v.reserved) == 37 and len(v.waitlist) == 63
+    assert sorted(r.order_id for r in v.reserved + v.waitlist) == [f"O{i:03d}" for i in range(100)]
+
+
+async def test_arrivals_are_allocated_first_come_first_served(stack: Stack) -> None:
+    # Three orders for the same out-of-stock phone, placed one after another.
+    ids = []
+    for _ in range(3):
+        placed, _ = await stack.app.place_order(stack.order(sku="PHONE-X12"))
+        await stack.until(placed.order_id, lambda v: v.status == "waitlisted")
+        ids.append(placed.order_id)
+    positions = [(await stack.app.view(i)).reservation.position for i in ids]  # type: ignore[union-attr]
+    assert positions == [1, 2, 3]
+    mail = await stack.mail_until(ids[1], lambda m: any("number 2" in x.subject for x in m))
+    assert (
+        "e-mail you the moment stock arrives" in mail[-1].body
+        or "We will e-mail you" in mail[-1].body
+    )
+
+    received = await stack.app.receive_stock(stack.location, "PHONE-X12", 2, "DN-100")
+    assert received.allocated_to == ids[:2]
+    for oid in ids[:2]:
+        await stack.until(oid, lambda v: v.status in ("shipping", "in_transit"))
+        await stack.mail_until(oid, lambda m: any("stock arrived" in x.subject for x in m))
+    third = await stack.app.view(ids[2])
+    assert third.status == "waitlisted" and third.reservation.position == 1  # type: ignore[union-attr]
+    # The same delivery note again is not counted twice.
+    again = await stack.app.receive_stock(stack.location, "PHONE-X12", 2, "DN-100")
+    assert again.duplicate and again.allocated_to == []
+
+
+async def test_reserve_and_release_are_idempotent(stack: Stack) -> None:
+    loc = stack.add_location({"CASE-X12": 5})
+    op = start_op(stack, loc, "CASE-X12", 5)
+    first = await stack.client.execute_update_with_start_workflow(
+        StockWorkflow.reserve, ReserveStock(order_id="A", qty=2), start_workflow_operation=op
+    )
+    again = await stack.client.execute_update_with_start_workflow(
+        StockWorkflow.reserve,
+        ReserveStock(order_id="A", qty=2),
+        start_workflow_operation=start_op(stack, loc, "CASE-X12", 5),
+    )
+    assert (
+        first.status == again.status == "reserved"
+        and (await view(stack, loc, "CASE-X12")).available == 3
+    )
+    handle = stack.client.get_workflow_handle(stock_workflow_id(loc, "CASE-X12"))
+    one = await handle.execute_update(StockWorkflow.release, ReleaseStock(order_id="A"))
+    two = await handle.execute_update(StockWorkflow.release, ReleaseStock(order_id="A"))
+    assert one.released and not two.released
+    assert (await view(stack, loc, "CASE-X12")).available == 5
+
+
+async def test_continue_as_new_keeps_every_reservation_and_position(stack: Stack) -> None:
+    loc = stack.add_location({"PHONE-A5": 3})
+    for i in range(8):
+        await stack.client.execute_update_with_start_workflow(
+            StockWorkflow.reserve,
+            ReserveStock(order_id=f"O{i}", qty=1),
+            start_workflow_operation=start_op(stack, loc, "PHONE-A5", 3, continue_as_new_after=3),
+        )
+    handle = stack.client.get_workflow_handle(stock_workflow_id(loc, "PHONE-A5"))
+    for _ in range(100):
+        desc = await handle.describe()
+        if desc.raw_description.workflow_execution_info.first_run_id != desc.run_id:
+            break
+        await asyncio.sleep(0.05)
+    assert desc.raw_description.workflow_execution_info.first_run_id != desc.run_id, (
+        "never continued as new"
+    )
+    v = await view(stack, loc, "PHONE-A5")
+    assert [r.order_id for r in v.reserved] == ["O0", "O1", "O2"]
+    assert [r.order_id for r in v.waitlist] == ["O3", "O4", "O5", "O6", "O7"]
+
+
+async def test_stock_take_shortfall_puts_youngest_reservation_back_in_line(stack: Stack) -> None:
+    placed = []
+    for _ in range(2):
+        inp = stack.order(sku="CASE-X12", qty=100)
+        view_, _ = await stack.app.place_order(inp)
+        # A care hold keeps each order in store, reserved, while the count happens.
+        await stack.app.place_hold(
+            view_.order_id,
+            PlaceHold(
+                department="care",
+                reason_code="customer_request",
+                customer_message="Paused at your request.",
+            ),
+        )
+        await stack.until(
+            view_.order_id,
+            lambda v: v.reservation is not None and v.reservation.status == "reserved",
+        )
+        placed.append(view_.order_id)
+    adjusted = await stack.app.adjust_stock(stack.location, "CASE-X12", 150, "shelf count")
+    assert adjusted.on_hand == 150 and adjusted.waitlisted == [placed[1]]
+    older, younger = [await stack.app.view(oid) for oid in placed]
+    younger = await stack.until(placed[1], lambda v: v.status == "waitlisted")
+    assert older.reservation.status == "reserved"  # type: ignore[union-attr]
+    assert younger.reservation.position == 1  # type: ignore[union-attr]
+    await stack.mail_until(placed[1], lambda m: any("count fell short" in x.subject for x in m))
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda app, loc: app.receive_stock(loc, "PHONE-A5", -3, ""), "at least 1"),
+        (lambda app, loc: app.receive_stock(loc, "NOPE", 3, ""), "unknown SKU"),
+        (lambda app, loc: app.receive_stock("nowhere", "PHONE-A5", 3, ""), "unknown location"),
+        (lambda app, loc: app.adjust_stock(loc, "PHONE-A5", -1, "count"), "cannot be negative"),
+        (lambda app, loc: app.adjust_stock(loc, "PHONE-A5", 4, " "), "must not be empty"),
+    ],
+)
+async def test_bad_stock_input_is_refused_and_nothing_changes(
+    stack: Stack, call, message: str
+) -> None:
+    before = await stack.app.stock(stack.location, "PHONE-A5")
+    with pytest.raises(OrderflowError, match=message):
+        await call(stack.app, stack.location)
+    assert await stack.app.stock(stack.location, "PHONE-A5") == before
+
+
+async def test_bad_quantity_in_a_reservation_is_refused_by_the_validator(stack: Stack) -> None:
+    loc = stack.add_location({"PHONE-A5": 3})
+    await stack.client.execute_update_with_start_workflow(
+        StockWorkflow.reserve,
+        ReserveStock(order_id="ok", qty=1),
+        start_workflow_operation=start_op(stack, loc, "PHONE-A5", 3),
+    )
+    handle = stack.client.get_workflow_handle(stock_workflow_id(loc, "PHONE-A5"))
+    with pytest.raises(OrderflowError, match="at least 1"):
+        await call(
+            handle.execute_update(StockWorkflow.reserve, ReserveStock(order_id="bad", qty=0)),
+            what="stock",
+        )
+    assert (await view(stack, loc, "PHONE-A5")).available == 2
+
+
+async def test_store_pickup_expires_and_cancels_when_not_collected(stack: Stack) -> None:
+    placed, _ = await stack.app.place_order(stack.order(pickup=True))
+    oid = placed.order_id
+    await stack.until(oid, lambda v: v.status == "ready_for_pickup")
+    stock = (await stack.app.stock(stack.location, "PHONE-A5"))[0]
+    assert [r.order_id for r in stock.reserved] == [oid]
+    view_ = await stack.until(oid, lambda v: v.status == "cancelled", timeout=15)
+    assert view_.cancelled_reason == "not collected in time" and view_.payment == "voided"
+    stock = (await stack.app.stock(stack.location, "PHONE-A5"))[0]
+    assert stock.available == 10 and not stock.reserved
+    mails = await stack.mail_until(oid, lambda m: any("cancelled" in x.subject for x in m))
+    assert any("ready to collect" in m.subject for m in mails)
+
+
+async def test_store_pickup_collected_in_time_completes(stack: Stack) -> None:
+    placed, _ = await stack.app.place_order(stack.order(pickup=True))
+    oid = placed.order_id
+    await stack.until(oid, lambda v: v.status == "ready_for_pickup")
+    with pytest.raises(OrderflowError, match="waits for collection at"):
+        await stack.app.pickup(oid, "store-mall")
+    await stack.app.pickup(oid, stack.location)
+    view_ = await stack.until(oid, lambda v: v.status == "completed")
+    assert view_.charged == view_.total
+    stock = (await stack.app.stock(stack.location, "PHONE-A5"))[0]
+    assert stock.on_hand == 9 and stock.available == 9
