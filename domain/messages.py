@@ -213,7 +213,7 @@ def lost_parcel(state: OrderState, *, action: str) -> Mail:
     then = (
         "A replacement is on its way at no cost to you."
         if action == "reship"
-        else f"We refunded {_money(state.total)} in full."
+        else f"Your payment of {_money(state.total)} is returned in full; nothing is charged."
     )
     return (
         f"Order {state.order_id}: your parcel was lost, and what we do about it",

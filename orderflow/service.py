@@ -29,7 +29,7 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from domain.delivery import DeliveryState
+from domain.delivery import TERMINAL, DeliveryState
 from domain.errors import InvalidInput, OrderflowError, UnknownReference, WrongState
 from domain.ids import delivery_workflow_id, order_workflow_id, stock_workflow_id
 from domain.models import (
@@ -436,33 +436,30 @@ class Orderflow:
         if not v.deliveries:
             raise WrongState(f"order {order_id} has no delivery yet (it is {v.status})")
         n = delivery or v.deliveries[-1].delivery_id
-        if not any(d.delivery_id == n for d in v.deliveries):
+        summary = next((d for d in v.deliveries if d.delivery_id == n), None)
+        if summary is None:
             raise UnknownReference(f"order {order_id} has no delivery {n}")
+        if summary.status in TERMINAL:
+            raise WrongState(f"delivery {n} of order {order_id} is already {summary.status}; it takes no more events")
         return self.client.get_workflow_handle(delivery_workflow_id(order_id, n))
+
+    async def _delivery_update(self, order_id: str, delivery: int | None, update: Any, arg: Any) -> Any:
+        handle = await self._delivery(order_id, delivery)
+        try:
+            return await call(handle.execute_update(update, arg), what=f"delivery of order {order_id}", address=self.address)
+        except UnknownReference:  # closed between our look and the update
+            raise WrongState(f"the delivery of order {order_id} has finished; it takes no more events") from None
 
     async def carrier_event(
         self, order_id: str, event: CarrierEvent, delivery: int | None = None
     ) -> CarrierEventRecorded:
-        handle = await self._delivery(order_id, delivery)
-        return await call(
-            handle.execute_update(DeliveryWorkflow.carrier_event, event),
-            what=f"delivery of order {order_id}",
-            address=self.address,
-        )
+        return await self._delivery_update(order_id, delivery, DeliveryWorkflow.carrier_event, event)  # type: ignore[no-any-return]
 
     async def reschedule(self, order_id: str, cmd: Reschedule) -> DeliveryUpdated:
-        handle = await self._delivery(order_id, None)
-        return await call(
-            handle.execute_update(DeliveryWorkflow.reschedule, cmd),
-            what=f"delivery of order {order_id}",
-        )
+        return await self._delivery_update(order_id, None, DeliveryWorkflow.reschedule, cmd)  # type: ignore[no-any-return]
 
     async def redirect(self, order_id: str, cmd: Redirect) -> DeliveryUpdated:
-        handle = await self._delivery(order_id, None)
-        return await call(
-            handle.execute_update(DeliveryWorkflow.redirect, cmd),
-            what=f"delivery of order {order_id}",
-        )
+        return await self._delivery_update(order_id, None, DeliveryWorkflow.redirect, cmd)  # type: ignore[no-any-return]
 
     async def scorecard(self) -> list[dict[str, Any]]:
         cards: dict[str, dict[str, Any]] = {
