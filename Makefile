@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench chaos clean
+.PHONY: demo test lint bench chaos clean histories
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,3 +29,7 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .orderflow .pytest_cache .ruff_cache .mypy_cache *.egg-info
+
+histories: $(STAMP)  ## re-record the saved histories the replay test replays
+	rm -f tests/histories/*.json
+	ORDERFLOW_RECORD_HISTORIES=1 $(BIN)/pytest tests/workflows -q

@@ -440,20 +440,32 @@ class Orderflow:
         if summary is None:
             raise UnknownReference(f"order {order_id} has no delivery {n}")
         if summary.status in TERMINAL:
-            raise WrongState(f"delivery {n} of order {order_id} is already {summary.status}; it takes no more events")
+            raise WrongState(
+                f"delivery {n} of order {order_id} is already {summary.status}; it takes no more events"
+            )
         return self.client.get_workflow_handle(delivery_workflow_id(order_id, n))
 
-    async def _delivery_update(self, order_id: str, delivery: int | None, update: Any, arg: Any) -> Any:
+    async def _delivery_update(
+        self, order_id: str, delivery: int | None, update: Any, arg: Any
+    ) -> Any:
         handle = await self._delivery(order_id, delivery)
         try:
-            return await call(handle.execute_update(update, arg), what=f"delivery of order {order_id}", address=self.address)
+            return await call(
+                handle.execute_update(update, arg),
+                what=f"delivery of order {order_id}",
+                address=self.address,
+            )
         except UnknownReference:  # closed between our look and the update
-            raise WrongState(f"the delivery of order {order_id} has finished; it takes no more events") from None
+            raise WrongState(
+                f"the delivery of order {order_id} has finished; it takes no more events"
+            ) from None
 
     async def carrier_event(
         self, order_id: str, event: CarrierEvent, delivery: int | None = None
     ) -> CarrierEventRecorded:
-        return await self._delivery_update(order_id, delivery, DeliveryWorkflow.carrier_event, event)  # type: ignore[no-any-return]
+        return await self._delivery_update(
+            order_id, delivery, DeliveryWorkflow.carrier_event, event
+        )  # type: ignore[no-any-return]
 
     async def reschedule(self, order_id: str, cmd: Reschedule) -> DeliveryUpdated:
         return await self._delivery_update(order_id, None, DeliveryWorkflow.reschedule, cmd)  # type: ignore[no-any-return]

@@ -4,6 +4,8 @@ fresh worker on a fresh task queue, with its own ledger and sent-log, per test."
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -175,8 +177,29 @@ class Stack:
             await asyncio.sleep(0.05)
 
 
+HISTORIES = Path(__file__).parent / "histories"
+RECORD = os.environ.get("ORDERFLOW_RECORD_HISTORIES") == "1"
+MAX_RECORDED_BYTES = 400_000
+
+
+async def record_histories(client: Client, task_queue: str, test_name: str) -> None:
+    """Save every workflow history of one test, for the replay test (make histories)."""
+    HISTORIES.mkdir(exist_ok=True)
+    counts: dict[str, int] = {}
+    async for wf in client.list_workflows(f"TaskQueue = '{task_queue}'"):
+        history = await client.get_workflow_handle(wf.id, run_id=wf.run_id).fetch_history()
+        text = history.to_json()
+        if len(text) > MAX_RECORDED_BYTES:
+            continue
+        n = counts[wf.workflow_type] = counts.get(wf.workflow_type, 0) + 1
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{test_name}.{wf.workflow_type}.{n}.json")
+        (HISTORIES / name).write_text(text)
+
+
 @pytest.fixture
-async def stack(env: WorkflowEnvironment, sink: SmtpSink, tmp_path: Path) -> AsyncIterator[Stack]:
+async def stack(
+    env: WorkflowEnvironment, sink: SmtpSink, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Stack]:
     settings = Settings(
         data_dir=tmp_path,
         seeds_dir=SEEDS,
@@ -187,3 +210,6 @@ async def stack(env: WorkflowEnvironment, sink: SmtpSink, tmp_path: Path) -> Asy
     app = Orderflow(env.client, Registry(SEEDS), settings)
     async with build_worker(env.client, settings):
         yield Stack(app, sink.handler.dir, Ledger(settings.ledger_path))
+        if RECORD:
+            await asyncio.sleep(1)  # let visibility catch up
+            await record_histories(env.client, settings.task_queue, request.node.name)

@@ -27,8 +27,13 @@ from domain.models import (
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 BILLING = Department(
-    department="billing", name="Billing", notify_email="b@x", supervisor="Dana", supervisor_email="d@x",
-    hold_sla=timedelta(hours=24), reason_codes={"arrears": "an unpaid balance"},
+    department="billing",
+    name="Billing",
+    notify_email="b@x",
+    supervisor="Dana",
+    supervisor_email="d@x",
+    hold_sla=timedelta(hours=24),
+    reason_codes={"arrears": "an unpaid balance"},
 )
 
 
@@ -45,7 +50,12 @@ def state() -> rules.OrderState:
 
 
 def hold(**kw: object) -> PlaceHold:
-    fields = {"department": "billing", "reason_code": "arrears", "customer_message": "Please pay.", "reference": "R1"}
+    fields = {
+        "department": "billing",
+        "reason_code": "arrears",
+        "customer_message": "Please pay.",
+        "reference": "R1",
+    }
     fields.update(kw)
     return PlaceHold.model_validate(fields)
 
@@ -89,8 +99,12 @@ def test_release_only_by_department_or_supervisor() -> None:
     s = state()
     h = rules.place_hold(s, hold(), NOW)
     with pytest.raises(NotAllowed, match="Dana"):
-        rules.check_release_hold(s, ReleaseHold(hold_id=h.hold_id, department="care", actor="x", resolution="r"))
-    rules.release_hold(s, ReleaseHold(hold_id=h.hold_id, department="care", actor="Dana", resolution="ok"), NOW)
+        rules.check_release_hold(
+            s, ReleaseHold(hold_id=h.hold_id, department="care", actor="x", resolution="r")
+        )
+    rules.release_hold(
+        s, ReleaseHold(hold_id=h.hold_id, department="care", actor="Dana", resolution="ok"), NOW
+    )
     assert not s.blocked
 
 
@@ -106,7 +120,11 @@ def test_dispute_shortens_sla_and_escalation_moves_it() -> None:
 def test_promises_are_deadlines_and_due_ones_are_found() -> None:
     s = state()
     p = rules.make_promise(
-        s, MakePromise(kind="callback", due_at=NOW + timedelta(hours=1), text="call", department="billing"), NOW
+        s,
+        MakePromise(
+            kind="callback", due_at=NOW + timedelta(hours=1), text="call", department="billing"
+        ),
+        NOW,
     )
     assert rules.due(s, NOW) == []
     assert [d.ref for d in rules.due(s, NOW + timedelta(hours=1))] == [p.promise_id]
@@ -127,7 +145,9 @@ def test_department_cancel_needs_a_customer_message() -> None:
     rules.check_cancel(s, CancelOrder(by="customer", reason="changed mind"))
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("15m", 900), ("4h", 14400), ("2d", 172800)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90s", 90), ("15m", 900), ("4h", 14400), ("2d", 172800)]
+)
 def test_durations_read_as_people_write_them(text: str, seconds: int) -> None:
     assert parse_duration(text).total_seconds() == seconds
     assert format_duration(parse_duration(text)) == text

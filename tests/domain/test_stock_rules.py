@@ -11,7 +11,9 @@ T0 = datetime(2026, 11, 25, tzinfo=UTC)
 
 
 def reserve(s: StockState, order: str, qty: int = 1, minute: int = 0) -> str:
-    return rules.reserve(s, ReserveStock(order_id=order, qty=qty), T0 + timedelta(minutes=minute)).status
+    return rules.reserve(
+        s, ReserveStock(order_id=order, qty=qty), T0 + timedelta(minutes=minute)
+    ).status
 
 
 def test_never_jumps_the_line() -> None:
