@@ -809,4 +809,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"{type(ex).__name__}: {str(ex).splitlines()[0] if str(ex) else ''} (rerun with --debug)",
             1,
         )
-    sys.exit(code)
+    # Leave without interpreter finalization: the Temporal core's native threads may still be
+    # winding down, and tearing Python down under them can abort a finished command.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

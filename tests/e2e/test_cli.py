@@ -1,0 +1,288 @@
+"""The CLI as a department system uses it, against `orderflow dev` started as a user would:
+a real dev server with its SQLite file, the SMTP sink and the worker, all in one process tree."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orderflow.devserver import free_port
+
+BIN = Path(sys.executable).parent / "orderflow"
+
+
+class Cli:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [str(BIN), *args], env=self.env, capture_output=True, text=True, timeout=60
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"orderflow {' '.join(args)} -> {proc.returncode}: {proc.stderr}")
+        return proc
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.run(*args, "--json").stdout)
+
+    def until(self, args: tuple[str, ...], ok: Any, timeout: float = 30) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            doc = self.json(*args)
+            if ok(doc):
+                return doc
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{args}: {doc}")
+            time.sleep(0.3)
+
+
+@pytest.fixture(scope="module")
+def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
+    data = tmp_path_factory.mktemp("stack")
+    port, ui_port, smtp = free_port(), free_port(), free_port()
+    env = {
+        **os.environ,
+        "ORDERFLOW_DATA_DIR": str(data),
+        "TEMPORAL_ADDRESS": f"localhost:{port}",
+        "ORDERFLOW_SMTP_PORT": str(smtp),
+    }
+    stack = subprocess.Popen(
+        [str(BIN), "dev", "--port", str(port), "--ui-port", str(ui_port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert stack.stdout is not None
+    ready = False
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        line = stack.stdout.readline()
+        if "Ctrl-C stops everything" in line:
+            ready = True
+            break
+        if stack.poll() is not None:
+            break
+    assert ready, f"orderflow dev did not start (exit {stack.poll()})"
+    try:
+        yield Cli(env)
+    finally:
+        stack.send_signal(signal.SIGINT)
+        try:
+            out, _ = stack.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            stack.kill()
+            raise
+        assert "stopped: worker, SMTP sink, Temporal dev server" in out
+        assert (data / "temporal.sqlite3").exists()
+
+
+def test_an_order_from_placement_to_delivery_through_the_cli(cli: Cli) -> None:
+    placed = cli.run(
+        "order",
+        "place",
+        "--customer",
+        "C-1002",
+        "--sku",
+        "PHONE-A5",
+        "--location",
+        "warehouse-north",
+        "--carrier",
+        "dhl",
+        "--order-id",
+        "E2E-1",
+    )
+    assert placed.stdout.strip() == "E2E-1"
+    again = cli.json(
+        "order",
+        "place",
+        "--customer",
+        "C-1002",
+        "--sku",
+        "PHONE-A5",
+        "--location",
+        "warehouse-north",
+        "--carrier",
+        "dhl",
+        "--order-id",
+        "E2E-1",
+    )
+    assert again["order_id"] == "E2E-1" and again["created"] is False
+
+    view = cli.until(
+        ("order", "show", "E2E-1"),
+        lambda v: v["deliveries"] and v["deliveries"][0]["status"] == "booked",
+    )
+    assert view["lines"] == [
+        {"sku": "PHONE-A5", "name": "A5 smartphone, 64 GB", "qty": 1, "unit_price": 349.0}
+    ]
+    assert view["deliveries"][0]["carrier"] == "dhl"
+
+    early = cli.run("carrier", "event", "E2E-1", "delivered", check=False)
+    assert (
+        early.returncode == 2
+        and early.stderr.startswith("error:")
+        and "picked up first" in early.stderr
+    )
+    assert len(early.stderr.strip().splitlines()) == 1
+
+    hold_id = cli.run(
+        "hold",
+        "place",
+        "E2E-1",
+        "--department",
+        "billing",
+        "--reason",
+        "arrears",
+        "--message",
+        "Your fibre account shows 50.00 unpaid.",
+        "--ref",
+        "INV-1",
+        "--amount",
+        "50",
+        "--actor",
+        "ana",
+    ).stdout.strip()
+    assert hold_id == "H1"
+    blocked = cli.until(
+        ("orders", "list", "--blocked-by", "billing"),
+        lambda rows: any(r["order_id"] == "E2E-1" for r in rows),
+    )
+    assert blocked[0]["blocked_by"] == ["billing"]
+    wrong = cli.run(
+        "hold", "release", "E2E-1", "H1", "--department", "care", "--resolution", "x", check=False
+    )
+    assert wrong.returncode == 2 and "only billing or its supervisor" in wrong.stderr
+    cli.run("hold", "release", "E2E-1", "H1", "--department", "billing", "--resolution", "Paid.")
+
+    cli.run("carrier", "event", "E2E-1", "picked-up")
+    cli.run("carrier", "event", "E2E-1", "scan", "--evidence", "location=Hub North")
+    cli.run("carrier", "event", "E2E-1", "delivered")
+    done = cli.until(("order", "show", "E2E-1"), lambda v: v["status"] == "completed")
+    assert done["charged"] == done["total"] == 349.0
+    assert [h["status"] for h in done["holds"]] == ["released"]
+
+    timeline = cli.json("order", "timeline", "E2E-1")
+    kinds = [e["kind"] for e in timeline]
+    assert kinds[0] == "placed" and "hold_placed" in kinds and kinds[-1] == "completed"
+    assert set(timeline[0]) == {"at", "kind", "text"}
+
+    mail = cli.until(
+        ("inbox", "--to", "sam.okafor@example.com"),
+        lambda m: any("complete" in x["subject"] for x in m),
+    )
+    subjects = [m["subject"] for m in mail]
+    assert "Order E2E-1 is on hold by Billing" in subjects
+    assert set(mail[0]) == {"to", "subject", "body", "message_id", "date"}
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (
+            (
+                "order",
+                "place",
+                "--customer",
+                "C-1002",
+                "--sku",
+                "NOPE",
+                "--location",
+                "warehouse-north",
+            ),
+            "unknown SKU",
+        ),
+        (
+            (
+                "order",
+                "place",
+                "--customer",
+                "C-9",
+                "--sku",
+                "PHONE-A5",
+                "--location",
+                "warehouse-north",
+            ),
+            "unknown customer",
+        ),
+        (
+            ("order", "place", "--customer", "C-1002", "--sku", "PHONE-A5", "--location", "mars"),
+            "unknown location",
+        ),
+        (
+            (
+                "order",
+                "place",
+                "--customer",
+                "C-1002",
+                "--sku",
+                "PHONE-A5",
+                "--location",
+                "warehouse-north",
+                "--qty",
+                "0",
+            ),
+            "at least 1",
+        ),
+        (
+            (
+                "order",
+                "place",
+                "--customer",
+                "C-1002",
+                "--sku",
+                "PHONE-A5",
+                "--location",
+                "warehouse-north",
+                "--order-id",
+                "bad id!",
+            ),
+            "not a valid id",
+        ),
+        (("carrier", "event", "NO-SUCH-ORDER", "picked-up"), "no order 'NO-SUCH-ORDER'"),
+        (("order", "show", "NO-SUCH-ORDER"), "no order"),
+        (
+            (
+                "hold",
+                "place",
+                "NO-SUCH-ORDER",
+                "--department",
+                "billing",
+                "--reason",
+                "arrears",
+                "--message",
+                "m",
+            ),
+            "no order",
+        ),
+        (("order", "place", "--customer", "C-1002"), "Missing option"),
+        (("orders", "list", "--older-than", "yesterday"), "not a duration"),
+    ],
+)
+def test_bad_input_is_one_error_line_and_exit_2(cli: Cli, args: tuple[str, ...], says: str) -> None:
+    proc = cli.run(*args, check=False)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and says in lines[0]
+    assert proc.stdout == ""
+
+
+def test_server_down_is_one_line_naming_the_address_and_exit_3(cli: Cli) -> None:
+    dead = free_port()
+    env = {**cli.env, "TEMPORAL_ADDRESS": f"localhost:{dead}"}
+    proc = subprocess.run(
+        [str(BIN), "order", "show", "X-1"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 3
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert f"localhost:{dead}" in proc.stderr and "Traceback" not in proc.stderr
