@@ -40,6 +40,7 @@ class Ledger:
         self._lock = threading.Lock()
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=wal")
+            db.execute("PRAGMA synchronous=normal")
             db.execute(
                 "CREATE TABLE IF NOT EXISTS entries ("
                 " entry_id INTEGER PRIMARY KEY AUTOINCREMENT,"

@@ -55,6 +55,7 @@ class SqliteCarrierGateway:
         self._lock = threading.Lock()
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=wal")
+            db.execute("PRAGMA synchronous=normal")
             db.execute(
                 "CREATE TABLE IF NOT EXISTS bookings (key TEXT PRIMARY KEY, carrier TEXT NOT NULL,"
                 " tracking TEXT NOT NULL, order_id TEXT NOT NULL, destination TEXT NOT NULL,"

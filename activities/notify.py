@@ -40,6 +40,7 @@ class SentLog:
         self._lock = threading.Lock()
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=wal")
+            db.execute("PRAGMA synchronous=normal")
             db.execute(
                 "CREATE TABLE IF NOT EXISTS sent (key TEXT PRIMARY KEY, message_id TEXT NOT NULL,"
                 " recipient TEXT NOT NULL, sent_at TEXT DEFAULT CURRENT_TIMESTAMP)"

@@ -540,7 +540,13 @@ class OrderWorkflow:
             # A local activity: one marker event per e-mail instead of three events and a
             # workflow task; a retry after a crash is harmless because sending is idempotent.
             await workflow.execute_local_activity_method(
-                method, note, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY
+                method,
+                note,
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=RETRY,
+                # While the mail server is down, back off on a durable timer instead of holding
+                # the workflow task (and with it the answers to departments' updates).
+                local_retry_threshold=timedelta(seconds=2),
             )
             self.outbox.pop(0)
 

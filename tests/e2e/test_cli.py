@@ -3,88 +3,12 @@ a real dev server with its SQLite file, the SMTP sink and the worker, all in one
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
 from orderflow.devserver import free_port
-
-BIN = Path(sys.executable).parent / "orderflow"
-
-
-class Cli:
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env = env
-
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [str(BIN), *args], env=self.env, capture_output=True, text=True, timeout=60
-        )
-        if check and proc.returncode != 0:
-            raise AssertionError(f"orderflow {' '.join(args)} -> {proc.returncode}: {proc.stderr}")
-        return proc
-
-    def json(self, *args: str) -> Any:
-        return json.loads(self.run(*args, "--json").stdout)
-
-    def until(self, args: tuple[str, ...], ok: Any, timeout: float = 30) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            doc = self.json(*args)
-            if ok(doc):
-                return doc
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{args}: {doc}")
-            time.sleep(0.3)
-
-
-@pytest.fixture(scope="module")
-def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
-    data = tmp_path_factory.mktemp("stack")
-    port, ui_port, smtp = free_port(), free_port(), free_port()
-    env = {
-        **os.environ,
-        "ORDERFLOW_DATA_DIR": str(data),
-        "TEMPORAL_ADDRESS": f"localhost:{port}",
-        "ORDERFLOW_SMTP_PORT": str(smtp),
-    }
-    stack = subprocess.Popen(
-        [str(BIN), "dev", "--port", str(port), "--ui-port", str(ui_port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert stack.stdout is not None
-    ready = False
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        line = stack.stdout.readline()
-        if "Ctrl-C stops everything" in line:
-            ready = True
-            break
-        if stack.poll() is not None:
-            break
-    assert ready, f"orderflow dev did not start (exit {stack.poll()})"
-    try:
-        yield Cli(env)
-    finally:
-        stack.send_signal(signal.SIGINT)
-        try:
-            out, _ = stack.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            stack.kill()
-            raise
-        assert "stopped: worker, SMTP sink, Temporal dev server" in out
-        assert (data / "temporal.sqlite3").exists()
+from tests.e2e.conftest import BIN, Cli
 
 
 def test_an_order_from_placement_to_delivery_through_the_cli(cli: Cli) -> None:

@@ -1,0 +1,198 @@
+"""How fast a hold reaches the customer, and how fast a release resumes the order.
+
+Starts its own Temporal dev server (SQLite in WAL mode, as `orderflow dev` runs it), the SMTP
+sink and a worker, then for N orders:
+
+1. places the order and a billing hold in one call (update-with-start), so the hold stands
+   before the order's first step, and measures the time from issuing the call to the
+   customer's hold e-mail being stored by the SMTP sink (the e-mail is sent inside the
+   workflow task that accepts the hold, so it is usually stored before the call returns);
+2. releases the hold and measures the time from issuing the release to the blocked step's
+   activity (`reserve_stock`) starting, as recorded in the workflow history.
+
+Run: .venv/bin/python bench/holds.py --orders 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WithStartWorkflowOperation
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from domain.ids import order_workflow_id
+from domain.models import PlaceHold, ReleaseHold
+from orderflow.config import PROJECT_ROOT, Settings
+from orderflow.devserver import SQLITE_PRAGMAS, free_port, temporal_binary
+from orderflow.logging import configure
+from orderflow.registry import Registry
+from orderflow.service import Orderflow
+from orderflow.smtp_sink import MaildirHandler, SmtpSink
+from orderflow.worker import build_worker
+from workflows.order import OrderWorkflow
+from workflows.search_attributes import ALL
+
+
+class TimedHandler(MaildirHandler):
+    """The real Maildir sink, noting when each order's hold e-mail was stored."""
+
+    def __init__(self, maildir: Path) -> None:
+        super().__init__(maildir)
+        self.stored: dict[str, float] = {}
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        reply = await super().handle_DATA(server, session, envelope)
+        content = (envelope.original_content or envelope.content).decode(errors="replace")
+        if "is on hold by" in content:
+            for line in content.splitlines():
+                if line.startswith("X-Orderflow-Order:"):
+                    self.stored.setdefault(line.split(":", 1)[1].strip(), time.time())
+        return reply
+
+
+SPREAD = [
+    ("CASE-X12", "warehouse-north"),
+    ("PHONE-A5", "warehouse-north"),
+    ("ROUTER-F1", "warehouse-north"),
+    ("PHONE-X12", "warehouse-north"),
+    ("CASE-X12", "store-downtown"),
+    ("ROUTER-F1", "store-downtown"),
+]
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+async def main(orders: int, concurrency: int) -> None:
+    configure("WARNING")
+    tmp = Path(tempfile.mkdtemp(prefix="orderflow-bench-"))
+    extra: list[str] = []
+    for pragma in SQLITE_PRAGMAS:
+        extra += ["--sqlite-pragma", pragma]
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_binary(),
+        dev_server_database_filename=str(tmp / "temporal.sqlite3"),
+        dev_server_extra_args=extra,
+        search_attributes=list(ALL),
+        data_converter=pydantic_data_converter,
+    )
+    sink = SmtpSink(tmp / "maildir", port=free_port())
+    handler = TimedHandler(tmp / "maildir")
+    sink.controller.handler = handler
+    sink.start()
+    settings = Settings(
+        data_dir=tmp,
+        smtp_host="127.0.0.1",
+        smtp_port=sink.controller.port,
+        task_queue=f"bench-{uuid.uuid4().hex[:8]}",
+    )
+    app = Orderflow(env.client, Registry(PROJECT_ROOT / "seeds"), settings)
+    hold_to_mail: list[float] = []
+    hold_call: list[float] = []
+    release_to_step: list[float] = []
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(i: int) -> None:
+        async with gate:
+            # Spread over the catalog's stock records, as real traffic is.
+            sku, location = SPREAD[i % len(SPREAD)]
+            inp = app.order_input(
+                customer_id="C-1001",
+                sku=sku,
+                qty=1,
+                location=location,
+                carrier="ups",
+                pickup=False,
+                order_id=f"B-{i:05d}",
+            )
+            start = WithStartWorkflowOperation(
+                OrderWorkflow.run,
+                inp,
+                id=order_workflow_id(inp.order_id),
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                task_queue=settings.task_queue,
+            )
+            issued_hold = time.time()
+            placed = await env.client.execute_update_with_start_workflow(
+                OrderWorkflow.place_hold,
+                PlaceHold(
+                    department="billing",
+                    reason_code="arrears",
+                    customer_message="Balance due.",
+                    reference=f"INV-{i}",
+                ),
+                start_workflow_operation=start,
+            )
+            returned = time.time()
+            while inp.order_id not in handler.stored:
+                await asyncio.sleep(0.002)
+            hold_to_mail.append(handler.stored[inp.order_id] - issued_hold)
+            hold_call.append(returned - issued_hold)
+            handle = env.client.get_workflow_handle(order_workflow_id(inp.order_id))
+            issued = time.time()
+            await handle.execute_update(
+                OrderWorkflow.release_hold,
+                ReleaseHold(hold_id=placed.hold_id, department="billing", resolution="paid"),
+            )
+            started_at = None
+            while started_at is None:
+                async for e in handle.fetch_history_events():
+                    if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+                        started_at = e.event_time.ToDatetime().timestamp()
+                        break
+                if started_at is None:
+                    await asyncio.sleep(0.005)
+            release_to_step.append(started_at - issued)
+
+    async with build_worker(env.client, settings):
+        t0 = time.monotonic()
+        await asyncio.gather(*(one(i) for i in range(orders)))
+        wall = time.monotonic() - t0
+    sink.stop()
+    await env.shutdown()
+
+    ms = 1000.0
+    print(f"orders {orders}, concurrency {concurrency}, cores {os.cpu_count()}, wall {wall:.1f}s")
+    print(
+        f"place_hold call (order start + hold, one round trip): p50 {pct(hold_call, 50) * ms:.0f} ms, "
+        f"p99 {pct(hold_call, 99) * ms:.0f} ms"
+    )
+    print(
+        f"place_hold issued -> customer e-mail stored: p50 {pct(hold_to_mail, 50) * ms:.0f} ms, "
+        f"p99 {pct(hold_to_mail, 99) * ms:.0f} ms, max {max(hold_to_mail) * ms:.0f} ms"
+    )
+    print(
+        f"release_hold issued -> blocked step's activity started: p50 {pct(release_to_step, 50) * ms:.0f} ms, "
+        f"p99 {pct(release_to_step, 99) * ms:.0f} ms, max {max(release_to_step) * ms:.0f} ms"
+    )
+    print(
+        f"ratio to the 24 h the story's department took: p99 release is "
+        f"{86400 / max(pct(release_to_step, 99), 1e-6):,.0f}x faster; mean hold->mail "
+        f"{statistics.mean(hold_to_mail) * ms:.0f} ms"
+    )
+    target = pct(hold_to_mail, 99) < 1 and pct(release_to_step, 99) < 1
+    print("target p99 < 1 s for both:", "met" if target else "NOT met")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=10)
+    args = parser.parse_args()
+    asyncio.run(main(args.orders, args.concurrency))
