@@ -32,4 +32,4 @@ clean:
 
 histories: $(STAMP)  ## re-record the saved histories the replay test replays
 	rm -f tests/histories/*.json
-	ORDERFLOW_RECORD_HISTORIES=1 $(BIN)/pytest tests/workflows -q
+	ORDERFLOW_RECORD_HISTORIES=1 $(BIN)/pytest tests/workflows tests/stories -q

@@ -202,12 +202,19 @@ def worker() -> None:
 
 @app.command()
 def demo(
-    stories: list[str] = typer.Argument(None, help="Stories to play (default: the sample order)."),
+    stories: list[str] = typer.Argument(
+        None, help="Story ids (000-004); default: the sample order and every story."
+    ),
+    scale: float = typer.Option(
+        21600.0, "--scale", help="Story seconds per real second (21600: a day in 4 s)."
+    ),
 ) -> None:
-    """Play the sample order against the running stack and show what the customer saw."""
+    """Play the sample order and the customer stories against the running stack."""
     from orderflow.demo import run_demo
 
-    with_app(lambda of: run_demo(of, stories or []))
+    if scale <= 0:
+        raise InvalidInput("--scale must be positive")
+    with_app(lambda of: run_demo(of, stories or [], scale=scale))
 
 
 @app.command()

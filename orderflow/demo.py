@@ -8,12 +8,14 @@ import tomllib
 from collections.abc import Callable
 
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
 from domain.errors import InvalidInput
 from domain.models import CarrierEvent, OrderView
 from orderflow.service import Orderflow
 from orderflow.smtp_sink import read_inbox
+from orderflow.stories import DEFAULT_SCALE, Player, Step, Story, StoryReport, load_stories, pick
 
 console = Console()
 
@@ -33,9 +35,76 @@ async def wait_for(
         await asyncio.sleep(0.1)
 
 
-async def run_demo(of: Orderflow, stories: list[str]) -> None:
-    if stories:
-        raise InvalidInput("stories are not playable yet; run `orderflow demo` without arguments")
+async def run_demo(
+    of: Orderflow, stories: list[str], *, scale: float = DEFAULT_SCALE
+) -> list[StoryReport]:
+    """Without arguments: the sample order, then every story. With story ids: those stories."""
+    chosen = pick(load_stories(of.settings.seeds_dir / "stories"), stories)
+    if not stories:
+        await play_sample(of)
+    reports = await play_stories(of, chosen, scale=scale)
+    for report in reports:
+        print_report(report, scale)
+    bad = [r.story_id for r in reports if not r.ok]
+    if bad:
+        raise InvalidInput(f"stories {', '.join(bad)} broke an invariant; see the tables above")
+    return reports
+
+
+async def play_stories(of: Orderflow, stories: list[Story], *, scale: float) -> list[StoryReport]:
+    with Progress(
+        TextColumn("[bold]{task.fields[story]}[/bold]"),
+        BarColumn(),
+        TextColumn("{task.description}"),
+        console=console,
+        transient=False,
+    ) as progress:
+
+        async def one(story: Story) -> StoryReport:
+            task = progress.add_task("", total=len(story.step), story=f"{story.id} {story.title}")
+
+            def advance(step: Step) -> None:
+                progress.update(
+                    task, advance=1, description=f"{step.actor}: {step.note or step.action}"[:70]
+                )
+
+            report = await Player(of, story, scale=scale, on_step=advance).play()
+            progress.update(task, description="done" if report.ok else "INVARIANT BROKEN")
+            return report
+
+        return list(await asyncio.gather(*(one(s) for s in stories)))
+
+
+def print_report(r: StoryReport, scale: float) -> None:
+    t = Table(
+        show_header=False,
+        title=f"Story {r.story_id}: {r.title}  (order {r.order_id}, {r.status})",
+        title_justify="left",
+    )
+    t.add_column("what", style="bold")
+    t.add_column("value")
+    t.add_row("contacts the customer had to make", str(r.contacts))
+    t.add_row("e-mails the customer received", str(r.customer_emails))
+    t.add_row("hours the order was blocked (story time)", f"{r.blocked_hours:g}")
+    for h in r.holds:
+        t.add_row(
+            f"hold {h.hold_id} ({h.department}/{h.reason})",
+            f"placed by {h.placed_by}, released by {h.released_by}, blocked {h.blocked_hours:g} h, "
+            f"escalations {h.escalations}",
+        )
+    t.add_row("promises kept / broken", f"{r.promises_kept} / {r.promises_broken}")
+    t.add_row(
+        "carrier attempts verified / unverified", f"{r.verified_attempts} / {r.unverified_attempts}"
+    )
+    t.add_row("deliveries", str(r.deliveries))
+    t.add_row("price at placement / charged", f"{r.price_at_placement:.2f} / {r.charged:.2f}")
+    for check, ok in r.checks.items():
+        t.add_row(check, "[green]yes[/green]" if ok else "[red]NO[/red]")
+    t.add_row("Temporal UI", r.ui_link)
+    console.print(t)
+
+
+async def play_sample(of: Orderflow) -> None:
     path = of.settings.seeds_dir / "sample_order.toml"
     try:
         sample = tomllib.loads(path.read_text())

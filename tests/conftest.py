@@ -4,6 +4,7 @@ fresh worker on a fresh task queue, with its own ledger and sent-log, per test."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import time
@@ -196,12 +197,13 @@ async def record_histories(client: Client, task_queue: str, test_name: str) -> N
         (HISTORIES / name).write_text(text)
 
 
-@pytest.fixture
-async def stack(
-    env: WorkflowEnvironment, sink: SmtpSink, tmp_path: Path, request: pytest.FixtureRequest
+@contextlib.asynccontextmanager
+async def make_stack(
+    env: WorkflowEnvironment, sink: SmtpSink, data_dir: Path, name: str
 ) -> AsyncIterator[Stack]:
+    """A worker on a fresh task queue with its own ledger and sent-log, and the app to drive it."""
     settings = Settings(
-        data_dir=tmp_path,
+        data_dir=data_dir,
         seeds_dir=SEEDS,
         smtp_host="127.0.0.1",
         smtp_port=sink.controller.port,
@@ -212,4 +214,12 @@ async def stack(
         yield Stack(app, sink.handler.dir, Ledger(settings.ledger_path))
         if RECORD:
             await asyncio.sleep(1)  # let visibility catch up
-            await record_histories(env.client, settings.task_queue, request.node.name)
+            await record_histories(env.client, settings.task_queue, name)
+
+
+@pytest.fixture
+async def stack(
+    env: WorkflowEnvironment, sink: SmtpSink, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Stack]:
+    async with make_stack(env, sink, tmp_path, request.node.name) as s:
+        yield s

@@ -1,0 +1,91 @@
+"""The five customer stories, played for real: each must keep the invariants its story broke."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from orderflow.stories import Player, StoryReport, load_stories
+from tests.conftest import SEEDS, Stack, make_stack
+
+STORIES = load_stories(SEEDS / "stories")
+SCALE = 21600.0
+
+
+@pytest.fixture(scope="module")
+async def played(
+    env: Any, sink: Any, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[dict[str, tuple[StoryReport, Stack]]]:
+    """All stories at once, as `orderflow demo` plays them."""
+    import asyncio
+
+    async with make_stack(env, sink, tmp_path_factory.mktemp("stories"), "stories") as stack:
+        reports = await asyncio.gather(*(Player(stack.app, s, scale=SCALE).play() for s in STORIES))
+        yield {r.story_id: (r, stack) for r in reports}
+
+
+def test_every_story_is_here() -> None:
+    assert [s.id for s in STORIES] == ["000", "001", "002", "003", "004"]
+
+
+@pytest.mark.parametrize("story", [s.id for s in STORIES])
+async def test_story_keeps_its_invariants(
+    played: dict[str, tuple[StoryReport, Stack]], story: str
+) -> None:
+    report, stack = played[story]
+    assert report.status == "completed"
+    assert report.checks and all(report.checks.values()), report.checks
+    assert report.charged == report.price_at_placement
+    # Every hold reached the customer by e-mail, and the department whose step it blocked.
+    mail = stack.mail(report.order_id)
+    holds = [m for m in mail if "is on hold by" in m.subject]
+    assert len(holds) == len(report.holds)
+
+
+async def test_003_collections_hold_is_disputed_released_and_the_broken_callback_reported(
+    played: dict[str, tuple[StoryReport, Stack]],
+) -> None:
+    report, stack = played["003"]
+    assert [(h.department, h.reason, h.released_by) for h in report.holds] == [
+        ("collections", "debt_referral", "collections (collections)")
+    ]
+    assert (
+        report.promises_broken == 1 and report.promises_kept == 2
+    )  # callback broken; stock and delivery kept
+    subjects = [m.subject for m in stack.mail(report.order_id)]
+    assert any("DISPUTED" in s for s in subjects)
+    assert any("we did not keep our promise" in s for s in subjects)
+    assert any("BROKEN PROMISE" in s for s in subjects)
+
+
+async def test_000_unverified_attempts_do_not_count_and_the_lost_parcel_is_reshipped(
+    played: dict[str, tuple[StoryReport, Stack]],
+) -> None:
+    report, stack = played["000"]
+    assert report.verified_attempts == 0 and report.unverified_attempts == 2
+    assert report.deliveries == 2
+    view = await stack.app.view(report.order_id)
+    assert [d.status for d in view.deliveries] == ["lost", "delivered"]
+
+
+async def test_001_and_002_escalate_without_anyone_asking(
+    played: dict[str, tuple[StoryReport, Stack]],
+) -> None:
+    for story in ("001", "002"):
+        report, _ = played[story]
+        assert report.holds[0].escalations >= 1
+    assert played["002"][0].contacts == 0
+
+
+async def test_004_repair_and_callback_are_promises_kept(
+    played: dict[str, tuple[StoryReport, Stack]],
+) -> None:
+    report, stack = played["004"]
+    view = await stack.app.view(report.order_id)
+    kinds = {p.kind: p.status for p in view.promises}
+    assert (
+        kinds["repair"] == "kept" and kinds["callback"] == "kept" and kinds["stock_date"] == "kept"
+    )
+    assert any("frozen on the home screen" in p.text for p in view.promises)
