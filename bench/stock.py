@@ -1,26 +1,33 @@
 """How many reservations one SKU's stock workflow takes, and what they cost in history.
 
 Starts its own Temporal dev server (SQLite in WAL mode, as `orderflow dev` runs it) and a worker,
-then:
+then runs three phases, each against a fresh stock record (one SKU at one location) that starts
+with half the reservations on hand, so half are reserved and half waitlisted:
 
-1. N reservations (default 1,000) of one unit each, against one SKU at one location, from C
-   concurrent clients (default 50), each a closed loop of update-with-start calls with
-   ``USE_EXISTING``, exactly as ``activities/stock.py`` reserves. The record starts with half of N
-   on hand, so half are reserved and half waitlisted. Reports reservations per second, p50/p99
-   latency of the call (SDK retries included), how often the server refused a call because the
-   workflow already had 10 updates in flight (RESOURCE_EXHAUSTED, retried by the SDK; counted from
-   the client's own request metrics), history events per reservation over every run of the
-   workflow, and checks that nothing was oversold.
-2. A long run (default 10,000 reservations) against a fresh SKU record, reporting the longest
-   single-run history, the number of continue-as-new runs, and the same figures.
+1. burst: N reservations (default 1,000) from C concurrent clients (default 10), each a closed
+   loop of update-with-start calls with ``USE_EXISTING``, exactly as ``activities/stock.py``
+   reserves;
+2. contention: K clients (default 50, more than the server's 10 in-flight updates per workflow)
+   for a fixed time (default 30 s), to show what happens past the limit;
+3. long run: 10,000 reservations from C clients, through several continue-as-new runs.
 
-Run: .venv/bin/python bench/stock.py [--reservations 1000] [--long-run 10000] [--concurrency 50]
+For each: reservations per second, p50/p99 latency of the call (the SDK's own retries included),
+how often the server refused an attempt (RESOURCE_EXHAUSTED: already 10 updates in flight;
+UNAVAILABLE: update aborted) from the client's request metrics, how many calls the SDK gave up on
+(after its ~10 s of retries; we then retry like the reserve_stock activity's retry policy, 200 ms
+doubling, and count them), failed workflow-task completions of the worker, history events per
+reservation over every run of the workflow, the longest single run, the size of the state carried
+into each continue-as-new, and a check that nothing was oversold.
+
+Run: .venv/bin/python bench/stock.py [--reservations 1000] [--long-run 10000] [--concurrency 10]
+     [--contention-clients 50] [--contention-seconds 30]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 import tempfile
@@ -29,6 +36,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -58,8 +66,11 @@ from workflows.stock import StockInput, StockWorkflow
 
 # The reserve_stock activity's retry policy (workflows/order.py RETRY): 200 ms, doubling, 30 s cap.
 RETRY_FIRST, RETRY_MAX = 0.2, 30.0
+# What the SDK surfaces once its own retries are spent: the call failed, the activity would retry.
 GIVE_UPS = (RPCStatusCode.RESOURCE_EXHAUSTED, RPCStatusCode.UNAVAILABLE)
 HISTORY_LIMIT = 51_200  # the server's hard limit on events in one run
+BLOB_LIMIT = 2 * 1024 * 1024  # the server's default limit on one payload (blobSizeLimitError)
+MULTI, WFT = "ExecuteMultiOperation", "RespondWorkflowTaskCompleted"
 
 
 def pct(values: list[float], q: float) -> float:
@@ -67,30 +78,14 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-@dataclass
-class Result:
-    label: str
-    reservations: int
-    concurrency: int
-    on_hand: int
-    wall: float
-    latencies: list[float]
-    statuses: Counter[str]
-    attempts: Counter[str]
-    failures: Counter[tuple[str, str]]
-    gave_up: Counter[str]
-    run_lengths: list[int] = field(default_factory=list)
-    view: StockView | None = None
-
-
 class RequestCounter:
-    """The core SDK's own request metrics for this process (load client and worker): every RPC
-    attempt and every failed one, by operation and status code. An attempt the SDK retried
-    after RESOURCE_EXHAUSTED shows here, not to the caller."""
+    """The core SDK's request metrics for this process (load clients and worker): every RPC
+    attempt and every failed one, by operation and status code. An attempt the SDK retried after
+    RESOURCE_EXHAUSTED shows here, not to the caller."""
 
     def __init__(self) -> None:
         self.buffer = MetricBuffer(1_000_000)
-        # Core's warnings (one per retried call) would flood the output: the counts say it all.
+        # Core logs one warning per retried call; the counts below say the same, quietly.
         self.runtime = Runtime(
             telemetry=TelemetryConfig(
                 logging=LoggingConfig(
@@ -105,22 +100,51 @@ class RequestCounter:
         failures: Counter[tuple[str, str]] = Counter()
         for update in self.buffer.retrieve_updates():
             op = str(update.attributes.get("operation", ""))
-            if update.metric.name == "temporal_request":
+            name = update.metric.name.replace("temporal_long_request", "temporal_request")
+            if name == "temporal_request":
                 attempts[op] += int(update.value)
-            elif update.metric.name == "temporal_request_failure":
+            elif name == "temporal_request_failure":
                 failures[(op, str(update.attributes.get("status_code")))] += int(update.value)
         return attempts, failures
 
 
-async def run_lengths(client: Client, workflow_id: str) -> list[int]:
-    """History length of every run of the workflow, first to current, following the
-    continue-as-new chain from the first run."""
+@dataclass
+class Result:
+    label: str
+    clients: int
+    on_hand: int
+    wall: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    statuses: Counter[str] = field(default_factory=Counter)
+    gave_up: Counter[str] = field(default_factory=Counter)
+    attempts: Counter[str] = field(default_factory=Counter)
+    failures: Counter[tuple[str, str]] = field(default_factory=Counter)
+    run_lengths: list[int] = field(default_factory=list)
+    carried_bytes: list[int] = field(default_factory=list)
+    view: StockView | None = None
+    unfinished: int = 0
+
+    @property
+    def reservations(self) -> int:
+        return len(self.latencies)
+
+
+async def runs(client: Client, workflow_id: str) -> tuple[list[int], list[int]]:
+    """History length of every run of the workflow, first to current (following the
+    continue-as-new chain), and the size of the input each later run was started with."""
     desc = await client.get_workflow_handle(workflow_id).describe()
     run_id = desc.raw_description.workflow_execution_info.first_run_id
     lengths: list[int] = []
+    carried: list[int] = []
     while run_id:
-        d = await client.get_workflow_handle(workflow_id, run_id=run_id).describe()
+        handle = client.get_workflow_handle(workflow_id, run_id=run_id)
+        d = await handle.describe()
         lengths.append(d.history_length)
+        if len(lengths) > 1:
+            async for first in handle.fetch_history_events(page_size=1):
+                attrs = first.workflow_execution_started_event_attributes
+                carried.append(sum(p.ByteSize() for p in attrs.input.payloads))
+                break
         if d.raw_description.workflow_execution_info.status != (
             WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW
         ):
@@ -135,7 +159,7 @@ async def run_lengths(client: Client, workflow_id: str) -> list[int]:
         event = last.history.events[0]
         assert event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
         run_id = event.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
-    return lengths
+    return lengths, carried
 
 
 async def reserve_many(
@@ -143,114 +167,151 @@ async def reserve_many(
     counter: RequestCounter,
     task_queue: str,
     label: str,
+    *,
     n: int,
-    concurrency: int,
-    progress: bool,
+    clients: int,
+    seconds: float | None = None,
+    progress: int = 0,
 ) -> Result:
+    """n reservations from `clients` closed-loop clients; with `seconds`, stop after that long
+    (calls still running are cancelled and counted as unfinished)."""
     location, sku = f"bench-{uuid.uuid4().hex[:8]}", "PHONE-X12"
-    on_hand = n // 2
-    latencies: list[float] = []
-    statuses: Counter[str] = Counter()
-    gave_up: Counter[str] = Counter()
+    res = Result(label, clients, on_hand=n // 2)
     next_i = iter(range(n))
     counter.drain()  # forget earlier calls
+
+    async def reserve(i: int) -> StockReserved:
+        attempt = 0
+        while True:
+            start = WithStartWorkflowOperation(  # one per call: the SDK refuses to reuse one
+                StockWorkflow.run,
+                StockInput(location=location, sku=sku, on_hand=res.on_hand),
+                id=stock_workflow_id(location, sku),
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                task_queue=task_queue,
+                static_summary=f"Stock of {sku} at {location}",
+            )
+            try:
+                return await load.execute_update_with_start_workflow(
+                    StockWorkflow.reserve,
+                    ReserveStock(order_id=f"R-{i:06d}", qty=1),
+                    start_workflow_operation=start,
+                )
+            except RPCError as err:
+                if err.status not in GIVE_UPS:
+                    raise
+                res.gave_up[err.status.name] += 1
+                await asyncio.sleep(min(RETRY_FIRST * 2**attempt, RETRY_MAX))
+                attempt += 1
 
     async def client_loop() -> None:
         for i in next_i:
             t = time.perf_counter()
-            attempt = 0
-            while True:
-                # One operation per call: the SDK refuses to reuse one.
-                start = WithStartWorkflowOperation(
-                    StockWorkflow.run,
-                    StockInput(location=location, sku=sku, on_hand=on_hand),
-                    id=stock_workflow_id(location, sku),
-                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                    task_queue=task_queue,
-                    static_summary=f"Stock of {sku} at {location}",
-                )
-                try:
-                    result: StockReserved = await load.execute_update_with_start_workflow(
-                        StockWorkflow.reserve,
-                        ReserveStock(order_id=f"R-{i:06d}", qty=1),
-                        start_workflow_operation=start,
-                    )
-                    break
-                except RPCError as err:
-                    # The SDK retried for up to 10 s and gave up; the reserve_stock activity would
-                    # fail and be retried by its retry policy: 200 ms, doubling.
-                    if err.status not in GIVE_UPS:
-                        raise
-                    gave_up[err.status.name] += 1
-                    await asyncio.sleep(min(RETRY_FIRST * 2**attempt, RETRY_MAX))
-                    attempt += 1
-            latencies.append(time.perf_counter() - t)
-            statuses[result.status] += 1
-            if progress and len(latencies) % 1000 == 0:
-                print(f"  {label}: {len(latencies)} reservations", flush=True)
+            result = await reserve(i)
+            res.latencies.append(time.perf_counter() - t)
+            res.statuses[result.status] += 1
+            if progress and res.reservations % progress == 0:
+                print(f"  {label}: {res.reservations} reservations", flush=True)
 
     t0 = time.perf_counter()
-    await asyncio.gather(*(client_loop() for _ in range(concurrency)))
-    wall = time.perf_counter() - t0
-    attempts, failures = counter.drain()
+    tasks = [asyncio.create_task(client_loop()) for _ in range(clients)]
+    done, pending = await asyncio.wait(tasks, timeout=seconds)
+    res.wall = time.perf_counter() - t0
+    res.unfinished = len(pending)
+    for task in pending:
+        task.cancel()
+    for task in done:
+        task.result()  # surface a real failure
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.gather(*pending, return_exceptions=True)
+    res.attempts, res.failures = counter.drain()
     wf_id = stock_workflow_id(location, sku)
-    res = Result(
-        label, n, concurrency, on_hand, wall, latencies, statuses, attempts, failures, gave_up
-    )
-    res.run_lengths = await run_lengths(load, wf_id)
+    await asyncio.sleep(0.5)  # a cancelled call may still land; let the record settle
+    res.run_lengths, res.carried_bytes = await runs(load, wf_id)
     res.view = await load.get_workflow_handle(wf_id).query(StockWorkflow.reservations)
     return res
 
 
-def report(r: Result) -> bool:
+def report(r: Result, *, long_run: bool = False) -> bool:
     ms = 1000.0
     lengths = r.run_lengths
     total = sum(lengths)
-    print(f"\n== {r.label}: {r.reservations} reservations, {r.concurrency} concurrent clients ==")
+    stopped = f", stopped after {r.wall:.0f} s" if r.unfinished else ""
     print(
-        f"throughput {r.reservations / r.wall:.0f} reservations/s (wall {r.wall:.1f} s); "
-        f"update latency p50 {pct(r.latencies, 50) * ms:.0f} ms, p99 {pct(r.latencies, 99) * ms:.0f} ms, "
-        f"max {max(r.latencies) * ms:.0f} ms"
+        f"\n== {r.label}: {r.reservations} reservations from {r.clients} concurrent clients{stopped} =="
     )
-    multi = "ExecuteMultiOperation"
-    refused = {code: n for (op, code), n in r.failures.items() if op == multi}
+    if r.latencies:
+        print(
+            f"throughput {r.reservations / r.wall:.0f} reservations/s (wall {r.wall:.1f} s); "
+            f"call latency p50 {pct(r.latencies, 50) * ms:.0f} ms, "
+            f"p99 {pct(r.latencies, 99) * ms:.0f} ms, max {max(r.latencies) * ms:.0f} ms"
+        )
+    refused = {code: k for (op, code), k in r.failures.items() if op == MULTI}
     print(
-        f"update-with-start RPC attempts {r.attempts[multi]} for {r.reservations} reservations; "
-        f"attempts refused by the server {refused or 'none'} (ResourceExhausted = already 10 "
-        f"updates in flight on the workflow; Unavailable = update aborted), each retried by the "
-        f"SDK; calls on which the SDK gave up (after ~10 s / 10 retries) and we retried like the "
-        f"activity: {dict(r.gave_up) or 'none'}"
+        f"update-with-start attempts {r.attempts[MULTI]}; refused by the server and retried by "
+        f"the SDK: {refused or 'none'}; calls the SDK gave up on (then retried as the activity "
+        f"would): {dict(r.gave_up) or 'none'}"
+        + (f"; calls cut off at the time limit: {r.unfinished}" if r.unfinished else "")
     )
-    wft = {code: n for (op, code), n in r.failures.items() if op == "RespondWorkflowTaskCompleted"}
-    print(
-        f"worker: {r.attempts['RespondWorkflowTaskCompleted']} workflow task completions, "
-        f"failed {wft or 'none'}"
-    )
+    wft = {code: k for (op, code), k in r.failures.items() if op == WFT}
+    print(f"worker: {r.attempts[WFT]} workflow task completions, failed: {wft or 'none'}")
+    carried = max(r.carried_bytes, default=0)
     print(
         f"history: {len(lengths)} runs ({len(lengths) - 1} continue-as-new), {total} events, "
-        f"{total / r.reservations:.2f} events per reservation; longest run {max(lengths)} events "
-        f"({max(lengths) / HISTORY_LIMIT:.1%} of the {HISTORY_LIMIT:,} limit); runs: {lengths}"
+        f"{total / max(r.reservations, 1):.2f} events per reservation; longest run "
+        f"{max(lengths)} events ({max(lengths) / HISTORY_LIMIT:.1%} of the {HISTORY_LIMIT:,} limit)"
+        + (f"; runs {lengths}" if len(lengths) <= 12 else "")
     )
+    if carried:
+        per = carried / max(r.reservations - 1, 1)
+        print(
+            f"state carried into the last continue-as-new: {carried / 1024:.0f} KiB "
+            f"(~{per:.0f} bytes per live reservation; the server's 2 MiB payload limit is reached "
+            f"at ~{BLOB_LIMIT / per:,.0f} live reservations)"
+        )
     v = r.view
     assert v is not None
     reserved = sum(x.qty for x in v.reserved)
     ids = [x.order_id for x in v.reserved + v.waitlist]
-    ok = (
-        reserved == v.on_hand == r.on_hand
-        and v.available == 0
-        and r.statuses["reserved"] == r.on_hand
-        and r.statuses["waitlisted"] == r.reservations - r.on_hand
-        and len(ids) == len(set(ids)) == r.reservations
-    )
+    unique = len(ids) == len(set(ids))
+    if r.unfinished:
+        # Cut-off calls may or may not have landed: check the record against its own stock.
+        ok = unique and reserved <= v.on_hand and (not v.waitlist or reserved == v.on_hand)
+    else:
+        ok = (
+            unique
+            and reserved == v.on_hand == r.on_hand
+            and r.statuses["reserved"] == r.on_hand
+            and r.statuses["waitlisted"] == r.reservations - r.on_hand
+            and len(ids) == r.reservations
+        )
     print(
         f"oversell check: on hand {v.on_hand}, reserved {reserved}, waitlisted {len(v.waitlist)}, "
         f"answers {dict(r.statuses)} -> {'OK, nothing oversold' if ok else 'FAILED'}"
     )
+    if long_run:
+        far_below = max(lengths) < HISTORY_LIMIT // 10
+        print(
+            f"longest run {'is' if far_below else 'is NOT'} far below the limit (< 10%); "
+            f"{len(lengths) - 1} continue-as-new runs"
+        )
+        ok &= far_below
     return ok
 
 
-async def main(reservations: int, long_run: int, concurrency: int) -> int:
+def quiet_abandoned_start_futures(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """A refused (or, at the time limit, cancelled) update-with-start also fails its start
+    operation's future, which nobody awaits when the update is what we wait for: asyncio would
+    print each one."""
+    abandoned = isinstance(context.get("exception"), RPCError | asyncio.CancelledError)
+    if abandoned and "never retrieved" in str(context.get("message")):
+        return
+    loop.default_exception_handler(context)
+
+
+async def main(args: argparse.Namespace) -> int:
     configure("WARNING")
+    asyncio.get_running_loop().set_exception_handler(quiet_abandoned_start_futures)
     tmp = Path(tempfile.mkdtemp(prefix="orderflow-bench-stock-"))
     extra: list[str] = []
     for pragma in SQLITE_PRAGMAS:
@@ -260,12 +321,12 @@ async def main(reservations: int, long_run: int, concurrency: int) -> int:
         dev_server_existing_path=temporal_binary(),
         dev_server_database_filename=str(tmp / "temporal.sqlite3"),
         dev_server_extra_args=extra,
+        dev_server_log_level="never",  # it logs every refused call
         search_attributes=list(ALL),
         data_converter=pydantic_data_converter,
         runtime=counter.runtime,
-        dev_server_log_level="never",  # its one line per refused call would flood the output
     )
-    # The load generators' own connection, as an order activity has its own client.
+    # The load generators' own connection, as the reserve_stock activity has its own client.
     load = await Client.connect(
         env.client.service_client.config.target_host,
         data_converter=pydantic_data_converter,
@@ -273,27 +334,45 @@ async def main(reservations: int, long_run: int, concurrency: int) -> int:
     )
     settings = Settings(data_dir=tmp, task_queue=f"bench-{uuid.uuid4().hex[:8]}")
     print(
-        f"cores {os.cpu_count()}; dev server (SQLite WAL), worker in this process "
+        f"cores {os.cpu_count()}; Temporal dev server (SQLite WAL) and a worker in this process "
         f"(max_concurrent_workflow_tasks {settings.max_concurrent_workflow_tasks}, "
-        f"max_cached_workflows {settings.max_cached_workflows}); "
-        f"continue_as_new_after {StockInput.model_fields['continue_as_new_after'].default}",
+        f"max_cached_workflows {settings.max_cached_workflows}); StockInput.continue_as_new_after "
+        f"{StockInput.model_fields['continue_as_new_after'].default}; "
+        f"command: {' '.join(sys.argv)}",
         flush=True,
     )
     ok = True
     t0 = time.perf_counter()
+    queue = settings.task_queue
     try:
         async with build_worker(env.client, settings):
-            if reservations:
+            if args.reservations:
                 r = await reserve_many(
-                    load, counter, settings.task_queue, "burst", reservations, concurrency, False
+                    load, counter, queue, "burst", n=args.reservations, clients=args.concurrency
                 )
                 ok &= report(r)
-            if long_run:
+            if args.contention_clients and args.contention_seconds:
                 r = await reserve_many(
-                    load, counter, settings.task_queue, "long run", long_run, concurrency, True
+                    load,
+                    counter,
+                    queue,
+                    "contention",
+                    n=args.reservations or 1000,
+                    clients=args.contention_clients,
+                    seconds=args.contention_seconds,
                 )
                 ok &= report(r)
-                ok &= max(r.run_lengths) < HISTORY_LIMIT // 10
+            if args.long_run:
+                r = await reserve_many(
+                    load,
+                    counter,
+                    queue,
+                    "long run",
+                    n=args.long_run,
+                    clients=args.concurrency,
+                    progress=2000,
+                )
+                ok &= report(r, long_run=True)
     finally:
         await env.shutdown()
     print(f"\ntotal {time.perf_counter() - t0:.0f} s; all checks {'passed' if ok else 'FAILED'}")
@@ -302,10 +381,14 @@ async def main(reservations: int, long_run: int, concurrency: int) -> int:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reservations", type=int, default=1000)
+    parser.add_argument("--reservations", type=int, default=1000, help="burst size (0 skips)")
+    parser.add_argument("--long-run", type=int, default=10_000, help="long-run size (0 skips)")
     parser.add_argument(
-        "--long-run", type=int, default=10_000, help="0 skips the long continue-as-new run"
+        "--concurrency",
+        type=int,
+        default=10,
+        help="clients of the burst and the long run (the server takes 10 updates in flight)",
     )
-    parser.add_argument("--concurrency", type=int, default=50)
-    args = parser.parse_args()
-    sys.exit(asyncio.run(main(args.reservations, args.long_run, args.concurrency)))
+    parser.add_argument("--contention-clients", type=int, default=50, help="0 skips")
+    parser.add_argument("--contention-seconds", type=float, default=30)
+    sys.exit(asyncio.run(main(parser.parse_args())))

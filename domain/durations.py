@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from domain.errors import InvalidInput
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
+MAX_SECONDS = 100 * 365 * 86400
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -19,6 +20,8 @@ def parse_duration(text: str) -> timedelta:
     seconds = float(match.group(1)) * _UNITS[match.group(2)]
     if seconds <= 0:
         raise InvalidInput(f"duration '{text}' must be greater than zero")
+    if seconds > MAX_SECONDS:
+        raise InvalidInput(f"duration '{text}' is too long; at most 100 years")
     return timedelta(seconds=seconds)
 
 

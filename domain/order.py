@@ -139,6 +139,21 @@ def _text(value: str, field: str, *, limit: int = 2000) -> str:
     return value
 
 
+MAX_AMOUNT = Decimal("9999999999.99")
+
+
+def check_amount(amount: Decimal) -> None:
+    """A money amount: finite, not negative, whole cents, below ten billion."""
+    if not amount.is_finite():
+        raise InvalidInput(f"amount must be a number (got {amount})")
+    if amount < 0:
+        raise InvalidInput(f"amount must not be negative (got {amount})")
+    if amount != amount.quantize(Decimal("0.01")):
+        raise InvalidInput(f"amount has more than two decimal places (got {amount})")
+    if amount > MAX_AMOUNT:
+        raise InvalidInput(f"amount is larger than {MAX_AMOUNT} (got {amount})")
+
+
 def check_place_hold(state: OrderState, cmd: PlaceHold) -> Department:
     state._require_open("place a hold")
     dept = state.department(cmd.department)
@@ -148,8 +163,8 @@ def check_place_hold(state: OrderState, cmd: PlaceHold) -> Department:
             f"reason '{cmd.reason_code}' is not one of {dept.department}'s reason codes: {codes}"
         )
     _text(cmd.customer_message, "the customer message (--message)")
-    if cmd.amount is not None and cmd.amount < 0:
-        raise InvalidInput(f"amount must not be negative (got {cmd.amount})")
+    if cmd.amount is not None:
+        check_amount(cmd.amount)
     if len(cmd.reference) > 200:
         raise InvalidInput("reference is longer than 200 characters")
     return dept

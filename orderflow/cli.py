@@ -38,6 +38,7 @@ from domain.models import (
     Reschedule,
     UpholdHold,
 )
+from domain.order import check_amount
 from orderflow.config import Settings
 from orderflow.registry import Registry
 from orderflow.service import Orderflow, money
@@ -143,8 +144,7 @@ def amount(text: str | None) -> Decimal | None:
         value = Decimal(text)
     except InvalidOperation:
         raise InvalidInput(f"--amount '{text}' is not a number") from None
-    if value < 0:
-        raise InvalidInput(f"--amount must not be negative (got {text})")
+    check_amount(value)
     return value
 
 
@@ -611,6 +611,8 @@ def evidence_pairs(pairs: Sequence[str]) -> dict[str, str]:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise InvalidInput(f"--evidence '{pair}' must be KEY=VALUE (e.g. photo=IMG_1.jpg)")
+        if key.strip() in found:
+            raise InvalidInput(f"--evidence {key.strip()} is given twice; give each key once")
         found[key.strip()] = value.strip()
     return found
 

@@ -78,11 +78,16 @@ class Registry:
 
     @cached_property
     def departments(self) -> dict[str, Department]:
-        items = _load(self.dir / "departments.toml", "department")
-        for item in items:
-            if isinstance(item.get("hold_sla"), str):
-                item["hold_sla"] = parse_duration(item["hold_sla"])
         path = self.dir / "departments.toml"
+        items = _load(path, "department")
+        for n, item in enumerate(items, start=1):
+            if isinstance(item.get("hold_sla"), str):
+                try:
+                    item["hold_sla"] = parse_duration(item["hold_sla"])
+                except InvalidInput as err:
+                    raise InvalidInput(
+                        f"seed file {path}, department #{n}: hold_sla: {err}"
+                    ) from None
         out: dict[str, Department] = {}
         for n, item in enumerate(items, start=1):
             try:

@@ -435,6 +435,8 @@ class Orderflow:
         v = await self.view(order_id)
         if not v.deliveries:
             raise WrongState(f"order {order_id} has no delivery yet (it is {v.status})")
+        if delivery is not None and delivery < 1:
+            raise InvalidInput(f"--delivery must be 1 or more (got {delivery})")
         n = delivery or v.deliveries[-1].delivery_id
         summary = next((d for d in v.deliveries if d.delivery_id == n), None)
         if summary is None:

@@ -1,0 +1,581 @@
+"""Crash and restart: 200 orders in flight while the worker is killed with SIGKILL five times and
+the Temporal dev server once; every order must still reach its terminal state with nothing lost,
+no e-mail sent twice and nobody charged twice.
+
+What runs, all on loopback:
+
+- the Temporal dev server as a subprocess (``orderflow.devserver``), persisting to an SQLite file
+  in WAL mode; killed with SIGKILL once and restarted on the same file and port;
+- the SMTP sink in this process, with a handler that counts every DATA it receives by
+  Message-ID (the sink itself stores a repeated Message-ID once);
+- the worker as a subprocess (``orderflow worker``), killed with SIGKILL at five random moments
+  and restarted.
+
+The bench is every department and the carrier: it places the orders (a quarter plain, a quarter
+with a billing hold placed and later released, a quarter with a care promise made and later
+kept, a quarter with both), learns of each booking from the carrier gateway's own records and
+sends ``picked-up``, ``scan`` and ``delivered`` (each with an event id, as carriers do). Every
+call is retried while the server or the worker is down; retries rely on the engine's
+idempotency (order ids, hold references, carrier event ids), and a promise is only made again
+if the order's view does not show it.
+
+At the end it checks every order's view (completed; its hold released; its promises kept; nothing
+extra), the sink's counts and Maildir, and the payment ledger, then prints one line:
+
+    orders N, worker kills K, server restarts R, lost 0, duplicate emails 0, double charges 0
+
+and exits non-zero if lost, duplicate e-mails or double charges is not zero. Progress and
+details go to stderr.
+
+Run: make chaos   (or .venv/bin/python bench/chaos.py [--orders 200] [--seed N])
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import email
+import email.policy
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from activities.billing import Ledger
+from domain.errors import OrderflowError
+from domain.ids import order_workflow_id
+from domain.models import (
+    CarrierEvent,
+    KeepPromise,
+    Location,
+    MakePromise,
+    OrderView,
+    PlaceHold,
+    ReleaseHold,
+)
+from orderflow.config import PROJECT_ROOT, Settings
+from orderflow.devserver import DevServer, dev_server_command, free_port, port_open
+from orderflow.logging import configure
+from orderflow.registry import Registry
+from orderflow.service import Orderflow
+from orderflow.smtp_sink import MaildirHandler, SmtpSink
+from orderflow.temporal import connect
+
+T = TypeVar("T")
+BIN = Path(sys.executable).parent
+HOST = "127.0.0.1"
+OVERALL_TIMEOUT = 300.0  # seconds for the whole run, verification included
+DRIVE_TIMEOUT = 240.0  # seconds for the orders to finish
+SKUS = ("CASE-X12", "ROUTER-F1", "PHONE-A5")
+LOCATIONS = [f"chaos-loc-{n}" for n in range(3)]
+
+
+def say(text: str) -> None:
+    print(f"[chaos {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+# ============================================================================ the sink
+
+
+class CountingHandler(MaildirHandler):
+    """The real Maildir sink, also counting every DATA by Message-ID (repeats included)."""
+
+    def __init__(self, maildir: Path) -> None:
+        super().__init__(maildir)
+        self.deliveries = 0
+        self.by_id: collections.Counter[str] = collections.Counter()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        raw: bytes = envelope.original_content or envelope.content
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        self.deliveries += 1
+        self.by_id[str(msg.get("Message-ID", ""))] += 1
+        return await super().handle_DATA(server, session, envelope)
+
+
+# ============================================================================ the processes
+
+
+class Processes:
+    """The dev server and the worker, as subprocesses this bench may kill."""
+
+    def __init__(self, data: Path, port: int, smtp_port: int, task_queue: str) -> None:
+        self.data = data
+        self.port = port
+        self.server = DevServer(
+            dev_server_command(db_file=data / "temporal.sqlite3", port=port, ui_port=None),
+            port=port,
+            log_file=data / "temporal.log",
+        )
+        self.env = {
+            **os.environ,
+            "TEMPORAL_ADDRESS": f"{HOST}:{port}",
+            "ORDERFLOW_DATA_DIR": str(data),
+            "ORDERFLOW_SMTP_HOST": HOST,
+            "ORDERFLOW_SMTP_PORT": str(smtp_port),
+            "ORDERFLOW_TASK_QUEUE": task_queue,
+        }
+        for key in ("TEMPORAL_PROFILE", "TEMPORAL_API_KEY", "TEMPORAL_NAMESPACE"):
+            self.env.pop(key, None)
+        self.worker: subprocess.Popen[bytes] | None = None
+        self.worker_starts = 0
+        self.worker_kills = 0
+        self.server_restarts = 0
+        self.unplanned_worker_exits = 0
+        self.server_up = asyncio.Event()
+        self.lock = asyncio.Lock()
+
+    # -- server ------------------------------------------------------------------------
+
+    async def start_server(self) -> None:
+        await asyncio.to_thread(self.server.start, 60)
+        self.server_up.set()
+
+    async def kill_server(self) -> None:
+        proc = self.server.proc
+        assert proc is not None
+        self.server_up.clear()
+        proc.send_signal(signal.SIGKILL)
+        await asyncio.to_thread(proc.wait, 30)
+        deadline = time.monotonic() + 30
+        while port_open(HOST, self.port) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+
+    # -- worker ------------------------------------------------------------------------
+
+    async def start_worker(self) -> None:
+        await self.server_up.wait()
+        self.worker_starts += 1
+        log = (self.data / f"worker-{self.worker_starts}.log").open("ab")
+        self.worker = subprocess.Popen(
+            [str(BIN / "orderflow"), "worker"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        path = self.data / f"worker-{self.worker_starts}.log"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if b"worker_started" in path.read_bytes():
+                return
+            if self.worker.poll() is not None:
+                break
+            await asyncio.sleep(0.1)
+        say(f"worker #{self.worker_starts} did not start (exit {self.worker.poll()}); retrying")
+        self.kill_worker_now()
+        await asyncio.sleep(1)
+        await self.start_worker()
+
+    def kill_worker_now(self) -> None:
+        if self.worker is not None and self.worker.poll() is None:
+            self.worker.send_signal(signal.SIGKILL)
+            self.worker.wait(30)
+
+    async def kill_worker(self) -> None:
+        self.kill_worker_now()
+        self.worker_kills += 1
+
+    async def supervise(self) -> None:
+        """Restart a worker that exited on its own (not one of the planned kills)."""
+        while True:
+            await asyncio.sleep(0.5)
+            async with self.lock:
+                if self.worker is not None and self.worker.poll() is not None:
+                    self.unplanned_worker_exits += 1
+                    say(f"worker exited on its own (exit {self.worker.returncode}); restarting")
+                    await self.start_worker()
+
+    def stop_all(self) -> None:
+        self.kill_worker_now()
+        proc = self.server.proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(15)
+
+
+async def chaos(procs: Processes, rng: random.Random, kills: int, window: float) -> None:
+    """SIGKILL the worker ``kills`` times and the server once, at random moments of the window."""
+    moments: list[float] = []
+    while len(moments) < kills + 1:
+        t = rng.uniform(3, window)
+        if all(abs(t - m) >= 6 for m in moments):
+            moments.append(t)
+    moments.sort()
+    server_at = rng.randrange(len(moments))
+    start = time.monotonic()
+    for n, at in enumerate(moments):
+        await asyncio.sleep(max(0.0, start + at - time.monotonic()))
+        async with procs.lock:
+            if n == server_at:
+                say(f"t={at:.1f}s: SIGKILL the Temporal dev server")
+                await procs.kill_server()
+                await asyncio.sleep(rng.uniform(1, 3))
+                await procs.start_server()
+                procs.server_restarts += 1
+                say("dev server back on the same database and port")
+                if procs.worker is not None and procs.worker.poll() is not None:
+                    await procs.start_worker()
+            else:
+                say(f"t={at:.1f}s: SIGKILL the worker (pid {procs.worker and procs.worker.pid})")
+                await procs.kill_worker()
+                await asyncio.sleep(rng.uniform(0.2, 2.0))
+                await procs.start_worker()
+                say(f"worker restarted (pid {procs.worker and procs.worker.pid})")
+
+
+# ============================================================================ the driver
+
+
+class Driver:
+    """Every department and the carrier, retrying every call until the deadline."""
+
+    def __init__(self, app: Orderflow, data: Path, rng: random.Random, deadline: float) -> None:
+        self.app = app
+        self.rng = rng
+        self.deadline = deadline
+        self.carrier_db = data / "carrier.sqlite3"
+        self.gate = asyncio.Semaphore(48)
+        self.errors: collections.Counter[str] = collections.Counter()
+        self.expected: dict[str, dict[str, Any]] = {}
+
+    async def attempt(
+        self, what: str, fn: Callable[[], Awaitable[T]], *, done_if: tuple[str, ...] = ()
+    ) -> T | None:
+        """Call until it succeeds; a refusal whose text is in ``done_if`` means it already did."""
+        while True:
+            try:
+                async with self.gate:
+                    return await asyncio.wait_for(fn(), 90)
+            except OrderflowError as err:
+                if any(s in str(err) for s in done_if):
+                    return None
+                self.errors[f"{what}: {type(err).__name__}: {_short(str(err))}"] += 1
+            except Exception as err:
+                self.errors[f"{what}: {type(err).__name__}: {_short(str(err))}"] += 1
+            if time.monotonic() > self.deadline:
+                raise TimeoutError(f"{what}: still failing at the deadline")
+            await asyncio.sleep(self.rng.uniform(0.3, 1.0))
+
+    def booked(self, order_id: str) -> bool:
+        """The carrier's own records: has this delivery been booked with us?"""
+        if not self.carrier_db.exists():
+            return False
+        try:
+            with sqlite3.connect(self.carrier_db, timeout=5) as db:
+                row = db.execute(
+                    "SELECT 1 FROM bookings WHERE key = ?", (f"delivery-{order_id}-1.booking",)
+                ).fetchone()
+        except sqlite3.Error:
+            return False
+        return row is not None
+
+    async def order(self, i: int, order_id: str) -> None:
+        app, rng = self.app, self.rng
+        with_hold, with_promise = i % 4 in (1, 3), i % 4 in (2, 3)
+        self.expected[order_id] = {"hold": with_hold, "promise": with_promise, "done": False}
+        location = LOCATIONS[i % len(LOCATIONS)]
+        sku = SKUS[(i // len(LOCATIONS)) % len(SKUS)]
+        await asyncio.sleep(i * 0.05)  # orders arrive over ten seconds
+        inp = app.order_input(
+            customer_id=f"C-100{1 + i % 5}",
+            sku=sku,
+            qty=1,
+            location=location,
+            carrier=("ups", "dhl", "post")[i % 3],
+            pickup=False,
+            order_id=order_id,
+            actor="chaos",
+        )
+        await self.attempt("place order", lambda: app.place_order(inp))
+        hold_id: str | None = None
+        if with_hold:
+            placed = await self.attempt(
+                "place hold",
+                lambda: app.place_hold(
+                    order_id,
+                    PlaceHold(
+                        department="billing",
+                        actor="chaos",
+                        reason_code="arrears",
+                        customer_message=f"Invoice INV-{i} is unpaid.",
+                        reference=f"INV-{i}",
+                        amount=Decimal("10.00"),
+                    ),
+                ),
+            )
+            assert placed is not None
+            hold_id = placed.hold_id
+            self.expected[order_id]["hold_id"] = hold_id
+        promise_text = f"call you back about order {order_id}"
+        if with_promise:
+            self.expected[order_id]["promise_id"] = await self.make_promise_once(
+                order_id, promise_text
+            )
+        await asyncio.sleep(rng.uniform(0, 25))
+        if hold_id is not None:
+            await self.attempt(
+                "release hold",
+                lambda: app.release_hold(
+                    order_id,
+                    ReleaseHold(
+                        hold_id=hold_id, department="billing", actor="chaos", resolution="Paid."
+                    ),
+                ),
+                done_if=("already released",),
+            )
+        while not self.booked(order_id):
+            if time.monotonic() > self.deadline:
+                raise TimeoutError(f"{order_id} never booked")
+            await asyncio.sleep(rng.uniform(0.5, 1.5))
+        for event, extra in (
+            ("picked-up", {}),
+            ("scan", {"location": "Hub North"}),
+            ("delivered", {}),
+        ):
+            await asyncio.sleep(rng.uniform(0, 6))
+            cmd = CarrierEvent(event=event, event_id=f"{order_id}-{event}", **extra)  # type: ignore[arg-type]
+            await self.attempt(f"carrier {event}", lambda cmd=cmd: app.carrier_event(order_id, cmd))
+        if with_promise:
+            await asyncio.sleep(rng.uniform(0, 4))
+            promise_id = self.expected[order_id]["promise_id"]
+            await self.attempt(
+                "keep promise",
+                lambda: app.keep_promise(
+                    order_id, KeepPromise(promise_id=promise_id, note="called", actor="chaos")
+                ),
+                done_if=("already kept",),
+            )
+        await self.attempt(
+            "wait for the order",
+            lambda: app.client.get_workflow_handle(order_workflow_id(order_id)).result(
+                rpc_timeout=timedelta(seconds=60)
+            ),
+        )
+        self.expected[order_id]["done"] = True
+
+    async def make_promise_once(self, order_id: str, text: str) -> str:
+        """make_promise has no idempotency key: look before (re)trying, so a retry after a lost
+        answer does not make a second promise."""
+
+        async def once() -> str:
+            view = await self.app.view(order_id)
+            for p in view.promises:
+                if p.text == text:
+                    return p.promise_id
+            made = await self.app.make_promise(
+                order_id,
+                MakePromise(
+                    kind="callback",
+                    due_at=datetime.now(UTC) + timedelta(hours=2),
+                    text=text,
+                    department="care",
+                    actor="chaos",
+                ),
+            )
+            return made.promise_id
+
+        result = await self.attempt("make promise", once)
+        assert result is not None
+        return result
+
+
+def _short(text: str) -> str:
+    first = text.splitlines()[0] if text else ""
+    return first[:90]
+
+
+# ============================================================================ verification
+
+
+def check_order(view: OrderView | None, exp: dict[str, Any]) -> list[str]:
+    if view is None:
+        return ["no view"]
+    problems: list[str] = []
+    if view.status != "completed":
+        problems.append(f"status {view.status}")
+    holds = [(h.hold_id, h.status) for h in view.holds]
+    want_holds = [(exp["hold_id"], "released")] if exp["hold"] else []
+    if holds != want_holds:
+        problems.append(f"holds {holds}, expected {want_holds}")
+    promises = sorted((p.kind, p.department, p.status) for p in view.promises)
+    want = [("delivery_window", "fulfilment", "kept")]
+    if exp["promise"]:
+        want.append(("callback", "care", "kept"))
+    if promises != sorted(want):
+        problems.append(f"promises {promises}, expected {sorted(want)}")
+    return problems
+
+
+def maildir_ids(maildir: Path) -> tuple[int, collections.Counter[str], dict[str, int]]:
+    """Files stored, Message-IDs across them, and customer e-mails stored per order."""
+    files = 0
+    ids: collections.Counter[str] = collections.Counter()
+    per_order: dict[str, int] = collections.Counter()
+    for path in (maildir / "new").iterdir():
+        files += 1
+        msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        ids[str(msg.get("Message-ID", ""))] += 1
+        order = str(msg.get("X-Orderflow-Order", ""))
+        if order and "@example.com" in str(msg.get("To", "")):
+            per_order[order] += 1
+    return files, ids, per_order
+
+
+# ============================================================================ main
+
+
+async def run(orders: int, kills: int, seed: int) -> int:
+    configure("WARNING")
+    started = time.monotonic()
+    rng = random.Random(seed)
+    data = Path(tempfile.mkdtemp(prefix="orderflow-chaos-"))
+    port, smtp_port = free_port(), free_port()
+    tag = uuid.uuid4().hex[:6].upper()
+    task_queue = f"chaos-{tag.lower()}"
+    say(f"seed {seed}, data {data}, Temporal {HOST}:{port}, SMTP {HOST}:{smtp_port}")
+
+    handler = CountingHandler(data / "maildir")
+    sink = SmtpSink(data / "maildir", host=HOST, port=smtp_port)
+    sink.handler = handler
+    sink.controller.handler = handler
+    procs = Processes(data, port, smtp_port, task_queue)
+    supervisor: asyncio.Task[None] | None = None
+    driver: Driver | None = None
+    ids = [f"CH-{tag}-{i:03d}" for i in range(orders)]
+    views: dict[str, OrderView | None] = {}
+    try:
+        sink.start()
+        await procs.start_server()
+        await procs.start_worker()
+        supervisor = asyncio.create_task(procs.supervise())
+        client = await connect(f"{HOST}:{port}")
+        settings = Settings(
+            data_dir=data, smtp_host=HOST, smtp_port=smtp_port, task_queue=task_queue
+        )
+        registry = Registry(PROJECT_ROOT / "seeds")
+        for n, loc in enumerate(LOCATIONS):
+            registry.locations[loc] = Location(
+                location=loc, name=f"Chaos store {n}", distance_km=n, stock=dict.fromkeys(SKUS, 10_000)
+            )
+        app = Orderflow(client, registry, settings)
+        driver = Driver(app, data, rng, time.monotonic() + DRIVE_TIMEOUT)
+        say(f"placing {orders} orders; {kills} worker kills and one server kill to come")
+        drive = asyncio.gather(*(driver.order(i, o) for i, o in enumerate(ids)))
+        havoc = asyncio.create_task(chaos(procs, rng, kills, window=45))
+        try:
+            await asyncio.wait_for(drive, DRIVE_TIMEOUT + 5)
+        except (TimeoutError, asyncio.TimeoutError) as err:
+            say(f"orders did not all finish: {err}")
+        await havoc
+        say(f"orders driven in {time.monotonic() - started:.0f}s; verifying")
+
+        async def final_view(order_id: str) -> None:
+            assert driver is not None
+            try:
+                views[order_id] = await driver.attempt("final view", lambda: app.view(order_id))
+            except TimeoutError:
+                views[order_id] = None
+
+        driver.deadline = time.monotonic() + 30
+        await asyncio.gather(*(final_view(o) for o in ids))
+    finally:
+        if supervisor is not None:
+            supervisor.cancel()
+        procs.stop_all()
+        sink.stop()
+
+    assert driver is not None
+    # -- lost: orders not completed, holds or promises missing, wrong or extra
+    lost = 0
+    for order_id in ids:
+        problems = check_order(views.get(order_id), driver.expected.get(order_id, {}))
+        if problems:
+            lost += 1
+            say(f"LOST {order_id}: {'; '.join(problems)}")
+
+    # -- e-mails: every DATA the sink received, by Message-ID; and the Maildir itself
+    files, stored_ids, per_order = maildir_ids(data / "maildir")
+    repeats = sum(n - 1 for n in handler.by_id.values() if n > 1)
+    duplicates = max(repeats, handler.duplicates) + sum(n - 1 for n in stored_ids.values() if n > 1)
+    missing_mail = sum(
+        max(0, v.customer_emails - per_order.get(o, 0)) for o, v in views.items() if v
+    )
+    say(
+        f"sink: {handler.deliveries} deliveries, {len(handler.by_id)} Message-IDs, "
+        f"{handler.duplicates} refused as repeats; Maildir: {files} files, "
+        f"{len(stored_ids)} Message-IDs; customer e-mails the orders sent and the sink lacks: "
+        f"{missing_mail}"
+    )
+
+    # -- double charges: at most one capture per order, for exactly the order's total
+    entries = Ledger(data / "ledger.sqlite3").entries()
+    by_order: dict[str, list[Any]] = collections.defaultdict(list)
+    for e in entries:
+        by_order[e.order_id].append(e)
+    double = 0
+    for order_id in ids:
+        mine = by_order.get(order_id, [])
+        captures = [e for e in mine if e.kind == "capture"]
+        authorizations = [e for e in mine if e.kind == "authorize"]
+        view = views.get(order_id)
+        total = view.total if view else None
+        if len(captures) > 1 or len(authorizations) > 1:
+            double += 1
+            say(f"DOUBLE {order_id}: {[(e.kind, str(e.amount)) for e in mine]}")
+        elif captures and total is not None and Decimal(captures[0].amount) != Decimal(total):
+            double += 1
+            say(f"WRONG AMOUNT {order_id}: captured {captures[0].amount}, total {total}")
+    kinds = collections.Counter(e.kind for e in entries)
+    say(f"ledger: {dict(kinds)}")
+
+    top = driver.errors.most_common(8)
+    if top:
+        say("retried calls (most common): " + "; ".join(f"{n}x {m}" for m, n in top))
+    if procs.unplanned_worker_exits:
+        say(f"the worker also exited on its own {procs.unplanned_worker_exits} time(s)")
+    say(f"done in {time.monotonic() - started:.0f}s")
+    print(
+        f"orders {orders}, worker kills {procs.worker_kills}, server restarts "
+        f"{procs.server_restarts}, lost {lost}, duplicate emails {duplicates}, "
+        f"double charges {double}",
+        flush=True,
+    )
+    return 1 if (lost or duplicates or double or missing_mail) else 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=200)
+    parser.add_argument("--kills", type=int, default=5, help="worker kills")
+    parser.add_argument("--seed", type=int, default=None)
+    args = parser.parse_args()
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**6)
+    try:
+        code = asyncio.run(asyncio.wait_for(run(args.orders, args.kills, seed), OVERALL_TIMEOUT))
+    except (TimeoutError, asyncio.TimeoutError):
+        say(f"gave up after {OVERALL_TIMEOUT:.0f}s")
+        code = 2
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,330 @@
+"""Many open orders, each with one pending promise, on one worker: the worker's peak memory and
+how late broken promises reach the customer.
+
+Starts its own Temporal dev server (SQLite in WAL mode, as `orderflow dev` runs it), the SMTP sink
+(in this process) and ONE worker as a separate process (`.venv/bin/orderflow worker`, configured
+through its environment, as an operator runs it), then:
+
+1. places N orders (default 10,000), each with a billing hold in the same call (update-with-start
+   of `place_hold`), so every order stops before its first step and does nothing else;
+2. makes one `make_promise` (a care callback) on each order, due at a fixed time after this
+   phase ends, the N due times spread evenly over a window (default 60 s);
+3. lets every promise break: the order's deadline loop fires, the customer is e-mailed
+   ("we did not keep our promise") and so is the care supervisor.
+
+Lateness of a promise = when its customer e-mail reached the SMTP sink minus its due time
+(what the customer sees); also reported for a sample of orders: the promise's `settled_at` in
+the order view (workflow time: when the worker's workflow task started) minus its due time.
+Memory: the worker process's peak RSS (VmHWM in /proc/PID/status) after each phase; the worker
+caches up to `max_cached_workflows` orders (default 1,000), so most orders are replayed from
+history when their timer fires. `--max-cached` sets ORDERFLOW_MAX_CACHED_WORKFLOWS to compare.
+
+Run: .venv/bin/python bench/promises.py [--orders 10000] [--window 60] [--max-cached N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from temporalio.client import WithStartWorkflowOperation
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from domain.ids import order_workflow_id
+from domain.models import MakePromise, PlaceHold
+from orderflow.config import PROJECT_ROOT, Settings
+from orderflow.devserver import SQLITE_PRAGMAS, free_port, temporal_binary
+from orderflow.logging import configure
+from orderflow.registry import Registry
+from orderflow.service import Orderflow
+from orderflow.smtp_sink import MaildirHandler, SmtpSink
+from workflows.order import OrderWorkflow
+from workflows.search_attributes import ALL
+
+BROKEN_SUBJECT = b"we did not keep our promise"
+ORDER_HEADER = b"X-Orderflow-Order:"
+
+
+class BrokenPromiseTimer(MaildirHandler):
+    """The real Maildir sink, noting when each order's broken-promise e-mail was stored."""
+
+    def __init__(self, maildir: Path) -> None:
+        super().__init__(maildir)
+        self.stored: dict[str, float] = {}
+        self.messages = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        reply = await super().handle_DATA(server, session, envelope)
+        at = time.time()
+        self.messages += 1
+        raw: bytes = envelope.original_content or envelope.content
+        head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+        if BROKEN_SUBJECT in head:
+            for line in head.splitlines():
+                if line.startswith(ORDER_HEADER):
+                    order_id = line[len(ORDER_HEADER) :].strip().decode()
+                    self.stored.setdefault(order_id, at)
+        return reply
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+class WorkerProcess:
+    """`orderflow worker` as an operator runs it, configured through its environment."""
+
+    def __init__(self, address: str, settings: Settings, max_cached: int | None, log: Path) -> None:
+        env = dict(os.environ)
+        env.update(
+            TEMPORAL_ADDRESS=address,
+            ORDERFLOW_TASK_QUEUE=settings.task_queue,
+            ORDERFLOW_DATA_DIR=str(settings.data_dir),
+            ORDERFLOW_SMTP_HOST=settings.smtp_host,
+            ORDERFLOW_SMTP_PORT=str(settings.smtp_port),
+        )
+        if max_cached is not None:
+            env["ORDERFLOW_MAX_CACHED_WORKFLOWS"] = str(max_cached)
+        self.command = [str(PROJECT_ROOT / ".venv" / "bin" / "orderflow"), "worker"]
+        self.env_shown = " ".join(
+            f"{k}={env[k]}"
+            for k in (
+                "TEMPORAL_ADDRESS",
+                "ORDERFLOW_TASK_QUEUE",
+                "ORDERFLOW_DATA_DIR",
+                "ORDERFLOW_SMTP_HOST",
+                "ORDERFLOW_SMTP_PORT",
+                "ORDERFLOW_MAX_CACHED_WORKFLOWS",
+            )
+            if k in env
+        )
+        self.log = log.open("wb")
+        self.proc = subprocess.Popen(
+            self.command, env=env, stdout=self.log, stderr=subprocess.STDOUT
+        )
+
+    def status(self, key: str) -> int:
+        """A /proc/PID/status figure in MiB (VmRSS now, VmHWM peak)."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) // 1024
+        return 0
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.log.close()
+
+
+async def main(args: argparse.Namespace) -> int:
+    configure("WARNING")
+    n = args.orders
+    tmp = Path(tempfile.mkdtemp(prefix="orderflow-bench-promises-"))
+    extra: list[str] = []
+    for pragma in SQLITE_PRAGMAS:
+        extra += ["--sqlite-pragma", pragma]
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_binary(),
+        dev_server_database_filename=str(tmp / "temporal.sqlite3"),
+        dev_server_extra_args=extra,
+        search_attributes=list(ALL),
+        data_converter=pydantic_data_converter,
+    )
+    sink = SmtpSink(tmp / "maildir", port=free_port())
+    handler = BrokenPromiseTimer(tmp / "maildir")
+    sink.controller.handler = handler
+    sink.start()
+    settings = Settings(
+        data_dir=tmp / "worker",
+        smtp_host="127.0.0.1",
+        smtp_port=sink.controller.port,
+        task_queue=f"bench-{uuid.uuid4().hex[:8]}",
+    )
+    address = env.client.service_client.config.target_host
+    worker = WorkerProcess(address, settings, args.max_cached, tmp / "worker.log")
+    cached = args.max_cached if args.max_cached is not None else settings.max_cached_workflows
+    print(
+        f"cores {os.cpu_count()}; command: {' '.join(sys.argv)}\n"
+        f"worker: {worker.env_shown} {' '.join(worker.command)} (pid {worker.proc.pid}; "
+        f"max_cached_workflows {cached}, max_concurrent_workflow_tasks "
+        f"{settings.max_concurrent_workflow_tasks}); log {tmp / 'worker.log'}",
+        flush=True,
+    )
+    app = Orderflow(env.client, Registry(PROJECT_ROOT / "seeds"), settings)
+    gate = asyncio.Semaphore(args.concurrency)
+    ok = True
+
+    async def place(i: int) -> None:
+        async with gate:
+            inp = app.order_input(
+                customer_id="C-1001",
+                sku="CASE-X12",
+                qty=1,
+                location="warehouse-north",
+                carrier="ups",
+                pickup=False,
+                order_id=f"P-{i:05d}",
+            )
+            start = WithStartWorkflowOperation(
+                OrderWorkflow.run,
+                inp,
+                id=order_workflow_id(inp.order_id),
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                task_queue=settings.task_queue,
+            )
+            await env.client.execute_update_with_start_workflow(
+                OrderWorkflow.place_hold,
+                PlaceHold(
+                    department="billing",
+                    reason_code="arrears",
+                    customer_message="Balance due.",
+                    reference=f"INV-{i}",
+                ),
+                start_workflow_operation=start,
+            )
+
+    due: dict[str, datetime] = {}
+
+    async def promise(i: int, at: datetime) -> None:
+        async with gate:
+            order_id = f"P-{i:05d}"
+            due[order_id] = at
+            await app.make_promise(
+                order_id,
+                MakePromise(
+                    kind="callback",
+                    due_at=at,
+                    text="call you back about your balance",
+                    department="care",
+                    actor="bench",
+                ),
+            )
+
+    def memory(label: str) -> str:
+        return (
+            f"worker RSS {worker.status('VmRSS')} MiB now, peak {worker.status('VmHWM')} MiB, "
+            f"CPU {worker.cpu_seconds():.0f} s so far ({label})"
+        )
+
+    t0 = time.monotonic()
+    try:
+        # 1. orders, each stopped by a hold before its first step
+        await asyncio.gather(*(place(i) for i in range(n)))
+        placed = time.monotonic() - t0
+        print(
+            f"1. placed {n} held orders in {placed:.1f} s ({n / placed:.0f}/s); {memory('placed')}"
+        )
+
+        # 2. one promise per order, due after this phase: the phase takes at most as long as the
+        # placing did (one e-mail per call instead of three), plus a margin.
+        t1 = time.monotonic()
+        first_due = datetime.now(UTC) + timedelta(seconds=placed * args.margin + args.lead)
+        step = timedelta(seconds=args.window / max(n - 1, 1))
+        await asyncio.gather(*(promise(i, first_due + i * step) for i in range(n)))
+        made = time.monotonic() - t1
+        slack = (first_due - datetime.now(UTC)).total_seconds()
+        print(
+            f"2. made {n} promises in {made:.1f} s ({n / made:.0f}/s); the first falls due "
+            f"{slack:.1f} s later, the last {args.window:.0f} s after it; {memory('promised')}",
+            flush=True,
+        )
+        if slack <= 0:
+            print("   WARNING: promises fell due before all were made; raise --margin")
+        rss_open = worker.status("VmHWM")
+
+        # 3. every promise breaks
+        deadline = time.time() + slack + args.window + args.grace
+        samples: list[tuple[float, int]] = []
+        while len(handler.stored) < n and time.time() < deadline:
+            await asyncio.sleep(1)
+            samples.append((time.time(), worker.status("VmRSS")))
+        fired = time.monotonic() - t1 - made
+        print(f"3. broken-promise e-mails stored: {len(handler.stored)}/{n}; {memory('fired')}")
+
+        late = [handler.stored[o] - due[o].timestamp() for o in handler.stored]
+        missing = n - len(late)
+        sample_ids = random.Random(1).sample(sorted(due), min(args.sample, n))
+        settled: list[float] = []
+        for order_id in sample_ids:
+            view = await app.view(order_id)
+            p = view.promises[0]
+            if p.status == "broken" and p.settled_at is not None:
+                settled.append((p.settled_at - p.due_at).total_seconds())
+    finally:
+        rss_peak = worker.status("VmHWM")
+        worker.stop()
+        sink.stop()
+        await env.shutdown()
+
+    ms = 1000.0
+    print(f"\n== {n} open orders with one pending promise each, on one worker ==")
+    print(
+        f"worker peak RSS {rss_peak} MiB ({rss_open} MiB with all {n} orders open and promised; "
+        f"max_cached_workflows {cached})"
+    )
+    if late:
+        print(
+            f"promise due -> customer's broken-promise e-mail stored: p50 {pct(late, 50) * ms:.0f} ms, "
+            f"p99 {pct(late, 99) * ms:.0f} ms, max {max(late) * ms:.0f} ms, min {min(late) * ms:.0f} ms "
+            f"({len(late)} e-mails, {missing} missing; {n / args.window:.0f} promises due per second)"
+        )
+    if settled:
+        print(
+            f"promise due -> settled_at (workflow time), sample of {len(settled)}: "
+            f"p50 {pct(settled, 50) * ms:.0f} ms, p99 {pct(settled, 99) * ms:.0f} ms, "
+            f"max {max(settled) * ms:.0f} ms"
+        )
+    print(
+        f"e-mails stored by the sink: {handler.messages} ({handler.messages / n:.1f} per order); "
+        f"firing phase {fired:.0f} s; total {time.monotonic() - t0:.0f} s"
+    )
+    met = bool(late) and not missing and pct(late, 99) < 1
+    print("target p99 < 1 s:", "met" if met else "NOT met")
+    ok &= not missing
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=10_000)
+    parser.add_argument(
+        "--window", type=float, default=60, help="seconds over which the due times are spread"
+    )
+    parser.add_argument(
+        "--max-cached", type=int, default=None, help="ORDERFLOW_MAX_CACHED_WORKFLOWS of the worker"
+    )
+    parser.add_argument("--concurrency", type=int, default=20, help="calls in flight")
+    parser.add_argument(
+        "--margin",
+        type=float,
+        default=1.0,
+        help="first due time = placing time x margin + lead after the promises start",
+    )
+    parser.add_argument("--lead", type=float, default=10)
+    parser.add_argument("--grace", type=float, default=60, help="wait for late e-mails")
+    parser.add_argument("--sample", type=int, default=500, help="orders whose view is read")
+    sys.exit(asyncio.run(main(parser.parse_args())))
