@@ -26,6 +26,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/holds.py
+	$(BIN)/python bench/throughput.py
+
+chaos: $(STAMP)  ## 200 orders while the worker is SIGKILLed 5 times and the dev server once
+	$(BIN)/python bench/chaos.py
 
 clean:
 	rm -rf $(VENV) .orderflow .pytest_cache .ruff_cache .mypy_cache *.egg-info

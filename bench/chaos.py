@@ -39,6 +39,7 @@ import email
 import email.policy
 import os
 import random
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -52,7 +53,18 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# One version of the code for the whole run: the worker is restarted six times, and each
+# restart would otherwise import whatever the working tree holds at that moment (someone editing
+# a workflow mid-run turns every replay into a nondeterminism error). So the packages are copied
+# once, here, and both this process and every worker import the copy.
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(tempfile.mkdtemp(prefix="orderflow-chaos-"))
+CODE = DATA / "code"
+for _pkg in ("domain", "workflows", "activities", "orderflow", "seeds"):
+    shutil.copytree(ROOT / _pkg, CODE / _pkg, ignore=shutil.ignore_patterns("__pycache__"))
+sys.path.insert(0, str(CODE))
+
+from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 
 from activities.billing import Ledger
 from domain.errors import OrderflowError
@@ -66,7 +78,7 @@ from domain.models import (
     PlaceHold,
     ReleaseHold,
 )
-from orderflow.config import PROJECT_ROOT, Settings
+from orderflow.config import Settings
 from orderflow.devserver import DevServer, dev_server_command, free_port, port_open
 from orderflow.logging import configure
 from orderflow.registry import Registry
@@ -127,6 +139,7 @@ class Processes:
             "ORDERFLOW_SMTP_HOST": HOST,
             "ORDERFLOW_SMTP_PORT": str(smtp_port),
             "ORDERFLOW_TASK_QUEUE": task_queue,
+            "PYTHONPATH": str(CODE),
         }
         for key in ("TEMPORAL_PROFILE", "TEMPORAL_API_KEY", "TEMPORAL_NAMESPACE"):
             self.env.pop(key, None)
@@ -159,15 +172,7 @@ class Processes:
     async def start_worker(self) -> None:
         await self.server_up.wait()
         self.worker_starts += 1
-        log = (self.data / f"worker-{self.worker_starts}.log").open("ab")
-        self.worker = subprocess.Popen(
-            [str(BIN / "orderflow"), "worker"],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
+        self.worker = await asyncio.to_thread(self._spawn_worker)
         path = self.data / f"worker-{self.worker_starts}.log"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -180,6 +185,17 @@ class Processes:
         self.kill_worker_now()
         await asyncio.sleep(1)
         await self.start_worker()
+
+    def _spawn_worker(self) -> subprocess.Popen[bytes]:
+        with (self.data / f"worker-{self.worker_starts}.log").open("ab") as log:
+            return subprocess.Popen(
+                [str(BIN / "orderflow"), "worker"],
+                env=self.env,
+                cwd=CODE,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def kill_worker_now(self) -> None:
         if self.worker is not None and self.worker.poll() is None:
@@ -447,7 +463,7 @@ async def run(orders: int, kills: int, seed: int) -> int:
     configure("WARNING")
     started = time.monotonic()
     rng = random.Random(seed)
-    data = Path(tempfile.mkdtemp(prefix="orderflow-chaos-"))
+    data = DATA
     port, smtp_port = free_port(), free_port()
     tag = uuid.uuid4().hex[:6].upper()
     task_queue = f"chaos-{tag.lower()}"
@@ -467,14 +483,24 @@ async def run(orders: int, kills: int, seed: int) -> int:
         await procs.start_server()
         await procs.start_worker()
         supervisor = asyncio.create_task(procs.supervise())
-        client = await connect(f"{HOST}:{port}")
+        quiet = Runtime(
+            telemetry=TelemetryConfig(
+                logging=LoggingConfig(
+                    filter=TelemetryFilter(core_level="ERROR", other_level="ERROR")
+                )
+            )
+        )
+        client = await connect(f"{HOST}:{port}", runtime=quiet)
         settings = Settings(
             data_dir=data, smtp_host=HOST, smtp_port=smtp_port, task_queue=task_queue
         )
-        registry = Registry(PROJECT_ROOT / "seeds")
+        registry = Registry(CODE / "seeds")
         for n, loc in enumerate(LOCATIONS):
             registry.locations[loc] = Location(
-                location=loc, name=f"Chaos store {n}", distance_km=n, stock=dict.fromkeys(SKUS, 10_000)
+                location=loc,
+                name=f"Chaos store {n}",
+                distance_km=n,
+                stock=dict.fromkeys(SKUS, 10_000),
             )
         app = Orderflow(client, registry, settings)
         driver = Driver(app, data, rng, time.monotonic() + DRIVE_TIMEOUT)
@@ -483,7 +509,7 @@ async def run(orders: int, kills: int, seed: int) -> int:
         havoc = asyncio.create_task(chaos(procs, rng, kills, window=45))
         try:
             await asyncio.wait_for(drive, DRIVE_TIMEOUT + 5)
-        except (TimeoutError, asyncio.TimeoutError) as err:
+        except TimeoutError as err:
             say(f"orders did not all finish: {err}")
         await havoc
         say(f"orders driven in {time.monotonic() - started:.0f}s; verifying")
@@ -571,7 +597,7 @@ def main() -> None:
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**6)
     try:
         code = asyncio.run(asyncio.wait_for(run(args.orders, args.kills, seed), OVERALL_TIMEOUT))
-    except (TimeoutError, asyncio.TimeoutError):
+    except TimeoutError:
         say(f"gave up after {OVERALL_TIMEOUT:.0f}s")
         code = 2
     sys.exit(code)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import sys
 import tempfile
@@ -120,7 +121,7 @@ class Result:
     attempts: Counter[str] = field(default_factory=Counter)
     failures: Counter[tuple[str, str]] = field(default_factory=Counter)
     run_lengths: list[int] = field(default_factory=list)
-    carried_bytes: list[int] = field(default_factory=list)
+    carried: list[tuple[int, int]] = field(default_factory=list)
     view: StockView | None = None
     unfinished: int = 0
 
@@ -129,13 +130,14 @@ class Result:
         return len(self.latencies)
 
 
-async def runs(client: Client, workflow_id: str) -> tuple[list[int], list[int]]:
+async def runs(client: Client, workflow_id: str) -> tuple[list[int], list[tuple[int, int]]]:
     """History length of every run of the workflow, first to current (following the
-    continue-as-new chain), and the size of the input each later run was started with."""
+    continue-as-new chain), and, for each later run, the size of the input it was started with
+    and the number of reservations that input carried."""
     desc = await client.get_workflow_handle(workflow_id).describe()
     run_id = desc.raw_description.workflow_execution_info.first_run_id
     lengths: list[int] = []
-    carried: list[int] = []
+    carried: list[tuple[int, int]] = []
     while run_id:
         handle = client.get_workflow_handle(workflow_id, run_id=run_id)
         d = await handle.describe()
@@ -143,7 +145,13 @@ async def runs(client: Client, workflow_id: str) -> tuple[list[int], list[int]]:
         if len(lengths) > 1:
             async for first in handle.fetch_history_events(page_size=1):
                 attrs = first.workflow_execution_started_event_attributes
-                carried.append(sum(p.ByteSize() for p in attrs.input.payloads))
+                state = json.loads(attrs.input.payloads[0].data).get("state") or {}
+                carried.append(
+                    (
+                        sum(p.ByteSize() for p in attrs.input.payloads),
+                        len(state.get("reservations", [])),
+                    )
+                )
                 break
         if d.raw_description.workflow_execution_info.status != (
             WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW
@@ -211,9 +219,16 @@ async def reserve_many(
             res.latencies.append(time.perf_counter() - t)
             res.statuses[result.status] += 1
             if progress and res.reservations % progress == 0:
-                print(f"  {label}: {res.reservations} reservations", flush=True)
+                now = time.perf_counter()
+                rate = progress / (now - marks[-1])
+                marks.append(now)
+                print(
+                    f"  {label}: {res.reservations} reservations, last {progress} at {rate:.0f}/s",
+                    flush=True,
+                )
 
     t0 = time.perf_counter()
+    marks = [t0]
     tasks = [asyncio.create_task(client_loop()) for _ in range(clients)]
     done, pending = await asyncio.wait(tasks, timeout=seconds)
     res.wall = time.perf_counter() - t0
@@ -227,7 +242,7 @@ async def reserve_many(
     res.attempts, res.failures = counter.drain()
     wf_id = stock_workflow_id(location, sku)
     await asyncio.sleep(0.5)  # a cancelled call may still land; let the record settle
-    res.run_lengths, res.carried_bytes = await runs(load, wf_id)
+    res.run_lengths, res.carried = await runs(load, wf_id)
     res.view = await load.get_workflow_handle(wf_id).query(StockWorkflow.reservations)
     return res
 
@@ -255,19 +270,19 @@ def report(r: Result, *, long_run: bool = False) -> bool:
     )
     wft = {code: k for (op, code), k in r.failures.items() if op == WFT}
     print(f"worker: {r.attempts[WFT]} workflow task completions, failed: {wft or 'none'}")
-    carried = max(r.carried_bytes, default=0)
+    size, live = max(r.carried, default=(0, 0))
     print(
         f"history: {len(lengths)} runs ({len(lengths) - 1} continue-as-new), {total} events, "
         f"{total / max(r.reservations, 1):.2f} events per reservation; longest run "
         f"{max(lengths)} events ({max(lengths) / HISTORY_LIMIT:.1%} of the {HISTORY_LIMIT:,} limit)"
         + (f"; runs {lengths}" if len(lengths) <= 12 else "")
     )
-    if carried:
-        per = carried / max(r.reservations - 1, 1)
+    if size:
+        per = size / max(live, 1)
         print(
-            f"state carried into the last continue-as-new: {carried / 1024:.0f} KiB "
-            f"(~{per:.0f} bytes per live reservation; the server's 2 MiB payload limit is reached "
-            f"at ~{BLOB_LIMIT / per:,.0f} live reservations)"
+            f"largest state carried into a continue-as-new: {size / 1024:.0f} KiB for {live} "
+            f"live reservations (~{per:.0f} bytes each; the server's 2 MiB payload limit is "
+            f"reached at ~{BLOB_LIMIT / per:,.0f} live reservations)"
         )
     v = r.view
     assert v is not None
@@ -391,4 +406,7 @@ if __name__ == "__main__":
     )
     parser.add_argument("--contention-clients", type=int, default=50, help="0 skips")
     parser.add_argument("--contention-seconds", type=float, default=30)
-    sys.exit(asyncio.run(main(parser.parse_args())))
+    code = asyncio.run(main(parser.parse_args()))
+    sys.stdout.flush()
+    # Our own SDK runtime's threads can outlive the interpreter's finalization and abort it.
+    os._exit(code)

@@ -54,7 +54,7 @@ class DeliveryWorkflow:
     @workflow.run
     async def run(self, inp: DeliveryInput) -> DeliveryOutcome:
         try:
-            booking: Booking = await workflow.execute_activity_method(
+            booking: Booking = await workflow.execute_local_activity_method(
                 CarrierActivities.book_shipment,
                 BookShipment(
                     key=self.booking_key,
@@ -64,6 +64,7 @@ class DeliveryWorkflow:
                     destination=inp.destination,
                 ),
                 start_to_close_timeout=ACTIVITY_TIMEOUT,
+                local_retry_threshold=timedelta(seconds=2),
             )
             self.state.tracking = booking.tracking
             self.state.status = "booked"
@@ -75,10 +76,11 @@ class DeliveryWorkflow:
         except asyncio.CancelledError:
             # The order was cancelled: the booking goes too, then the cancellation stands.
             await asyncio.shield(
-                workflow.execute_activity_method(
+                workflow.execute_local_activity_method(
                     CarrierActivities.cancel_shipment,
                     self.booking_key,
                     start_to_close_timeout=ACTIVITY_TIMEOUT,
+                    local_retry_threshold=timedelta(seconds=2),
                 )
             )
             self.state.status = "cancelled"
@@ -113,7 +115,7 @@ class DeliveryWorkflow:
     async def _silence(self) -> None:
         if not self.state.trace_opened:
             self.state.trace_opened = True
-            await workflow.execute_activity_method(
+            await workflow.execute_local_activity_method(
                 CarrierActivities.open_trace,
                 TraceRequest(
                     key=f"{workflow.info().workflow_id}.trace",
@@ -121,6 +123,7 @@ class DeliveryWorkflow:
                     tracking=self.state.tracking,
                 ),
                 start_to_close_timeout=ACTIVITY_TIMEOUT,
+                local_retry_threshold=timedelta(seconds=2),
             )
             self._report("trace_opened")
         else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -70,6 +70,21 @@ ENGINE = "orderflow"
 DETAIL_ITEMS = 10
 
 
+async def _call(method: Any, arg: Any, *, summary: str | None = None) -> Any:
+    """Run a short side effect as a local activity: one marker event in history instead of
+    three events and a workflow task. Each is idempotent, so a retry after a crash is safe.
+    While a dependency is down, backoff moves onto a durable timer after a few seconds so the
+    workflow task (and the answers to departments' updates) is not held."""
+    return await workflow.execute_local_activity_method(
+        method,
+        arg,
+        start_to_close_timeout=ACTIVITY_TIMEOUT,
+        retry_policy=RETRY,
+        local_retry_threshold=timedelta(seconds=2),
+        summary=summary,
+    )
+
+
 class _Cancelled(Exception):
     """Raised inside the run loop when a cancel was accepted; compensation follows."""
 
@@ -100,6 +115,7 @@ class OrderWorkflow:
         self.child: Any = None
         self.done = False
         self.indexed: tuple[str, tuple[str, ...]] | None = None
+        self.deadline_checked = -1
 
     # ======================================================================== run
 
@@ -108,6 +124,7 @@ class OrderWorkflow:
         s = self.state
         self._tell_customer("placed", messages.order_placed(s))
         self._changed()
+        publisher = asyncio.create_task(self._publish_loop())
         mailer = asyncio.create_task(self._mail_loop())
         deadlines = asyncio.create_task(self._deadline_loop())
         try:
@@ -121,6 +138,7 @@ class OrderWorkflow:
         self._changed()
         await deadlines
         await mailer
+        await publisher
         return rules.view(s)
 
     async def _fulfil(self) -> None:
@@ -170,7 +188,7 @@ class OrderWorkflow:
         line = s.input.lines[0]
         if s.reservation is None or s.reservation.status in ("released", "collected"):
             await self._gate("reserve stock")
-            result: StockReserved = await workflow.execute_activity_method(
+            result: StockReserved = await _call(
                 StockActivities.reserve_stock,
                 ReserveRequest(
                     location=s.input.location,
@@ -179,8 +197,6 @@ class OrderWorkflow:
                     qty=line.qty,
                     initial_on_hand=s.input.initial_stock.get(line.sku, 0),
                 ),
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=RETRY,
             )
             # A stock signal may have arrived while the activity ran; it wins.
             if s.reservation is None or s.reservation.status in (
@@ -230,15 +246,11 @@ class OrderWorkflow:
 
     async def _payment(self, name: str, method: Any, suffix: str) -> None:
         s = self.state
-        await workflow.execute_activity_method(
+        await _call(
             method,
             PaymentRequest(
-                order_id=s.order_id,
-                amount=s.total,
-                key=f"{workflow.info().workflow_id}.{suffix}",
+                order_id=s.order_id, amount=s.total, key=f"{workflow.info().workflow_id}.{suffix}"
             ),
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=RETRY,
             summary=name,
         )
 
@@ -247,13 +259,11 @@ class OrderWorkflow:
         res = s.reservation
         if res is None or res.status in ("released", "collected", "pending"):
             return
-        await workflow.execute_activity_method(
+        await _call(
             StockActivities.release_stock,
             ReleaseRequest(
                 location=res.location, sku=res.sku, order_id=s.order_id, collected=collected
             ),
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=RETRY,
         )
         res.status = "collected" if collected else "released"
         res.position = None
@@ -450,18 +460,18 @@ class OrderWorkflow:
     # ======================================================================== deadlines
 
     async def _deadline_loop(self) -> None:
-        """One timer for every deadline the order has: it waits for the soonest, re-armed
-        whenever the set of deadlines changes."""
+        """One timer for every deadline the order has: it waits for the soonest, and is
+        re-armed only when the soonest deadline moves (a change elsewhere costs nothing)."""
         s = self.state
         while not self.done:
-            seen = self.version
-            upcoming = rules.next_deadline(s)
+            armed = rules.next_deadline(s)
+            self.deadline_checked = self.version
             timeout = None
-            if upcoming is not None:
-                timeout = max((upcoming - workflow.now()).total_seconds(), 0.001)
+            if armed is not None:
+                timeout = max((armed - workflow.now()).total_seconds(), 0.001)
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
-                    lambda seen=seen: self.version != seen or self.done,
+                    lambda armed=armed: self.done or self._deadline_moved(armed),
                     timeout=timeout,
                     timeout_summary="next-deadline",
                 )
@@ -469,6 +479,12 @@ class OrderWorkflow:
                 return
             for deadline in rules.due(s, workflow.now()):
                 self._fire(deadline)
+
+    def _deadline_moved(self, armed: datetime | None) -> bool:
+        if self.deadline_checked == self.version:
+            return False
+        self.deadline_checked = self.version
+        return rules.next_deadline(self.state) != armed
 
     def _fire(self, deadline: rules.Deadline) -> None:
         s = self.state
@@ -537,17 +553,7 @@ class OrderWorkflow:
                 if audience == "customer"
                 else NotifyActivities.notify_department
             )
-            # A local activity: one marker event per e-mail instead of three events and a
-            # workflow task; a retry after a crash is harmless because sending is idempotent.
-            await workflow.execute_local_activity_method(
-                method,
-                note,
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=RETRY,
-                # While the mail server is down, back off on a durable timer instead of holding
-                # the workflow task (and with it the answers to departments' updates).
-                local_retry_threshold=timedelta(seconds=2),
-            )
+            await _call(method, note)
             self.outbox.pop(0)
 
     # ======================================================================== state upkeep
@@ -557,9 +563,24 @@ class OrderWorkflow:
         self._changed()
 
     def _changed(self) -> None:
-        """Every change: bump the version (re-arms the deadline timer), refresh what the
-        Temporal UI and visibility show."""
+        """Something changed: the publisher refreshes what the Temporal UI and visibility
+        show, once per workflow task however many changes it held."""
         self.version += 1
+
+    async def _publish_loop(self) -> None:
+        # What the starter already indexed (the CLI sets OrderStatus at start) is not repeated.
+        started = workflow.info().typed_search_attributes
+        if started.get(ORDER_STATUS) is not None:
+            self.indexed = (started.get(ORDER_STATUS) or "", tuple(started.get(BLOCKED_BY) or ()))
+        published = -1
+        while True:
+            await workflow.wait_condition(lambda published=published: self.version != published)
+            published = self.version
+            self._publish()
+            if self.done:
+                return
+
+    def _publish(self) -> None:
         s = self.state
         blocked = s.blocked_by
         indexed = (s.status.value, tuple(blocked))
