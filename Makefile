@@ -27,6 +27,8 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/holds.py
 	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/stock.py
+	$(BIN)/python bench/promises.py
 
 chaos: $(STAMP)  ## 200 orders while the worker is SIGKILLed 5 times and the dev server once
 	$(BIN)/python bench/chaos.py

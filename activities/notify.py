@@ -85,7 +85,8 @@ class Mailer:
         msg.set_content(note.body)
         with smtplib.SMTP(self.host, self.port, timeout=10) as smtp:
             smtp.send_message(msg)
-        self.sent_log.record(note.key, mid, note.to)
+            # Recorded as soon as the server accepted it, before QUIT's round trip.
+            self.sent_log.record(note.key, mid, note.to)
         log.info("email_sent", key=note.key, to=note.to, subject=note.subject)
         return mid
 

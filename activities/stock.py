@@ -3,6 +3,9 @@ these activities do it: reserve creates the record on first use (update-with-sta
 
 from __future__ import annotations
 
+import asyncio
+from datetime import timedelta
+
 from pydantic import BaseModel
 from temporalio import activity
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
@@ -12,6 +15,10 @@ from temporalio.exceptions import ApplicationError
 from domain.ids import stock_workflow_id
 from domain.stock import ReleaseStock, ReserveStock, StockReleased, StockReserved
 from workflows.stock import StockInput, StockWorkflow
+
+# A stock record that cannot answer in this time is retried later, on a durable timer, rather
+# than holding the order's workflow task (and a worker's shutdown) indefinitely.
+CALL_TIMEOUT = timedelta(seconds=10)
 
 
 class ReserveRequest(BaseModel):
@@ -29,27 +36,39 @@ class ReleaseRequest(BaseModel):
     collected: bool = False
 
 
+# The server admits 10 updates in flight per workflow; past that, calls are refused and
+# retried, and throughput collapses. One worker keeps its own calls to a record below that.
+PER_RECORD = 8
+
+
 class StockActivities:
     def __init__(self, client: Client, task_queue: str) -> None:
         self.client = client
         self.task_queue = task_queue
+        self._gates: dict[str, asyncio.Semaphore] = {}
+
+    def _gate(self, workflow_id: str) -> asyncio.Semaphore:
+        return self._gates.setdefault(workflow_id, asyncio.Semaphore(PER_RECORD))
 
     @activity.defn
     async def reserve_stock(self, req: ReserveRequest) -> StockReserved:
+        wf_id = stock_workflow_id(req.location, req.sku)
         start = WithStartWorkflowOperation(
             StockWorkflow.run,
             StockInput(location=req.location, sku=req.sku, on_hand=req.initial_on_hand),
-            id=stock_workflow_id(req.location, req.sku),
+            id=wf_id,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             task_queue=self.task_queue,
             static_summary=f"Stock of {req.sku} at {req.location}",
         )
         try:
-            return await self.client.execute_update_with_start_workflow(
-                StockWorkflow.reserve,
-                ReserveStock(order_id=req.order_id, qty=req.qty),
-                start_workflow_operation=start,
-            )
+            async with self._gate(wf_id):
+                return await self.client.execute_update_with_start_workflow(
+                    StockWorkflow.reserve,
+                    ReserveStock(order_id=req.order_id, qty=req.qty),
+                    start_workflow_operation=start,
+                    rpc_timeout=CALL_TIMEOUT,
+                )
         except WorkflowUpdateFailedError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError):
@@ -58,7 +77,11 @@ class StockActivities:
 
     @activity.defn
     async def release_stock(self, req: ReleaseRequest) -> StockReleased:
-        handle = self.client.get_workflow_handle(stock_workflow_id(req.location, req.sku))
-        return await handle.execute_update(
-            StockWorkflow.release, ReleaseStock(order_id=req.order_id, collected=req.collected)
-        )
+        wf_id = stock_workflow_id(req.location, req.sku)
+        handle = self.client.get_workflow_handle(wf_id)
+        async with self._gate(wf_id):
+            return await handle.execute_update(
+                StockWorkflow.release,
+                ReleaseStock(order_id=req.order_id, collected=req.collected),
+                rpc_timeout=CALL_TIMEOUT,
+            )

@@ -353,7 +353,7 @@ async def main(args: argparse.Namespace) -> int:
         f"(max_concurrent_workflow_tasks {settings.max_concurrent_workflow_tasks}, "
         f"max_cached_workflows {settings.max_cached_workflows}); StockInput.continue_as_new_after "
         f"{StockInput.model_fields['continue_as_new_after'].default}; "
-        f"command: {' '.join(sys.argv)}",
+        f"load average {os.getloadavg()[0]:.1f}; command: {' '.join(sys.argv)}",
         flush=True,
     )
     ok = True
@@ -390,7 +390,10 @@ async def main(args: argparse.Namespace) -> int:
                 ok &= report(r, long_run=True)
     finally:
         await env.shutdown()
-    print(f"\ntotal {time.perf_counter() - t0:.0f} s; all checks {'passed' if ok else 'FAILED'}")
+    print(
+        f"\ntotal {time.perf_counter() - t0:.0f} s; load average {os.getloadavg()[0]:.1f} "
+        f"(1 min) on {os.cpu_count()} cores; all checks {'passed' if ok else 'FAILED'}"
+    )
     return 0 if ok else 1
 
 

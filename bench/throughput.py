@@ -38,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
     import argparse
     import asyncio
     import collections
-    import math
+    import json
     import os
     import smtplib
     import sqlite3
@@ -93,18 +93,19 @@ def _event(key: str) -> asyncio.Event:
 
 
 class BareSpec(BaseModel):
+    """What one bare workflow does, op by op. An op is "MODE:KIND[:notify]": MODE is ``act``
+    (an activity) or ``local`` (a local activity); KIND is ``io`` (an SQLite insert), ``stock``
+    (an update-with-start on a shared record) or ``mail`` (one SMTP message); ``notify`` tells
+    the carrier (this bench) that the shipment is booked."""
+
     order_id: str
     stock_id: str
     db: str
     smtp_port: int
-    mails_before: int
-    stock_before: int
-    io_before: int  # the last one is the "booking": the carrier is told
-    stock_after: int
+    before: list[str]
     updates: int
-    mails_per_update: int
-    io_after: int
-    mails_after: int
+    per_update: list[str]
+    after: list[str]
 
 
 class BareIo(BaseModel):
@@ -148,56 +149,42 @@ class BareOrder:
 
     @workflow.run
     async def run(self, spec: BareSpec) -> int:
-        def io(n: int, notify: bool = False) -> Awaitable[Any]:
-            return workflow.execute_activity(
-                bare_io,
-                BareIo(
-                    db=spec.db,
-                    key=f"{spec.order_id}.io{n}",
-                    notify=spec.order_id if notify else "",
-                ),
-                start_to_close_timeout=timedelta(seconds=30),
-            )
+        done = 0
 
-        def stock() -> Awaitable[Any]:
-            return workflow.execute_activity(
-                bare_stock,
-                BareStockCall(
+        async def op(text: str) -> None:
+            nonlocal done
+            done += 1
+            mode, kind, *flags = text.split(":")
+            key = f"{workflow.info().workflow_id}.{done}"
+            fn: Any
+            arg: Any
+            if kind == "io":
+                fn = bare_io
+                arg = BareIo(db=spec.db, key=key, notify=spec.order_id if flags else "")
+            elif kind == "stock":
+                fn = bare_stock
+                arg = BareStockCall(
                     stock_id=spec.stock_id,
                     order_id=spec.order_id,
                     task_queue=workflow.info().task_queue,
-                ),
-                start_to_close_timeout=timedelta(seconds=30),
-            )
+                )
+            else:
+                fn, arg = bare_mail, BareMail(port=spec.smtp_port, key=key)
+            timeout = timedelta(seconds=30)
+            if mode == "local":
+                await workflow.execute_local_activity(fn, arg, start_to_close_timeout=timeout)
+            else:
+                await workflow.execute_activity(fn, arg, start_to_close_timeout=timeout)
 
-        mails = 0
-
-        async def mail() -> None:
-            nonlocal mails
-            mails += 1
-            await workflow.execute_local_activity(
-                bare_mail,
-                BareMail(port=spec.smtp_port, key=f"{workflow.info().workflow_id}.{mails}"),
-                start_to_close_timeout=timedelta(seconds=30),
-            )
-
-        for _ in range(spec.mails_before):
-            await mail()
-        for _ in range(spec.stock_before):
-            await stock()
-        for n in range(spec.io_before):
-            await io(n, notify=n == spec.io_before - 1)
-        for _ in range(spec.stock_after):
-            await stock()
+        for text in spec.before:
+            await op(text)
         for n in range(spec.updates):
             await workflow.wait_condition(lambda n=n: self.updates > n)
-            for _ in range(spec.mails_per_update):
-                await mail()
-        for n in range(spec.io_after):
-            await io(spec.io_before + n)
-        for _ in range(spec.mails_after):
-            await mail()
-        return mails
+            for text in spec.per_update:
+                await op(text)
+        for text in spec.after:
+            await op(text)
+        return done
 
     @workflow.update
     def carrier(self, event: str) -> int:
@@ -312,9 +299,7 @@ async def carrier_update(send: Callable[[], Awaitable[Any]]) -> None:
     raise RuntimeError("carrier event refused 500 times")
 
 
-async def run_orders(
-    app: Orderflow, settings: Settings, ids: list[str], concurrency: int, prefix: str
-) -> float:
+async def run_orders(app: Orderflow, settings: Settings, ids: list[str], concurrency: int) -> float:
     client = app.client
     gate = asyncio.Semaphore(concurrency)
 
@@ -386,13 +371,57 @@ async def run_bare(
 
 
 async def history_counts(client: Client, workflow_id: str, run_id: str | None = None) -> Any:
+    """Events by type, and calls by "act:TYPE" (activities) or "local:TYPE" (local activities)."""
     counts: collections.Counter[str] = collections.Counter()
-    activity_types: collections.Counter[str] = collections.Counter()
+    calls: collections.Counter[str] = collections.Counter()
     async for e in client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history_events():
         counts[EventType.Name(e.event_type)] += 1
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            activity_types[e.activity_task_scheduled_event_attributes.activity_type.name] += 1
-    return counts, activity_types
+            calls["act:" + e.activity_task_scheduled_event_attributes.activity_type.name] += 1
+        elif e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+            attrs = e.marker_recorded_event_attributes
+            if attrs.marker_name == "core_local_activity":
+                data = json.loads(attrs.details["data"].payloads[0].data)
+                calls["local:" + data.get("activity_type", "?")] += 1
+    return counts, calls
+
+
+def kind_of(activity_type: str) -> str:
+    if activity_type in ("reserve_stock", "release_stock"):
+        return "stock"
+    if activity_type in ("send_customer_email", "notify_department"):
+        return "mail"
+    return "io"  # payments and the carrier gateway: one SQLite write each
+
+
+def bare_ops(calls: dict[str, int], updates: int) -> tuple[list[str], list[str], list[str]]:
+    """The bare workflow's ops (before the carrier's updates, after each, after all) for the
+    order's calls per kind and mode, in the order's shape: reserve and pay, book (the carrier is
+    told), release the stock, wait for the carrier with an e-mail per event, capture, tell."""
+    pool: collections.Counter[str] = collections.Counter()
+    for name, n in calls.items():
+        mode, activity_type = name.split(":", 1)
+        pool[f"{mode}:{kind_of(activity_type)}"] += n
+
+    def take(kind: str) -> str | None:
+        for mode in ("local", "act"):
+            if pool[f"{mode}:{kind}"] > 0:
+                pool[f"{mode}:{kind}"] -= 1
+                return f"{mode}:{kind}"
+        return None
+
+    after = [op for op in (take("io"), take("mail")) if op]
+    per_update: list[str] = []
+    if sum(v for k, v in pool.items() if k.endswith(":mail")) >= updates:
+        per_update = [op for op in [take("mail")] if op]
+    stock_after = take("stock")
+    booking = take("io")
+    before = list(pool.elements())
+    if booking:
+        before.append(booking + ":notify")
+    if stock_after:
+        before.append(stock_after)
+    return before, per_update, after
 
 
 async def all_runs(client: Client, query: str) -> list[tuple[str, str]]:
@@ -418,8 +447,6 @@ async def visible(client: Client, query: str, expected: int, timeout: float = 30
         await asyncio.sleep(0.2)
 
 
-K_ACT = "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED"
-K_MARKER = "EVENT_TYPE_MARKER_RECORDED"
 K_UPDATE = "EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED"
 
 
@@ -466,9 +493,9 @@ async def main(orders: int, concurrency: int, warmup: int) -> None:
         warm_ids = [f"W-{run_tag}-{i:04d}" for i in range(warmup)]
         ids = [f"T-{run_tag}-{i:05d}" for i in range(orders)]
         async with orderflow_worker(client, settings):
-            await run_orders(app, settings, warm_ids, concurrency, "W")
+            await run_orders(app, settings, warm_ids, concurrency)
             refused_warm = Refusals.count
-            order_wall = await run_orders(app, settings, ids, concurrency, "T")
+            order_wall = await run_orders(app, settings, ids, concurrency)
             order_refusals = Refusals.count - refused_warm
 
         per_order: list[tuple[collections.Counter[str], collections.Counter[str]]] = []
@@ -495,19 +522,17 @@ async def main(orders: int, concurrency: int, warmup: int) -> None:
             return sum(c[key] for c, _ in per_order) / orders
 
         order_events = sum(sum(c.values()) for c, _ in per_order) / orders
-        acts = avg(K_ACT)
-        stock_acts = sum(a["reserve_stock"] + a["release_stock"] for _, a in per_order) / orders
-        local_acts = avg(K_MARKER)
+        calls_total: collections.Counter[str] = collections.Counter()
+        for _, calls in per_order:
+            calls_total += calls
+        # The typical order's calls (every order here takes the same path).
+        calls_avg = {k: round(v / orders) for k, v in calls_total.items()}
         updates = avg(K_UPDATE)
         stock_updates = stock_total[K_UPDATE] / all_orders
 
         # ---------------------------------------------------------------- bare
-        n_act, n_stock = round(acts), round(stock_acts)
-        n_mail, n_upd = round(local_acts), round(updates)
-        n_io = n_act - n_stock
-        mails_after = 1 if n_mail >= 1 else 0
-        per_update = 1 if n_mail - mails_after >= n_upd else 0
-        mails_before = n_mail - mails_after - per_update * n_upd
+        n_upd = round(updates)
+        before, per_update, after = bare_ops(calls_avg, n_upd)
         bare_settings = Settings(
             data_dir=tmp,
             smtp_host="127.0.0.1",
@@ -528,14 +553,10 @@ async def main(orders: int, concurrency: int, warmup: int) -> None:
                 stock_id=f"bare-stock-{run_tag}-{i % len(RECORDS)}",
                 db=str(db),
                 smtp_port=sink.controller.port,
-                mails_before=mails_before,
-                stock_before=math.ceil(n_stock / 2),
-                io_before=max(n_io - 1, 1),
-                stock_after=n_stock - math.ceil(n_stock / 2),
+                before=before,
                 updates=n_upd,
-                mails_per_update=per_update,
-                io_after=1 if n_io >= 2 else 0,
-                mails_after=mails_after,
+                per_update=per_update,
+                after=after,
             )
 
         bare_warm = [spec(i, f"BW-{run_tag}-{i:04d}") for i in range(warmup)]
@@ -550,8 +571,9 @@ async def main(orders: int, concurrency: int, warmup: int) -> None:
             [history_counts(client, f"bare-{s.order_id}") for s in bare_specs]
         )
         bare_events = sum(sum(c.values()) for c, _ in bare_hist) / orders
-        bare_act = sum(c[K_ACT] for c, _ in bare_hist) / orders
-        bare_marker = sum(c[K_MARKER] for c, _ in bare_hist) / orders
+        bare_calls: collections.Counter[str] = collections.Counter()
+        for _, calls in bare_hist:
+            bare_calls += calls
         bare_upd = sum(c[K_UPDATE] for c, _ in bare_hist) / orders
         bare_stock_query = (
             f"WorkflowType = 'BareStock' AND TaskQueue = '{bare_settings.task_queue}'"
@@ -569,24 +591,30 @@ async def main(orders: int, concurrency: int, warmup: int) -> None:
 
     order_rate = orders / order_wall
     bare_rate = orders / bare_wall
-    o_avg = per_order
     order_only = sum(sum(results[i][0].values()) for i in range(orders)) / orders
     delivery_only = sum(sum(results[orders + i][0].values()) for i in range(orders)) / orders
+
+    def calls_text(calls: collections.Counter[str] | dict[str, int], n: int) -> str:
+        acts = sum(v for k, v in calls.items() if k.startswith("act:")) / n
+        local = sum(v for k, v in calls.items() if k.startswith("local:")) / n
+        return f"{acts:.1f} activities + {local:.1f} local activities"
+
     print(
         f"cores {os.cpu_count()}, orders {orders} (+{warmup} warm-up each side), "
         f"concurrency {concurrency}, SQLite WAL dev server, total run "
         f"{time.monotonic() - t_start:.0f}s"
     )
     print(
-        f"per order (from its real histories): {acts:.1f} activities ({stock_acts:.1f} of them "
-        f"stock updates), {local_acts:.1f} local activities (e-mails), {updates:.1f} updates on "
-        f"the order and delivery, {stock_updates:.1f} updates on stock records, "
-        f"{avg('EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED'):.1f} signals received, "
+        f"per order, from its real histories: {calls_text(calls_total, orders)} "
+        f"({', '.join(f'{k} {v}' for k, v in sorted(calls_avg.items()))}), {updates:.1f} updates "
+        f"on order+delivery, {stock_updates:.1f} on stock records, "
+        f"{avg('EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED'):.1f} signals in, "
         f"{avg('EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED'):.0f} child workflow"
     )
     print(
-        f"bare workflow per order: {bare_act:.1f} activities, {bare_marker:.1f} local activities, "
-        f"{bare_upd:.1f} updates, {bare_stock_updates:.1f} updates on shared records"
+        f"bare per order: {calls_text(bare_calls, orders)}, {bare_upd:.1f} updates, "
+        f"{bare_stock_updates:.1f} on shared records (ops {before} | {per_update} per update "
+        f"| {after})"
     )
     print(f"orderflow: {order_rate:.1f} orders/s ({order_wall:.1f}s for {orders})")
     print(f"bare:      {bare_rate:.1f} bare/s ({bare_wall:.1f}s for {orders})")
@@ -599,9 +627,9 @@ async def main(orders: int, concurrency: int, warmup: int) -> None:
         f"{bare_events:.1f} + shared records {bare_stock_events:.1f}"
     )
     print(
-        f"carrier events refused as early and retried: orderflow {order_refusals}, bare {bare_refusals}"
+        f"carrier events refused as too early and retried: orderflow {order_refusals}, "
+        f"bare {bare_refusals}"
     )
-    del o_avg
 
 
 if __name__ == "__main__":

@@ -230,6 +230,7 @@ class Promise(Model):
     settled_at: datetime | None = None
     settled_by: str = ""
     note: str = ""
+    reference: str = ""
 
 
 class Attempt(Model):
@@ -350,11 +351,14 @@ class MakePromise(Model):
     text: str
     department: str
     actor: str = "unknown"
+    # The department's own reference: repeating it returns the same promise.
+    reference: str = ""
 
 
 class PromiseMade(Model):
     promise_id: str
     due_at: datetime
+    already_made: bool = False
 
 
 class KeepPromise(Model):

@@ -35,6 +35,8 @@ from domain.models import (
     UpholdHold,
 )
 
+# Who acts when the engine itself keeps a promise or places a step.
+ENGINE = "orderflow"
 PROMISE_KINDS = ("callback", "stock_date", "delivery_window", "repair", "refund", "custom")
 CUSTOMER = "customer"
 
@@ -313,16 +315,37 @@ def make_promise(state: OrderState, cmd: MakePromise, now: datetime) -> Promise:
         actor=cmd.actor,
         made_at=now,
         due_at=cmd.due_at,
+        reference=cmd.reference,
     )
     state.promises.append(promise)
     return promise
+
+
+ENGINE_KEEPS = {
+    "stock_date": "when stock is allocated to the order",
+    "delivery_window": "when the carrier delivers inside the window",
+    "refund": "when the refund is issued",
+}
 
 
 def check_keep_promise(state: OrderState, cmd: KeepPromise) -> Promise:
     promise = state.promise(cmd.promise_id)
     if promise.status != PromiseStatus.OPEN:
         raise WrongState(f"promise {promise.promise_id} is already {promise.status.value}")
+    if promise.actor == ENGINE:
+        when = ENGINE_KEEPS.get(promise.kind, "when it sees it kept")
+        raise NotAllowed(f"promise {promise.promise_id} is kept by the engine itself, {when}")
     return promise
+
+
+def existing_promise(state: OrderState, cmd: MakePromise) -> Promise | None:
+    """The promise this command repeats: same department and the same non-empty reference."""
+    if not cmd.reference:
+        return None
+    for promise in state.promises:
+        if promise.department == cmd.department and promise.reference == cmd.reference:
+            return promise
+    return None
 
 
 def keep_promise(

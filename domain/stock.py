@@ -112,9 +112,19 @@ class StockView(Model):
     waitlist: list[StockReservation]
 
 
+# Live reservations one stock record holds at most: keeps the state carried across
+# continue-as-new far below Temporal's 2 MiB payload limit.
+MAX_LIVE_RESERVATIONS = 5000
+
+
 def check_reserve(state: StockState, cmd: ReserveStock) -> None:
     if cmd.qty <= 0:
         raise InvalidInput(f"quantity must be at least 1 (got {cmd.qty})")
+    if len(state.reservations) >= MAX_LIVE_RESERVATIONS and state.find(cmd.order_id) is None:
+        raise InvalidInput(
+            f"{state.sku} at {state.location} already holds {MAX_LIVE_RESERVATIONS} reservations "
+            "and waiting orders; reserve at another location (--any-location)"
+        )
 
 
 def reserve(state: StockState, cmd: ReserveStock, now: datetime) -> StockReserved:

@@ -719,6 +719,9 @@ def promise_make(
     due: str = typer.Option(..., "--due", help="ISO 8601 time, or a duration from now (2h)."),
     department: str = typer.Option(..., "--department"),
     text: str = typer.Option(..., "--text", help="The promise, as the customer heard it."),
+    ref: str = typer.Option(
+        "", "--ref", help="Your reference; repeating it returns the same promise."
+    ),
     who: str | None = ACTOR,
     as_json: bool = JSON,
 ) -> None:
@@ -729,6 +732,7 @@ def promise_make(
         text=text,
         department=department,
         actor=actor(who),
+        reference=ref,
     )
     result = with_app(lambda of: of.make_promise(order, cmd))
     emit_json(result) if as_json else print(result.promise_id)
@@ -784,9 +788,9 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Run the CLI and turn every failure into one line and an exit code."""
-    args = list(sys.argv[1:] if argv is None else argv)
+def run(argv: Sequence[str]) -> int:
+    """Run one command and turn every failure into one line; returns the exit code."""
+    args = list(argv)
     debug = "--debug" in args
     command = typer.main.get_command(app)
     try:
@@ -818,6 +822,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"{type(ex).__name__}: {str(ex).splitlines()[0] if str(ex) else ''} (rerun with --debug)",
             1,
         )
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The console script."""
+    code = run(sys.argv[1:] if argv is None else argv)
     # Leave without interpreter finalization: the Temporal core's native threads may still be
     # winding down, and tearing Python down under them can abort a finished command.
     sys.stdout.flush()

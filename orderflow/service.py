@@ -73,6 +73,10 @@ QUERY_TIMEOUT = timedelta(seconds=10)
 REFUSALS = {"InvalidInput", "UnknownReference", "NotAllowed", "WrongState"}
 
 
+class NotFound(UnknownReference):
+    """The server has no running workflow by that id (never started, or already closed)."""
+
+
 def _refusal(err: ApplicationError) -> OrderflowError:
     cls = {"UnknownReference": UnknownReference, "WrongState": WrongState}.get(
         err.type or "", InvalidInput
@@ -95,9 +99,11 @@ async def call(awaitable: Awaitable[T], *, what: str, address: str = "") -> T:
         raise WrongState(f"{what} failed: {err}") from None
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
-            raise UnknownReference(f"{what}: not found") from None
+            raise NotFound(f"{what}: not found") from None
         if err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
             raise ServerUnreachable(address or "the configured address", str(err)) from None
+        if err.status == RPCStatusCode.CANCELLED or "Timeout expired" in err.message:
+            raise WrongState(f"{what}: no answer in time; the engine is busy, try again") from None
         if err.status == RPCStatusCode.FAILED_PRECONDITION and "completed" in err.message:
             raise WrongState(f"{what}: the workflow has already finished") from None
         raise
@@ -183,36 +189,36 @@ class Orderflow:
         except ValueError as err:  # pydantic's ValidationError is a ValueError
             raise InvalidInput(_first_error(err)) from None
 
+    def _start_options(self, inp: PlaceOrderInput) -> dict[str, Any]:
+        line = inp.lines[0]
+        return {
+            "id": order_workflow_id(inp.order_id),
+            "task_queue": self.settings.task_queue,
+            "id_conflict_policy": WorkflowIDConflictPolicy.FAIL,
+            "id_reuse_policy": WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            "search_attributes": TypedSearchAttributes(
+                [
+                    SearchAttributePair(ORDER_STATUS, "placed"),
+                    SearchAttributePair(CUSTOMER_ID, inp.customer.customer_id),
+                ]
+                + ([SearchAttributePair(CARRIER, inp.carrier)] if inp.carrier else [])
+            ),
+            "static_summary": (
+                f"Order {inp.order_id}: {line.qty} x {line.sku} for customer "
+                f"{inp.customer.customer_id}, "
+                + ("store pickup" if inp.pickup else f"delivery by {inp.carrier}")
+                + f" from {inp.location}"
+            ),
+        }
+
     async def place_order(self, inp: PlaceOrderInput) -> tuple[OrderView, bool]:
         """Start the order; with an id that exists already, return that order instead.
 
         Returns the view and whether this call created the order.
         """
-        wf_id = order_workflow_id(inp.order_id)
-        line = inp.lines[0]
         try:
             handle = await call(
-                self.client.start_workflow(
-                    OrderWorkflow.run,
-                    inp,
-                    id=wf_id,
-                    task_queue=self.settings.task_queue,
-                    id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                    search_attributes=TypedSearchAttributes(
-                        [
-                            SearchAttributePair(ORDER_STATUS, "placed"),
-                            SearchAttributePair(CUSTOMER_ID, inp.customer.customer_id),
-                        ]
-                        + ([SearchAttributePair(CARRIER, inp.carrier)] if inp.carrier else [])
-                    ),
-                    static_summary=(
-                        f"Order {inp.order_id}: {line.qty} x {line.sku} for customer "
-                        f"{inp.customer.customer_id}, "
-                        + ("store pickup" if inp.pickup else f"delivery by {inp.carrier}")
-                        + f" from {inp.location}"
-                    ),
-                ),
+                self.client.start_workflow(OrderWorkflow.run, inp, **self._start_options(inp)),
                 what=f"placing order {inp.order_id}",
                 address=self.address,
             )
@@ -221,6 +227,24 @@ class Orderflow:
             handle = self._order(inp.order_id)
             created = False
         return await self._view(handle, inp.order_id), created
+
+    async def place_order_on_hold(self, inp: PlaceOrderInput, hold: PlaceHold) -> HoldPlaced:
+        """Start the order with a hold already on it, atomically (update-with-start): for a
+        department whose check must come before the order's first step, such as a finance
+        partner's approval at checkout. A refused hold starts nothing."""
+        start = WithStartWorkflowOperation(OrderWorkflow.run, inp, **self._start_options(inp))
+        try:
+            return await call(
+                self.client.execute_update_with_start_workflow(
+                    OrderWorkflow.place_hold, hold, start_workflow_operation=start
+                ),
+                what=f"placing order {inp.order_id}",
+                address=self.address,
+            )
+        except WorkflowAlreadyStartedError:
+            raise WrongState(
+                f"order {inp.order_id} exists already; place the hold on it instead"
+            ) from None
 
     async def _view(self, handle: WorkflowHandle[Any, Any], order_id: str) -> OrderView:
         try:
@@ -242,19 +266,19 @@ class Orderflow:
         )
 
     async def _update(self, order_id: str, update: Any, arg: Any) -> Any:
-        view = await self.view(order_id)
+        """Send an update straight to the order; only when it finds no running order do we
+        look closer, to say whether the order is unknown or already finished."""
         try:
             return await call(
                 self._order(order_id).execute_update(update, arg),
                 what=f"order {order_id}",
                 address=self.address,
             )
-        except UnknownReference as err:
-            if str(err).endswith(": not found"):  # the workflow has closed
-                raise WrongState(
-                    f"order {order_id} is {view.status}; it takes no more changes"
-                ) from None
-            raise
+        except NotFound:
+            view = await self.view(order_id)  # raises "no order" when there is none
+            raise WrongState(
+                f"order {order_id} is {view.status}; it takes no more changes"
+            ) from None
 
     async def cancel(self, order_id: str, cmd: CancelOrder) -> OrderCancelled:
         return await self._update(order_id, OrderWorkflow.cancel, cmd)  # type: ignore[no-any-return]
@@ -457,7 +481,7 @@ class Orderflow:
                 what=f"delivery of order {order_id}",
                 address=self.address,
             )
-        except UnknownReference:  # closed between our look and the update
+        except NotFound:  # closed between our look and the update
             raise WrongState(
                 f"the delivery of order {order_id} has finished; it takes no more events"
             ) from None

@@ -20,7 +20,15 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.billing import Ledger
-from domain.models import Department, Location, OrderView, PlaceOrderInput, Policy
+from domain.models import (
+    Department,
+    HoldPlaced,
+    Location,
+    OrderView,
+    PlaceHold,
+    PlaceOrderInput,
+    Policy,
+)
 from orderflow.config import PROJECT_ROOT, Settings
 from orderflow.devserver import free_port, temporal_binary
 from orderflow.registry import Registry
@@ -112,6 +120,22 @@ class Stack:
                 for d in inp.departments
             ]
         return inp
+
+    async def place_held(
+        self, hold: PlaceHold | None = None, **kwargs: Any
+    ) -> tuple[str, HoldPlaced]:
+        """An order that starts with a hold on it (update-with-start): it waits at its first step."""
+        inp = self.order(**kwargs)
+        placed = await self.app.place_order_on_hold(
+            inp,
+            hold
+            or PlaceHold(
+                department="care",
+                reason_code="customer_request",
+                customer_message="You asked us to wait.",
+            ),
+        )
+        return inp.order_id, placed
 
     async def place(self, **kwargs: Any) -> OrderView:
         view, _ = await self.app.place_order(self.order(**kwargs))

@@ -56,7 +56,7 @@ with workflow.unsafe.imports_passed_through():
         UpholdHold,
         WaitlistMoved,
     )
-    from domain.order import OrderState
+    from domain.order import ENGINE, OrderState
     from domain.stock import StockReserved
     from workflows.delivery import DeliveryWorkflow
     from workflows.search_attributes import BLOCKED_BY, CARRIER, ORDER_STATUS
@@ -65,14 +65,14 @@ ACTIVITY_TIMEOUT = timedelta(seconds=30)
 RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=30)
 )
-ENGINE = "orderflow"
 # The UI's details stay short: the order view has everything.
 DETAIL_ITEMS = 10
 
 
 async def _call(method: Any, arg: Any, *, summary: str | None = None) -> Any:
-    """Run a short side effect as a local activity: one marker event in history instead of
-    three events and a workflow task. Each is idempotent, so a retry after a crash is safe.
+    """Send an e-mail as a local activity: one marker event in history instead of three events
+    and a workflow task. Only the outbox loop calls it, one at a time, so local activities
+    never interleave; sending is idempotent, so a retry after a crash is safe.
     While a dependency is down, backoff moves onto a durable timer after a few seconds so the
     workflow task (and the answers to departments' updates) is not held."""
     return await workflow.execute_local_activity_method(
@@ -82,6 +82,14 @@ async def _call(method: Any, arg: Any, *, summary: str | None = None) -> Any:
         retry_policy=RETRY,
         local_retry_threshold=timedelta(seconds=2),
         summary=summary,
+    )
+
+
+async def _run(method: Any, arg: Any, *, summary: str | None = None) -> Any:
+    """Run a call into another system as a regular activity: it may wait on that system (a
+    busy stock record), so it must not hold the order's workflow task while it does."""
+    return await workflow.execute_activity_method(
+        method, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY, summary=summary
     )
 
 
@@ -188,7 +196,7 @@ class OrderWorkflow:
         line = s.input.lines[0]
         if s.reservation is None or s.reservation.status in ("released", "collected"):
             await self._gate("reserve stock")
-            result: StockReserved = await _call(
+            result: StockReserved = await _run(
                 StockActivities.reserve_stock,
                 ReserveRequest(
                     location=s.input.location,
@@ -246,7 +254,7 @@ class OrderWorkflow:
 
     async def _payment(self, name: str, method: Any, suffix: str) -> None:
         s = self.state
-        await _call(
+        await _run(
             method,
             PaymentRequest(
                 order_id=s.order_id, amount=s.total, key=f"{workflow.info().workflow_id}.{suffix}"
@@ -259,7 +267,7 @@ class OrderWorkflow:
         res = s.reservation
         if res is None or res.status in ("released", "collected", "pending"):
             return
-        await _call(
+        await _run(
             StockActivities.release_stock,
             ReleaseRequest(
                 location=res.location, sku=res.sku, order_id=s.order_id, collected=collected
@@ -710,6 +718,11 @@ class OrderWorkflow:
     @workflow.update
     def make_promise(self, cmd: MakePromise) -> PromiseMade:
         s = self.state
+        existing = rules.existing_promise(s, cmd)
+        if existing is not None:
+            return PromiseMade(
+                promise_id=existing.promise_id, due_at=existing.due_at, already_made=True
+            )
         promise = rules.make_promise(s, cmd, workflow.now())
         self._tell_customer(
             "promise_made", messages.promise_made(s, promise, s.department(promise.department))
@@ -719,7 +732,8 @@ class OrderWorkflow:
 
     @make_promise.validator
     def validate_make_promise(self, cmd: MakePromise) -> None:
-        _validate(lambda: rules.check_make_promise(self.state, cmd, workflow.now()))
+        if rules.existing_promise(self.state, cmd) is None:
+            _validate(lambda: rules.check_make_promise(self.state, cmd, workflow.now()))
 
     @workflow.update
     def keep_promise(self, cmd: KeepPromise) -> PromiseKept:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from domain import stock as rules
+from domain.errors import InvalidInput
 from domain.stock import AdjustStock, ReceiveStock, ReleaseStock, ReserveStock, StockState
 
 T0 = datetime(2026, 11, 25, tzinfo=UTC)
@@ -58,3 +59,16 @@ def test_stock_take_shortfall_bumps_youngest_to_the_front() -> None:
     bumped, _ = rules.adjust(s, AdjustStock(count=2, reason="count"))
     assert [r.order_id for r in bumped] == ["young"]
     assert [r.order_id for r in s.waitlist] == ["young", "waiting"]
+
+
+def test_a_full_record_refuses_new_orders_but_answers_known_ones() -> None:
+    s = StockState(location="L", sku="S", on_hand=0)
+    for i in range(rules.MAX_LIVE_RESERVATIONS):
+        reserve(s, f"o{i}")
+    try:
+        rules.check_reserve(s, ReserveStock(order_id="new", qty=1))
+    except InvalidInput as err:
+        assert "another location" in str(err)
+    else:
+        raise AssertionError("a full record accepted one more reservation")
+    rules.check_reserve(s, ReserveStock(order_id="o7", qty=1))  # a repeat is still answered

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import signal
@@ -30,6 +32,23 @@ class Cli:
         if check and proc.returncode != 0:
             raise AssertionError(f"orderflow {' '.join(args)} -> {proc.returncode}: {proc.stderr}")
         return proc
+
+    def call(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """The same command run in this process: what the console script runs, without the
+        interpreter start-up, for tables of many commands."""
+        from orderflow.cli import run
+
+        out, err = io.StringIO(), io.StringIO()
+        saved = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(self.env)
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                code = run(list(args))
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
 
     def json(self, *args: str) -> Any:
         return json.loads(self.run(*args, "--json").stdout)

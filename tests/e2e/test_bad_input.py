@@ -482,7 +482,9 @@ def failed_tasks(cli: Cli, workflow_id: str) -> int:
 
 
 def show(cli: Cli, order_id: str) -> dict[str, Any]:
-    return cli.json("order", "show", order_id)  # type: ignore[no-any-return]
+    proc = cli.call("order", "show", order_id, "--json")
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)  # type: ignore[no-any-return]
 
 
 class Orders:
@@ -604,7 +606,7 @@ def test_bad_input_is_refused_and_changes_nothing(
     if bad.seeds:
         env["ORDERFLOW_SEEDS_DIR"] = str(seeds_copy(bad.seeds))
 
-    proc = Cli(env).run(*bad.args(order_id), check=False)
+    proc = Cli(env).call(*bad.args(order_id))
 
     lines = proc.stderr.splitlines()
     assert proc.returncode == 2, f"exit {proc.returncode}: {proc.stderr.strip()}"

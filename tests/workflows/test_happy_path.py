@@ -55,6 +55,10 @@ async def test_repeated_place_with_same_id_returns_the_existing_order(stack: Sta
     again, created_again = await stack.app.place_order(inp)
     assert created and not created_again
     assert again.order_id == first.order_id and again.placed_at == first.placed_at
+    # Leave the order at rest (booked, waiting for the carrier) before the worker stops.
+    await stack.until(
+        inp.order_id, lambda v: bool(v.deliveries) and v.deliveries[-1].status == "booked"
+    )
 
 
 async def test_visibility_finds_orders_by_status_and_customer(stack: Stack) -> None:

@@ -11,7 +11,7 @@ from temporalio.api.enums.v1 import EventType
 
 from domain.errors import OrderflowError
 from domain.ids import order_workflow_id
-from domain.models import CarrierEvent, KeepPromise, MakePromise, PlaceHold
+from domain.models import CarrierEvent, KeepPromise, MakePromise
 from tests.conftest import Stack
 
 CUSTOMER = "maria.lopez@example.com"
@@ -30,17 +30,9 @@ def callback(due_in: timedelta, **kw: object) -> MakePromise:
 
 
 async def held_order(stack: Stack) -> str:
-    """An order parked behind a hold, so only promises move."""
-    view, _ = await stack.app.place_order(stack.order())
-    await stack.app.place_hold(
-        view.order_id,
-        PlaceHold(
-            department="care",
-            reason_code="customer_request",
-            customer_message="You asked us to wait.",
-        ),
-    )
-    return view.order_id
+    """An order parked behind a hold from its start, so only promises move."""
+    oid, _ = await stack.place_held()
+    return oid
 
 
 async def test_promise_kept_by_hand(stack: Stack) -> None:
@@ -157,3 +149,21 @@ async def test_many_open_promises_keep_one_pending_timer(stack: Stack) -> None:
     assert started - fired - cancelled == 1
     # Bounded: a fixed number of events per promise, far below Temporal's 51,200 limit.
     assert length < 1000 * 12
+
+
+async def test_same_reference_is_one_promise_and_engine_promises_are_the_engines(
+    stack: Stack,
+) -> None:
+    oid = await held_order(stack)
+    first = await stack.app.make_promise(oid, callback(timedelta(hours=2), reference="CASE-1"))
+    again = await stack.app.make_promise(oid, callback(timedelta(hours=2), reference="CASE-1"))
+    assert again.promise_id == first.promise_id and again.already_made
+    assert len((await stack.app.view(oid)).promises) == 1
+
+    view, _ = await stack.app.place_order(stack.order(sku="PHONE-X12"))
+    waiting = await stack.until(view.order_id, lambda v: v.status == "waitlisted")
+    engine_promise = waiting.promises[0].promise_id
+    with pytest.raises(OrderflowError, match="kept by the engine itself"):
+        await stack.app.keep_promise(
+            view.order_id, KeepPromise(promise_id=engine_promise, actor="jo")
+        )
