@@ -173,10 +173,12 @@ def check_place_hold(state: OrderState, cmd: PlaceHold) -> Department:
 
 
 def existing_hold(state: OrderState, cmd: PlaceHold) -> Hold | None:
-    """The active hold this command repeats: same department and the same non-empty reference."""
+    """The hold this command repeats: same department and the same non-empty reference, even
+    when it was released since (a retried call must not block the order again; a new matter
+    takes a new reference)."""
     if not cmd.reference:
         return None
-    for hold in state.active_holds:
+    for hold in state.holds:
         if hold.department == cmd.department and hold.reference == cmd.reference:
             return hold
     return None

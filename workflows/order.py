@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -539,7 +540,11 @@ class OrderWorkflow:
 
     def _enqueue(self, audience: str, to: str, subject: str, body: str) -> None:
         self.mail_seq += 1
-        key = f"{workflow.info().workflow_id}.{self.mail_seq}"
+        # Position and content together: a retry of the same message is recognised, while a
+        # different message at the same position (a history that was cut short and replayed
+        # differently, as after a server crash) is still sent.
+        digest = hashlib.sha256(f"{to}\n{subject}\n{body}".encode()).hexdigest()[:12]
+        key = f"{workflow.info().workflow_id}.{self.mail_seq}.{digest}"
         self.outbox.append(
             (
                 audience,

@@ -166,3 +166,13 @@ def test_bad_durations_and_times_are_refused() -> None:
 def test_policy_scales_every_duration() -> None:
     fast = Policy().scaled(3600)
     assert fast.scan_sla == timedelta(days=2) / 3600 and fast.attempt_limit == 3
+
+
+def test_a_retried_hold_after_its_release_is_the_same_hold() -> None:
+    s = state()
+    h = rules.place_hold(s, hold(reference="INV-9"), NOW)
+    rules.release_hold(
+        s, ReleaseHold(hold_id=h.hold_id, department="billing", actor="a", resolution="paid"), NOW
+    )
+    assert rules.existing_hold(s, hold(reference="INV-9")) is h
+    assert rules.existing_hold(s, hold(reference="INV-10")) is None
