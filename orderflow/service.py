@@ -500,20 +500,7 @@ class Orderflow:
         return await self._delivery_update(order_id, None, DeliveryWorkflow.redirect, cmd)  # type: ignore[no-any-return]
 
     async def scorecard(self) -> list[dict[str, Any]]:
-        cards: dict[str, dict[str, Any]] = {
-            c: {
-                "carrier_id": c,
-                "name": self.registry.carriers[c].name,
-                "deliveries": 0,
-                "delivered": 0,
-                "on_time": 0,
-                "attempts": 0,
-                "unverified_attempts": 0,
-                "traces": 0,
-                "lost": 0,
-            }
-            for c in self.registry.carriers
-        }
+        cards = {c: _card(c, carrier.name) for c, carrier in self.registry.carriers.items()}
         query = (
             f"WorkflowType = 'DeliveryWorkflow' AND TaskQueue = {_quote(self.settings.task_queue)}"
         )
@@ -527,20 +514,7 @@ class Orderflow:
                 )
             except OrderflowError:
                 continue
-            card = cards.setdefault(
-                st.inp.carrier,
-                {
-                    "carrier_id": st.inp.carrier,
-                    "name": st.inp.carrier,
-                    "deliveries": 0,
-                    "delivered": 0,
-                    "on_time": 0,
-                    "attempts": 0,
-                    "unverified_attempts": 0,
-                    "traces": 0,
-                    "lost": 0,
-                },
-            )
+            card = cards.setdefault(st.inp.carrier, _card(st.inp.carrier, st.inp.carrier))
             card["deliveries"] += 1
             card["attempts"] += len(st.attempts)
             card["unverified_attempts"] += st.unverified_attempts
@@ -554,6 +528,20 @@ class Orderflow:
                 round(card["on_time"] / card["delivered"], 3) if card["delivered"] else None
             )
         return list(cards.values())
+
+
+def _card(carrier_id: str, name: str) -> dict[str, Any]:
+    """A carrier's empty scorecard."""
+    counts = (
+        "deliveries",
+        "delivered",
+        "on_time",
+        "attempts",
+        "unverified_attempts",
+        "traces",
+        "lost",
+    )
+    return {"carrier_id": carrier_id, "name": name, **dict.fromkeys(counts, 0)}
 
 
 def _quote(value: str) -> str:
