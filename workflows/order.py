@@ -66,6 +66,8 @@ ACTIVITY_TIMEOUT = timedelta(seconds=30)
 RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=30)
 )
+# Seconds by which a far deadline's timer is armed early (see _deadline_loop).
+ARM_EARLY = 1.0
 # The UI's details stay short: the order view has everything.
 DETAIL_ITEMS = 10
 
@@ -477,7 +479,14 @@ class OrderWorkflow:
             self.deadline_checked = self.version
             timeout = None
             if armed is not None:
-                timeout = max((armed - workflow.now()).total_seconds(), 0.001)
+                remaining = (armed - workflow.now()).total_seconds()
+                # The server starts the timer when this workflow task completes, which can be
+                # a moment after workflow.now() when the task also sends e-mail. A far deadline
+                # is therefore armed a little early; the wake-up, a task with nothing else in
+                # it, arms the exact remainder.
+                if remaining > 2 * ARM_EARLY:
+                    remaining -= ARM_EARLY
+                timeout = max(remaining, 0.001)
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
                     lambda armed=armed: self.done or self._deadline_moved(armed),
