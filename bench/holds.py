@@ -29,8 +29,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WithStartWorkflowOperation
-from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -121,23 +119,15 @@ async def main(orders: int, concurrency: int) -> None:
                 pickup=False,
                 order_id=f"B-{i:05d}",
             )
-            start = WithStartWorkflowOperation(
-                OrderWorkflow.run,
-                inp,
-                id=order_workflow_id(inp.order_id),
-                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                task_queue=settings.task_queue,
-            )
             issued_hold = time.time()
-            placed = await env.client.execute_update_with_start_workflow(
-                OrderWorkflow.place_hold,
+            placed = await app.place_order_on_hold(
+                inp,
                 PlaceHold(
                     department="billing",
                     reason_code="arrears",
                     customer_message="Balance due.",
                     reference=f"INV-{i}",
                 ),
-                start_workflow_operation=start,
             )
             returned = time.time()
             while inp.order_id not in handler.stored:

@@ -48,8 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
-from temporalio.client import Client, WithStartWorkflowOperation
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
@@ -223,22 +222,14 @@ async def main(args: argparse.Namespace) -> int:
                 pickup=False,
                 order_id=f"P-{i:05d}",
             )
-            start = WithStartWorkflowOperation(
-                OrderWorkflow.run,
+            await app.place_order_on_hold(
                 inp,
-                id=order_workflow_id(inp.order_id),
-                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                task_queue=settings.task_queue,
-            )
-            await env.client.execute_update_with_start_workflow(
-                OrderWorkflow.place_hold,
                 PlaceHold(
                     department="billing",
                     reason_code="arrears",
                     customer_message="Balance due.",
                     reference=f"INV-{i}",
                 ),
-                start_workflow_operation=start,
             )
 
     due: dict[str, datetime] = {}
