@@ -21,6 +21,11 @@ from temporalio import activity
 log = structlog.get_logger("orderflow.carrier")
 
 
+def booking_key(delivery_workflow_id: str) -> str:
+    """The idempotency key a delivery's shipment is booked, traced and cancelled under."""
+    return f"{delivery_workflow_id}.booking"
+
+
 class BookShipment(BaseModel):
     key: str
     order_id: str
@@ -39,7 +44,9 @@ class Booking(BaseModel):
 class TraceRequest(BaseModel):
     key: str
     carrier: str
-    tracking: str
+    tracking: str = ""
+    # The booking whose parcel is traced; its tracking number is looked up when not given.
+    booking_key: str = ""
 
 
 class CarrierGateway(Protocol):
@@ -93,11 +100,17 @@ class SqliteCarrierGateway:
 
     def open_trace(self, req: TraceRequest) -> str:
         with self._lock, self._connect() as db:
+            tracking = req.tracking
+            if not tracking and req.booking_key:
+                row = db.execute(
+                    "SELECT tracking FROM bookings WHERE key = ?", (req.booking_key,)
+                ).fetchone()
+                tracking = row[0] if row else ""
             db.execute(
                 "INSERT OR IGNORE INTO traces (key, tracking) VALUES (?, ?)",
-                (req.key, req.tracking),
+                (req.key, tracking),
             )
-        return f"TRACE-{req.tracking}"
+        return f"TRACE-{tracking}"
 
 
 class CarrierActivities:

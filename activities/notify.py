@@ -20,7 +20,7 @@ from pathlib import Path
 import structlog
 from temporalio import activity
 
-from domain.models import Notification
+from domain.models import EmailBatch, Notification
 
 SENDER = "orderflow <orders@orderflow.local>"
 log = structlog.get_logger("orderflow.notify")
@@ -70,10 +70,27 @@ class Mailer:
         self.sent_log = sent_log
 
     def send(self, note: Notification) -> str:
-        mid = message_id(note.key)
-        if self.sent_log.was_sent(note.key):
-            log.info("email_already_sent", key=note.key, to=note.to)
-            return mid
+        return self.send_all([note])[0]
+
+    def send_all(self, notes: list[Notification]) -> list[str]:
+        """Send each message not sent before, in order, over one SMTP connection."""
+        mids = [message_id(n.key) for n in notes]
+        todo = []
+        for note, mid in zip(notes, mids, strict=True):
+            if self.sent_log.was_sent(note.key):
+                log.info("email_already_sent", key=note.key, to=note.to)
+            else:
+                todo.append((note, mid))
+        if todo:
+            with smtplib.SMTP(self.host, self.port, timeout=10) as smtp:
+                for note, mid in todo:
+                    smtp.send_message(self._message(note, mid))
+                    # Recorded as soon as the server accepted it, before the next one.
+                    self.sent_log.record(note.key, mid, note.to)
+                    log.info("email_sent", key=note.key, to=note.to, subject=note.subject)
+        return mids
+
+    def _message(self, note: Notification, mid: str) -> EmailMessage:
         msg = EmailMessage()
         msg["From"] = SENDER
         msg["To"] = note.to
@@ -83,12 +100,7 @@ class Mailer:
         if note.order_id:
             msg["X-Orderflow-Order"] = note.order_id
         msg.set_content(note.body)
-        with smtplib.SMTP(self.host, self.port, timeout=10) as smtp:
-            smtp.send_message(msg)
-            # Recorded as soon as the server accepted it, before QUIT's round trip.
-            self.sent_log.record(note.key, mid, note.to)
-        log.info("email_sent", key=note.key, to=note.to, subject=note.subject)
-        return mid
+        return msg
 
 
 class NotifyActivities:
@@ -104,3 +116,9 @@ class NotifyActivities:
     async def notify_department(self, note: Notification) -> str:
         """E-mail a department, a supervisor or a partner; returns the Message-ID."""
         return await asyncio.to_thread(self.mailer.send, note)
+
+    @activity.defn
+    async def send_emails(self, batch: EmailBatch) -> list[str]:
+        """Send an order's queued e-mails in order over one connection; returns the
+        Message-IDs. Messages already sent (a retry) are skipped."""
+        return await asyncio.to_thread(self.mailer.send_all, batch.notes)

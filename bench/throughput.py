@@ -24,223 +24,63 @@ Run: .venv/bin/python bench/throughput.py [--orders 200] [--concurrency 16]
 
 from __future__ import annotations
 
-# The bare workflows below are defined in this file, and the worker's sandbox re-imports it:
-# everything at module level must be safe there, hence the guard and the pass-through imports.
+import argparse
+import asyncio
+import collections
+import json
+import os
+import sqlite3
 import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
-from temporalio import activity, workflow
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-if not workflow.unsafe.in_sandbox():
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bare import (
+    BareOrder,
+    BareSpec,
+    BareStock,
+    bare_io,
+    bare_mail,
+    bare_stock,
+    booking_event,
+    clients,
+)
+from temporalio import activity
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import (
+    SandboxedWorkflowRunner,
+    SandboxRestrictions,
+)
 
-with workflow.unsafe.imports_passed_through():
-    import argparse
-    import asyncio
-    import collections
-    import json
-    import os
-    import smtplib
-    import sqlite3
-    import tempfile
-    import time
-    import uuid
-    from collections.abc import Awaitable, Callable
-    from datetime import timedelta
-    from email.message import EmailMessage
-    from typing import Any
-
-    from pydantic import BaseModel
-    from temporalio.api.enums.v1 import EventType
-    from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
-    from temporalio.common import (
-        SearchAttributePair,
-        TypedSearchAttributes,
-        WorkflowIDConflictPolicy,
-    )
-    from temporalio.contrib.pydantic import pydantic_data_converter
-    from temporalio.testing import WorkflowEnvironment
-    from temporalio.worker import Worker
-
-    from activities.carrier import Booking, BookShipment, CarrierActivities, SqliteCarrierGateway
-    from domain.ids import delivery_workflow_id, order_workflow_id
-    from domain.models import CarrierEvent, Location
-    from orderflow.config import PROJECT_ROOT, Settings
-    from orderflow.devserver import SQLITE_PRAGMAS, free_port, temporal_binary
-    from orderflow.logging import configure
-    from orderflow.registry import Registry
-    from orderflow.service import Orderflow
-    from orderflow.smtp_sink import SmtpSink
-    from orderflow.worker import WORKFLOWS, activities_for
-    from workflows.delivery import DeliveryWorkflow
-    from workflows.order import OrderWorkflow
-    from workflows.search_attributes import ALL, CARRIER, CUSTOMER_ID, ORDER_STATUS
+from activities.carrier import Booking, BookShipment, CarrierActivities, SqliteCarrierGateway
+from domain.ids import delivery_workflow_id, order_workflow_id
+from domain.models import CarrierEvent, Location
+from orderflow.config import PROJECT_ROOT, Settings
+from orderflow.devserver import SQLITE_PRAGMAS, free_port, temporal_binary
+from orderflow.logging import configure
+from orderflow.registry import Registry
+from orderflow.service import Orderflow
+from orderflow.smtp_sink import SmtpSink
+from orderflow.worker import WORKFLOWS, activities_for, workflow_runner
+from workflows.delivery import DeliveryWorkflow
+from workflows.order import OrderWorkflow
+from workflows.search_attributes import ALL, CARRIER, CUSTOMER_ID, ORDER_STATUS
 
 # Eight stock records (four bench locations x two SKUs), each with far more stock than needed.
 SKUS = ("CASE-X12", "ROUTER-F1")
 BENCH_LOCATIONS = [f"bench-loc-{n}" for n in range(4)]
 RECORDS = [(loc, sku) for loc in BENCH_LOCATIONS for sku in SKUS]
-
-# The carrier (this bench) learns of a booking from its own gateway, as a real carrier would.
-booked: dict[str, asyncio.Event] = {}
-
-
-def _event(key: str) -> asyncio.Event:
-    return booked.setdefault(key, asyncio.Event())
-
-
-# ============================================================================ the bare workflow
-
-
-class BareSpec(BaseModel):
-    """What one bare workflow does, op by op. An op is "MODE:KIND[:notify]": MODE is ``act``
-    (an activity) or ``local`` (a local activity); KIND is ``io`` (an SQLite insert), ``stock``
-    (an update-with-start on a shared record) or ``mail`` (one SMTP message); ``notify`` tells
-    the carrier (this bench) that the shipment is booked."""
-
-    order_id: str
-    stock_id: str
-    db: str
-    smtp_port: int
-    before: list[str]
-    updates: int
-    per_update: list[str]
-    after: list[str]
-
-
-class BareIo(BaseModel):
-    db: str
-    key: str
-    notify: str = ""
-
-
-class BareStockCall(BaseModel):
-    stock_id: str
-    order_id: str
-    task_queue: str
-
-
-class BareMail(BaseModel):
-    port: int
-    key: str
-
-
-@workflow.defn
-class BareStock:
-    """A shared record that only counts the updates it receives (no validator)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    @workflow.run
-    async def run(self) -> None:
-        await workflow.wait_condition(lambda: False)
-
-    @workflow.update
-    def change(self, order_id: str) -> int:
-        self.count += 1
-        return self.count
-
-
-@workflow.defn
-class BareOrder:
-    def __init__(self) -> None:
-        self.updates = 0
-
-    @workflow.run
-    async def run(self, spec: BareSpec) -> int:
-        done = 0
-
-        async def op(text: str) -> None:
-            nonlocal done
-            done += 1
-            mode, kind, *flags = text.split(":")
-            key = f"{workflow.info().workflow_id}.{done}"
-            fn: Any
-            arg: Any
-            if kind == "io":
-                fn = bare_io
-                arg = BareIo(db=spec.db, key=key, notify=spec.order_id if flags else "")
-            elif kind == "stock":
-                fn = bare_stock
-                arg = BareStockCall(
-                    stock_id=spec.stock_id,
-                    order_id=spec.order_id,
-                    task_queue=workflow.info().task_queue,
-                )
-            else:
-                fn, arg = bare_mail, BareMail(port=spec.smtp_port, key=key)
-            timeout = timedelta(seconds=30)
-            if mode == "local":
-                await workflow.execute_local_activity(fn, arg, start_to_close_timeout=timeout)
-            else:
-                await workflow.execute_activity(fn, arg, start_to_close_timeout=timeout)
-
-        for text in spec.before:
-            await op(text)
-        for n in range(spec.updates):
-            await workflow.wait_condition(lambda n=n: self.updates > n)
-            for text in spec.per_update:
-                await op(text)
-        for text in spec.after:
-            await op(text)
-        return done
-
-    @workflow.update
-    def carrier(self, event: str) -> int:
-        self.updates += 1
-        return self.updates
-
-
-@activity.defn
-async def bare_io(req: BareIo) -> str:
-    """One SQLite insert, as the ledger and the carrier gateway do."""
-
-    def write() -> None:
-        with sqlite3.connect(req.db, timeout=30, isolation_level=None) as db:
-            db.execute("INSERT OR IGNORE INTO io (key) VALUES (?)", (req.key,))
-
-    await asyncio.to_thread(write)
-    if req.notify:
-        _event(req.notify).set()
-    return req.key
-
-
-@activity.defn
-async def bare_stock(req: BareStockCall) -> int:
-    """An update-with-start on a shared record, as reserve_stock and release_stock do."""
-    client: Client = _bare_client["client"]
-    start = WithStartWorkflowOperation(
-        BareStock.run,
-        id=req.stock_id,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        task_queue=req.task_queue,
-    )
-    return await client.execute_update_with_start_workflow(
-        BareStock.change, req.order_id, start_workflow_operation=start
-    )
-
-
-@activity.defn
-async def bare_mail(req: BareMail) -> str:
-    """One SMTP message to the sink, as the order's e-mails are sent."""
-
-    def send() -> str:
-        msg = EmailMessage()
-        msg["From"] = "bare <bare@orderflow.local>"
-        msg["To"] = "bare@example.com"
-        msg["Subject"] = "bare"
-        msg["Message-ID"] = f"<{req.key}@bare.local>"
-        msg.set_content("bare")
-        with smtplib.SMTP("127.0.0.1", req.port, timeout=10) as smtp:
-            smtp.send_message(msg)
-        return req.key
-
-    return await asyncio.to_thread(send)
-
-
-_bare_client: dict[str, Client] = {}
-
 
 # ============================================================================ orderflow side
 
@@ -251,7 +91,7 @@ class CarrierDesk(CarrierActivities):
     @activity.defn(name="book_shipment")
     async def book_shipment(self, req: BookShipment) -> Booking:
         booking = await super().book_shipment(req)
-        _event(req.order_id).set()
+        booking_event(req.order_id).set()
         return booking
 
 
@@ -268,6 +108,7 @@ def orderflow_worker(client: Client, settings: Settings) -> Worker:
         max_concurrent_activities=settings.max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
         max_cached_workflows=settings.max_cached_workflows,
+        workflow_runner=workflow_runner(),
     )
 
 
@@ -280,6 +121,10 @@ def bare_worker(client: Client, settings: Settings) -> Worker:
         max_concurrent_activities=settings.max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
         max_cached_workflows=settings.max_cached_workflows,
+        # The same sandbox settings: the bare module is shared across runs like the engine's.
+        workflow_runner=SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules("bare")
+        ),
     )
 
 
@@ -289,13 +134,18 @@ class Refusals:
 
 async def carrier_update(send: Callable[[], Awaitable[Any]]) -> None:
     """Send one carrier event; a refusal because the booking is not recorded yet is retried."""
+    pause = 0.02
     for _ in range(500):
         try:
             await send()
             return
-        except WorkflowUpdateFailedError:
+        except (WorkflowUpdateFailedError, RPCError) as err:
+            # Refused as too early, or the delivery is not started yet (booking comes first).
+            if isinstance(err, RPCError) and err.status != RPCStatusCode.NOT_FOUND:
+                raise
             Refusals.count += 1
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.2)
     raise RuntimeError("carrier event refused 500 times")
 
 
@@ -329,7 +179,7 @@ async def run_orders(app: Orderflow, settings: Settings, ids: list[str], concurr
                     ]
                 ),
             )
-            await _event(order_id).wait()
+            await booking_event(order_id).wait()
             delivery = client.get_workflow_handle(delivery_workflow_id(order_id, 1))
             for name in ("picked-up", "delivered"):
                 await carrier_update(
@@ -355,7 +205,7 @@ async def run_bare(
             handle = await client.start_workflow(
                 BareOrder.run, spec, id=f"bare-{spec.order_id}", task_queue=task_queue
             )
-            await _event(spec.order_id).wait()
+            await booking_event(spec.order_id).wait()
             for name in ("picked-up", "delivered", "x", "y", "z")[: spec.updates]:
                 await carrier_update(
                     lambda name=name: handle.execute_update(BareOrder.carrier, name)
@@ -389,7 +239,7 @@ async def history_counts(client: Client, workflow_id: str, run_id: str | None = 
 def kind_of(activity_type: str) -> str:
     if activity_type in ("reserve_stock", "release_stock"):
         return "stock"
-    if activity_type in ("send_customer_email", "notify_department"):
+    if activity_type in ("send_customer_email", "notify_department", "send_emails"):
         return "mail"
     return "io"  # payments and the carrier gateway: one SQLite write each
 
@@ -422,6 +272,12 @@ def bare_ops(calls: dict[str, int], updates: int) -> tuple[list[str], list[str],
     if stock_after:
         before.append(stock_after)
     return before, per_update, after
+
+
+def sent_count(settings: Settings) -> int:
+    """Messages the engine's outbox has handed to the SMTP server so far."""
+    with sqlite3.connect(settings.sent_log_path) as db:
+        return db.execute("SELECT COUNT(*) FROM sent").fetchone()[0]
 
 
 async def all_runs(client: Client, query: str) -> list[tuple[str, str]]:
@@ -471,7 +327,7 @@ async def main(orders: int, concurrency: int, warmup: int) -> None:
     sink = SmtpSink(tmp / "maildir", port=free_port())
     sink.start()
     client = env.client
-    _bare_client["client"] = client
+    clients["client"] = client
     run_tag = uuid.uuid4().hex[:6]
     settings = Settings(
         data_dir=tmp,
@@ -495,7 +351,9 @@ async def main(orders: int, concurrency: int, warmup: int) -> None:
         async with orderflow_worker(client, settings):
             await run_orders(app, settings, warm_ids, concurrency)
             refused_warm = Refusals.count
+            sent_before = sent_count(settings)
             order_wall = await run_orders(app, settings, ids, concurrency)
+            emails_per_order = (sent_count(settings) - sent_before) / orders
             order_refusals = Refusals.count - refused_warm
 
         per_order: list[tuple[collections.Counter[str], collections.Counter[str]]] = []
@@ -533,6 +391,13 @@ async def main(orders: int, concurrency: int, warmup: int) -> None:
         # ---------------------------------------------------------------- bare
         n_upd = round(updates)
         before, per_update, after = bare_ops(calls_avg, n_upd)
+        # The bare's mail ops send as many messages in all as an order did.
+        mail_ops = sum(1 for op in before + per_update * n_upd + after if ":mail" in op)
+        total_mails = round(emails_per_order)
+        mails = [
+            total_mails // mail_ops + (1 if n < total_mails % mail_ops else 0)
+            for n in range(mail_ops)
+        ]
         bare_settings = Settings(
             data_dir=tmp,
             smtp_host="127.0.0.1",
@@ -557,6 +422,7 @@ async def main(orders: int, concurrency: int, warmup: int) -> None:
                 updates=n_upd,
                 per_update=per_update,
                 after=after,
+                mails=mails,
             )
 
         bare_warm = [spec(i, f"BW-{run_tag}-{i:04d}") for i in range(warmup)]
@@ -614,7 +480,7 @@ async def main(orders: int, concurrency: int, warmup: int) -> None:
     print(
         f"bare per order: {calls_text(bare_calls, orders)}, {bare_upd:.1f} updates, "
         f"{bare_stock_updates:.1f} on shared records (ops {before} | {per_update} per update "
-        f"| {after})"
+        f"| {after}); e-mails per order {emails_per_order:.1f}, bare {sum(mails)}"
     )
     print(f"orderflow: {order_rate:.1f} orders/s ({order_wall:.1f}s for {orders})")
     print(f"bare:      {bare_rate:.1f} bare/s ({bare_wall:.1f}s for {orders})")

@@ -15,6 +15,7 @@ from domain.models import (
     Attempt,
     CarrierEvent,
     CarrierEventRecorded,
+    DeliveryReport,
     Model,
     Policy,
     Redirect,
@@ -44,6 +45,8 @@ class DeliveryOutcome(Model):
     tracking: str = ""
     verified_attempts: int = 0
     unverified_attempts: int = 0
+    # What the order has not been told yet (routine movements, the final event), in order.
+    reports: list[DeliveryReport] = Field(default_factory=list)
 
 
 class DeliveryState(Model):

@@ -278,6 +278,12 @@ class Notification(Model):
     order_id: str = ""
 
 
+class EmailBatch(Model):
+    """The e-mails an order queued in one step, sent together in order."""
+
+    notes: list[Notification]
+
+
 # --------------------------------------------------------------------------- commands
 
 
@@ -473,6 +479,12 @@ class DeliveryReport(Model):
     window_end: datetime | None = None
     pickup_point: str = ""
     location: str = ""
+
+
+class DeliveryReports(Model):
+    """Reports a delivery sends its order in one signal, oldest first."""
+
+    reports: list[DeliveryReport]
 
 
 # --------------------------------------------------------------------------- the one view

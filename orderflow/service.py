@@ -47,6 +47,7 @@ from domain.models import (
     MakePromise,
     OrderCancelled,
     OrderLine,
+    OrderStatus,
     OrderView,
     PlaceHold,
     PlaceOrderInput,
@@ -59,6 +60,7 @@ from domain.models import (
     TimelineEntry,
     UpholdHold,
 )
+from domain.order import STAGE_WORDS
 from domain.stock import AdjustStock, ReceiveStock, StockAdjusted, StockReceived, StockView
 from orderflow.config import Settings
 from orderflow.registry import Registry
@@ -257,7 +259,32 @@ class Orderflow:
             ) from None
 
     async def view(self, order_id: str) -> OrderView:
-        return await self._view(self._order(order_id), order_id)
+        return await self._live(await self._view(self._order(order_id), order_id))
+
+    async def _live(self, view: OrderView) -> OrderView:
+        """The order with its open delivery as it is now. A delivery tells its order at once
+        what the customer must hear, but routine movements (pickup, scans) only with its next
+        report, to keep the order's history short; the view reads them from the delivery."""
+        if not view.deliveries or view.status not in ("shipping", "in_transit"):
+            return view
+        summary = view.deliveries[-1]
+        if summary.status in TERMINAL:
+            return view
+        handle = self.client.get_workflow_handle(summary.workflow_id)
+        try:
+            live: DeliveryState = await handle.query(DeliveryWorkflow.status)
+        except (RPCError, WorkflowQueryFailedError):
+            return view  # not started yet, or just closed: the order's record stands
+        summary.status = live.status
+        summary.window_start, summary.window_end = live.window_start, live.window_end
+        summary.pickup_point = live.pickup_point or summary.pickup_point
+        if live.status != "booked":
+            summary.last_scan_at = live.last_movement_at
+            if view.status == "shipping":
+                view.status = "in_transit"
+                if view.next_step == STAGE_WORDS[OrderStatus.SHIPPING]:
+                    view.next_step = STAGE_WORDS[OrderStatus.IN_TRANSIT]
+        return view
 
     async def timeline(self, order_id: str) -> list[TimelineEntry]:
         await self.view(order_id)  # a clear "no order" first

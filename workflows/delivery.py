@@ -1,20 +1,23 @@
 """DeliveryWorkflow: one shipment with one partner carrier, a child of its order.
 
-Carrier events arrive as validated updates; evidence decides whether an attempt counts; silence
-past the scan SLA opens a trace, and past ``lost_after`` declares the parcel lost. Every
-significant event is reported to the parent order, which alone talks to the customer.
+The order starts this workflow, then books the shipment under this workflow's booking key, so
+the delivery is there before the carrier can know of the parcel. Carrier events arrive as validated updates; evidence decides whether an attempt counts; silence past the scan
+SLA opens a trace, and past ``lost_after`` declares the parcel lost. Every event the customer
+must hear of is reported to the parent order at once, which alone talks to the customer; routine
+movements (pickup, scans) ride along with the next report or the outcome, so a delivery that goes
+to plan costs the order no signals at all.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.carrier import Booking, BookShipment, CarrierActivities, TraceRequest
+    from activities.carrier import CarrierActivities, TraceRequest, booking_key
     from domain import delivery as rules
     from domain.delivery import DeliveryInput, DeliveryOutcome, DeliveryState
     from domain.errors import OrderflowError
@@ -22,12 +25,16 @@ with workflow.unsafe.imports_passed_through():
         CarrierEvent,
         CarrierEventRecorded,
         DeliveryReport,
+        DeliveryReports,
         DeliveryUpdated,
         Redirect,
         Reschedule,
     )
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
+# Reports the order learns of with the next one, or with the outcome: nothing to tell anyone
+# yet (a pickup, a scan), or the end of the delivery, which the order learns of as the result.
+ROUTINE = ("picked_up", "scanned")
 
 
 def _refuse(err: OrderflowError) -> ApplicationError:
@@ -45,33 +52,24 @@ class DeliveryWorkflow:
             last_movement_at=workflow.now(),
         )
         self.version = 0
+        self.checked = -1
         self.pending: list[DeliveryReport] = []
+        self.urgent = False
 
     @property
     def booking_key(self) -> str:
-        return f"{workflow.info().workflow_id}.booking"
+        """The key the order books the shipment under."""
+        return booking_key(workflow.info().workflow_id)
 
     @workflow.run
     async def run(self, inp: DeliveryInput) -> DeliveryOutcome:
+        s = self.state
+        s.status = "booked"
+        self._details()
+        # Never awaited: when the delivery ends, an armed timer ends with it, with no cancel.
+        self.watcher = asyncio.create_task(self._watch())
         try:
-            booking: Booking = await workflow.execute_local_activity_method(
-                CarrierActivities.book_shipment,
-                BookShipment(
-                    key=self.booking_key,
-                    order_id=inp.order_id,
-                    delivery_id=inp.delivery_id,
-                    carrier=inp.carrier,
-                    destination=inp.destination,
-                ),
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                local_retry_threshold=timedelta(seconds=2),
-            )
-            self.state.tracking = booking.tracking
-            self.state.status = "booked"
-            self.state.last_movement_at = workflow.now()
-            self._report("booked")
-            await self._flush()
-            await self._watch()
+            await workflow.wait_condition(lambda: s.terminal)
             await workflow.wait_condition(workflow.all_handlers_finished)
         except asyncio.CancelledError:
             # The order was cancelled: the booking goes too, then the cancellation stands.
@@ -83,34 +81,49 @@ class DeliveryWorkflow:
                     local_retry_threshold=timedelta(seconds=2),
                 )
             )
-            self.state.status = "cancelled"
+            s.status = "cancelled"
             raise
         return DeliveryOutcome(
             delivery_id=inp.delivery_id,
-            status=self.state.status,
+            status=s.status,
             at=workflow.now(),
-            tracking=self.state.tracking,
-            verified_attempts=self.state.verified_attempts,
-            unverified_attempts=self.state.unverified_attempts,
+            tracking=s.tracking,
+            verified_attempts=s.verified_attempts,
+            unverified_attempts=s.unverified_attempts,
+            reports=self.pending,
         )
 
     async def _watch(self) -> None:
-        """One timer at a time: the next trace or lost deadline, re-armed on every change."""
-        while not self.state.terminal:
-            seen = self.version
-            deadline = rules.next_deadline(self.state)
+        """One timer at a time for the next trace or lost deadline. Movement only pushes that
+        deadline later, so the armed timer is kept and re-checked when it fires; it is re-armed
+        at once only when the deadline comes sooner."""
+        s = self.state
+        while True:
+            armed = rules.next_deadline(s)
+            self.checked = self.version
             timeout = None
-            if deadline is not None:
-                timeout = max((deadline - workflow.now()).total_seconds(), 0.001)
+            if armed is not None:
+                timeout = max((armed - workflow.now()).total_seconds(), 0.001)
             try:
                 await workflow.wait_condition(
-                    lambda seen=seen: self.version != seen or bool(self.pending),
+                    lambda armed=armed: not s.terminal and (self.urgent or self._sooner(armed)),
                     timeout=timeout,
                     timeout_summary="trace-or-lost",
                 )
             except TimeoutError:
-                await self._silence()
+                due = rules.next_deadline(s)
+                if due is not None and due <= workflow.now():
+                    await self._silence()
+            if s.terminal:
+                return  # what is pending goes with the outcome
             await self._flush()
+
+    def _sooner(self, armed: datetime | None) -> bool:
+        if self.checked == self.version:
+            return False
+        self.checked = self.version
+        deadline = rules.next_deadline(self.state)
+        return deadline is not None and (armed is None or deadline < armed)
 
     async def _silence(self) -> None:
         if not self.state.trace_opened:
@@ -121,6 +134,7 @@ class DeliveryWorkflow:
                     key=f"{workflow.info().workflow_id}.trace",
                     carrier=self.state.inp.carrier,
                     tracking=self.state.tracking,
+                    booking_key=self.booking_key,
                 ),
                 start_to_close_timeout=ACTIVITY_TIMEOUT,
                 local_retry_threshold=timedelta(seconds=2),
@@ -146,6 +160,12 @@ class DeliveryWorkflow:
             )
         )
         self.version += 1
+        if kind not in ROUTINE:
+            self.urgent = True
+        self._details()
+
+    def _details(self) -> None:
+        s = self.state
         workflow.set_current_details(
             f"**Delivery {s.inp.delivery_id} of order {s.inp.order_id}** with {s.inp.carrier}: "
             f"{s.status}; attempts {s.verified_attempts} verified, "
@@ -153,14 +173,17 @@ class DeliveryWorkflow:
         )
 
     async def _flush(self) -> None:
-        # Only the run loop flushes, so reports reach the order in the order they happened.
+        """Tell the order what it must hear now, with the routine reports before it. Only the
+        run loop flushes, so reports reach the order in the order they happened."""
+        if not self.urgent:
+            return
+        self.urgent = False
         parent = workflow.info().parent
-        while self.pending:
-            report = self.pending.pop(0)
-            if parent is not None:
-                await workflow.get_external_workflow_handle(parent.workflow_id).signal(
-                    "delivery_report", report
-                )
+        reports, self.pending = self.pending, []
+        if parent is not None and reports:
+            await workflow.get_external_workflow_handle(parent.workflow_id).signal(
+                "delivery_reports", DeliveryReports(reports=reports)
+            )
 
     # -- carrier events ---------------------------------------------------------------------
 

@@ -3,6 +3,10 @@
 Departments and partners act on the order only through its updates, each validated before it
 reaches history. Every deadline the order has (hold SLAs, promises, the pickup window) is served
 by one loop with one timer. Every e-mail goes through one outbox, in order, exactly once.
+
+Calls into other systems (stock, payments, the carrier, e-mail) are local activities, one at a
+time: one marker event each in history, and a run of steps that nothing blocks completes in the
+workflow task that started it.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from temporalio.exceptions import ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     from activities.billing import PaymentActivities, PaymentRequest
+    from activities.carrier import Booking, BookShipment, CarrierActivities, booking_key
     from activities.notify import NotifyActivities
     from activities.stock import ReleaseRequest, ReserveRequest, StockActivities
     from domain import messages
@@ -31,8 +36,10 @@ with workflow.unsafe.imports_passed_through():
         CancelOrder,
         CollectOrder,
         DeliveryReport,
+        DeliveryReports,
         DeliverySummary,
         DisputeHold,
+        EmailBatch,
         HoldDisputed,
         HoldPlaced,
         HoldReleased,
@@ -72,12 +79,12 @@ ARM_EARLY = 1.0
 DETAIL_ITEMS = 10
 
 
-async def _call(method: Any, arg: Any, *, summary: str | None = None) -> Any:
-    """Send an e-mail as a local activity: one marker event in history instead of three events
-    and a workflow task. Only the outbox loop calls it, one at a time, so local activities
-    never interleave; sending is idempotent, so a retry after a crash is safe.
-    While a dependency is down, backoff moves onto a durable timer after a few seconds so the
-    workflow task (and the answers to departments' updates) is not held."""
+async def _local(method: Any, arg: Any, *, summary: str | None = None) -> Any:
+    """A call into another system as a local activity: one marker event in history instead of
+    three events and a workflow task of its own. Every call is idempotent (keyed by the order),
+    so a retry after a crash is safe. While a dependency is down, backoff moves onto a durable
+    timer after a few seconds, so the workflow task (and the answers to departments' updates)
+    is not held."""
     return await workflow.execute_local_activity_method(
         method,
         arg,
@@ -85,14 +92,6 @@ async def _call(method: Any, arg: Any, *, summary: str | None = None) -> Any:
         retry_policy=RETRY,
         local_retry_threshold=timedelta(seconds=2),
         summary=summary,
-    )
-
-
-async def _run(method: Any, arg: Any, *, summary: str | None = None) -> Any:
-    """Run a call into another system as a regular activity: it may wait on that system (a
-    busy stock record), so it must not hold the order's workflow task while it does."""
-    return await workflow.execute_activity_method(
-        method, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY, summary=summary
     )
 
 
@@ -125,8 +124,11 @@ class OrderWorkflow:
         self.collect: CollectOrder | None = None
         self.child: Any = None
         self.done = False
-        self.indexed: tuple[str, tuple[str, ...]] | None = None
+        self.indexed: tuple[str, tuple[str, ...], str] | None = None
         self.deadline_checked = -1
+        # A step's call is running (busy) or the outbox is sending (mailing): never both.
+        self.busy = False
+        self.mailing = False
 
     # ======================================================================== run
 
@@ -137,7 +139,8 @@ class OrderWorkflow:
         self._changed()
         publisher = asyncio.create_task(self._publish_loop())
         mailer = asyncio.create_task(self._mail_loop())
-        deadlines = asyncio.create_task(self._deadline_loop())
+        # Never awaited: an armed timer ends with the workflow, with no cancel event for it.
+        self.deadlines = asyncio.create_task(self._deadline_loop())
         try:
             await self._fulfil()
         except _Cancelled:
@@ -147,7 +150,6 @@ class OrderWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         self.done = True
         self._changed()
-        await deadlines
         await mailer
         await publisher
         return rules.view(s)
@@ -177,11 +179,23 @@ class OrderWorkflow:
 
     # ------------------------------------------------------------------ steps
 
+    async def _effect(self, method: Any, arg: Any, *, summary: str | None = None) -> Any:
+        """Run one step's call. The outbox waits while steps run back to back, so their e-mails
+        go out together once the order waits for something."""
+        if self.mailing:
+            await workflow.wait_condition(lambda: not self.mailing)
+        self.busy = True
+        try:
+            return await _local(method, arg, summary=summary)
+        finally:
+            self.busy = False
+
     async def _gate(self, step: str) -> None:
         """Stop here while any hold is active; a release resumes in the same workflow task."""
         self.state.step = step
         self._changed()
-        await workflow.wait_condition(lambda: not self.state.blocked or self._cancelling)
+        if self.state.blocked or self._cancelling:
+            await workflow.wait_condition(lambda: not self.state.blocked or self._cancelling)
         if self._cancelling:
             raise _Cancelled
 
@@ -199,7 +213,7 @@ class OrderWorkflow:
         line = s.input.lines[0]
         if s.reservation is None or s.reservation.status in ("released", "collected"):
             await self._gate("reserve stock")
-            result: StockReserved = await _run(
+            result: StockReserved = await self._effect(
                 StockActivities.reserve_stock,
                 ReserveRequest(
                     location=s.input.location,
@@ -257,7 +271,7 @@ class OrderWorkflow:
 
     async def _payment(self, name: str, method: Any, suffix: str) -> None:
         s = self.state
-        await _run(
+        await self._effect(
             method,
             PaymentRequest(
                 order_id=s.order_id, amount=s.total, key=f"{workflow.info().workflow_id}.{suffix}"
@@ -270,7 +284,7 @@ class OrderWorkflow:
         res = s.reservation
         if res is None or res.status in ("released", "collected", "pending"):
             return
-        await _run(
+        await self._effect(
             StockActivities.release_stock,
             ReleaseRequest(
                 location=res.location, sku=res.sku, order_id=s.order_id, collected=collected
@@ -353,21 +367,49 @@ class OrderWorkflow:
             now,
         )
         self._set_status(OrderStatus.SHIPPING)
-        workflow.upsert_search_attributes([CARRIER.value_set(carrier)])
-        self.child = await workflow.start_child_workflow(
-            DeliveryWorkflow.run,
-            DeliveryInput(
+        # The delivery starts first, so it is there for the carrier's first event however soon
+        # after the booking that comes. It starts when this workflow task completes; the step's
+        # e-mails wait for the next one.
+        self.busy = True
+        try:
+            self.child = await workflow.start_child_workflow(
+                DeliveryWorkflow.run,
+                DeliveryInput(
+                    order_id=s.order_id,
+                    delivery_id=n,
+                    carrier=carrier,
+                    destination=s.input.customer.address,
+                    destination_gps=s.input.customer.gps,
+                    window_start=now,
+                    window_end=window_end,
+                    policy=s.input.policy,
+                ),
+                id=summary.workflow_id,
+                static_summary=f"Delivery {n} of order {s.order_id} with {carrier}",
+            )
+        finally:
+            self.busy = False
+        booking: Booking = await self._effect(
+            CarrierActivities.book_shipment,
+            BookShipment(
+                key=booking_key(summary.workflow_id),
                 order_id=s.order_id,
                 delivery_id=n,
                 carrier=carrier,
                 destination=s.input.customer.address,
-                destination_gps=s.input.customer.gps,
+            ),
+            summary=f"book delivery {n} with {carrier}",
+        )
+        self._on_report(
+            DeliveryReport(
+                delivery_id=n,
+                kind="booked",
+                at=workflow.now(),
+                status="booked",
+                tracking=booking.tracking,
                 window_start=now,
                 window_end=window_end,
-                policy=s.input.policy,
-            ),
-            id=summary.workflow_id,
-            static_summary=f"Delivery {n} of order {s.order_id} with {carrier}",
+            )
         )
         # The goods have left the store with the carrier.
         await self._release_stock(collected=True)
@@ -379,6 +421,9 @@ class OrderWorkflow:
                 break
         outcome: DeliveryOutcome = self.child.result()
         self.child = None
+        # What the delivery had not reported yet: routine movements, then how it ended.
+        for report in outcome.reports:
+            self._on_report(report)
         return outcome
 
     def _carrier_name(self, carrier_id: str) -> str:
@@ -399,7 +444,7 @@ class OrderWorkflow:
         now = workflow.now()
         if report.kind in ("scanned", "picked_up"):
             summary.last_scan_at = report.at
-        if report.kind == "picked_up":
+        if report.kind == "picked_up" and s.status == OrderStatus.SHIPPING:
             self._set_status(OrderStatus.IN_TRANSIT)
         if report.kind == "attempted":
             from domain.models import Attempt
@@ -418,7 +463,11 @@ class OrderWorkflow:
         if report.kind == "delivered":
             for p in rules.open_promises(s, "delivery_window"):
                 rules.keep_promise(s, p, now, by=ENGINE, note="delivered inside the window")
-        mail = messages.delivery_event(s, report, self._carrier_name(summary.carrier))
+        mail = None
+        if report.kind not in ("picked_up", "scanned"):
+            # Routine movements arrive with a later report: the customer already has the
+            # tracking number from the booking e-mail, so they are only recorded.
+            mail = messages.delivery_event(s, report, self._carrier_name(summary.carrier))
         if mail is not None:
             self._tell_customer(report.kind, mail)
         else:
@@ -471,10 +520,12 @@ class OrderWorkflow:
     # ======================================================================== deadlines
 
     async def _deadline_loop(self) -> None:
-        """One timer for every deadline the order has: it waits for the soonest, and is
-        re-armed only when the soonest deadline moves (a change elsewhere costs nothing)."""
+        """One timer for every deadline the order has. It is re-armed at once only when the
+        soonest deadline comes sooner; when it moves later (a promise kept, a hold released)
+        the armed timer stays, and on firing the loop finds nothing due and arms the next. A
+        change elsewhere costs nothing, and an order that completes leaves its timer unfired."""
         s = self.state
-        while not self.done:
+        while True:
             armed = rules.next_deadline(s)
             self.deadline_checked = self.version
             timeout = None
@@ -489,7 +540,7 @@ class OrderWorkflow:
                 timeout = max(remaining, 0.001)
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
-                    lambda armed=armed: self.done or self._deadline_moved(armed),
+                    lambda armed=armed: self._deadline_sooner(armed),
                     timeout=timeout,
                     timeout_summary="next-deadline",
                 )
@@ -498,11 +549,12 @@ class OrderWorkflow:
             for deadline in rules.due(s, workflow.now()):
                 self._fire(deadline)
 
-    def _deadline_moved(self, armed: datetime | None) -> bool:
+    def _deadline_sooner(self, armed: datetime | None) -> bool:
         if self.deadline_checked == self.version:
             return False
         self.deadline_checked = self.version
-        return rules.next_deadline(self.state) != armed
+        soonest = rules.next_deadline(self.state)
+        return soonest is not None and (armed is None or soonest < armed)
 
     def _fire(self, deadline: rules.Deadline) -> None:
         s = self.state
@@ -564,19 +616,26 @@ class OrderWorkflow:
         )
 
     async def _mail_loop(self) -> None:
-        """Send the outbox in order, one message at a time, so the customer hears first."""
+        """Send the outbox in order, so the customer hears first: everything queued goes in one
+        call once no step is running (a hold's e-mail goes before the department's call
+        returns, since the update's answer leaves with the same workflow task)."""
         while True:
-            await workflow.wait_condition(lambda: bool(self.outbox) or self.done)
+            await workflow.wait_condition(
+                lambda: (bool(self.outbox) and not self.busy) or (self.done and not self.outbox)
+            )
             if not self.outbox:
                 return
-            audience, note = self.outbox[0]
-            method = (
-                NotifyActivities.send_customer_email
-                if audience == "customer"
-                else NotifyActivities.notify_department
-            )
-            await _call(method, note)
-            self.outbox.pop(0)
+            batch = [note for _, note in self.outbox]
+            self.mailing = True
+            try:
+                await _local(
+                    NotifyActivities.send_emails,
+                    EmailBatch(notes=batch),
+                    summary=f"{len(batch)} e-mail" + ("s" if len(batch) > 1 else ""),
+                )
+            finally:
+                self.mailing = False
+            del self.outbox[: len(batch)]
 
     # ======================================================================== state upkeep
 
@@ -593,10 +652,17 @@ class OrderWorkflow:
         # What the starter already indexed (the CLI sets OrderStatus at start) is not repeated.
         started = workflow.info().typed_search_attributes
         if started.get(ORDER_STATUS) is not None:
-            self.indexed = (started.get(ORDER_STATUS) or "", tuple(started.get(BLOCKED_BY) or ()))
+            self.indexed = (
+                started.get(ORDER_STATUS) or "",
+                tuple(started.get(BLOCKED_BY) or ()),
+                started.get(CARRIER) or "",
+            )
         published = -1
         while True:
-            await workflow.wait_condition(lambda published=published: self.version != published)
+            # Not while a step's call runs: a run of steps is published once, when it stops.
+            await workflow.wait_condition(
+                lambda published=published: self.version != published and not self.busy
+            )
             published = self.version
             self._publish()
             if self.done:
@@ -605,15 +671,17 @@ class OrderWorkflow:
     def _publish(self) -> None:
         s = self.state
         blocked = s.blocked_by
-        indexed = (s.status.value, tuple(blocked))
+        carrier = s.deliveries[-1].carrier if s.deliveries else (s.input.carrier or "")
+        indexed = (s.status.value, tuple(blocked), carrier)
         if indexed != self.indexed:  # each upsert is a history event: only on real change
             self.indexed = indexed
-            workflow.upsert_search_attributes(
-                [
-                    ORDER_STATUS.value_set(s.status.value),
-                    BLOCKED_BY.value_set(blocked) if blocked else BLOCKED_BY.value_unset(),
-                ]
-            )
+            updates = [
+                ORDER_STATUS.value_set(s.status.value),
+                BLOCKED_BY.value_set(blocked) if blocked else BLOCKED_BY.value_unset(),
+            ]
+            if indexed[2]:
+                updates.append(CARRIER.value_set(indexed[2]))
+            workflow.upsert_search_attributes(updates)
         step, due = rules.next_step(s)
         lines = [f"**{s.status.value.replace('_', ' ')}**: next, {step}"]
         if due:
@@ -822,6 +890,11 @@ class OrderWorkflow:
     @workflow.signal
     def delivery_report(self, report: DeliveryReport) -> None:
         self.reports.append(report)
+        self.version += 1
+
+    @workflow.signal
+    def delivery_reports(self, batch: DeliveryReports) -> None:
+        self.reports.extend(batch.reports)
         self.version += 1
 
     # ======================================================================== queries

@@ -4,9 +4,11 @@ workflow task, escalated when their SLA passes, and compensated exactly once on 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
@@ -106,6 +108,13 @@ async def test_hold_blocks_next_step_and_tells_customer_and_blocked_department(
     await stack.until(oid, lambda v: v.status == "shipping")
 
 
+def local_activity_type(event: Any) -> str:
+    details = event.marker_recorded_event_attributes.details
+    if "data" not in details:
+        return ""
+    return json.loads(details["data"].payloads[0].data).get("activity_type", "")
+
+
 async def test_release_resumes_within_the_same_workflow_task(stack: Stack) -> None:
     oid, hold = await stack.place_held(arrears())
     await stack.until(oid, lambda v: "held by" in v.next_step)
@@ -128,13 +137,13 @@ async def test_release_resumes_within_the_same_workflow_task(stack: Stack) -> No
         and e.workflow_execution_update_accepted_event_attributes.accepted_request.input.name
         == "release_hold"
     )
-    # The blocked step's activity was scheduled by the workflow task that accepted the
-    # release: no other workflow task started between the two.
+    # The blocked step's call ran in the workflow task that accepted the release: no other
+    # workflow task started between the two.
     reserve_at = next(
         i
         for i, e in enumerate(events)
-        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-        and e.activity_task_scheduled_event_attributes.activity_type.name == "reserve_stock"
+        if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+        and local_activity_type(e) == "reserve_stock"
     )
     assert reserve_at > release_at
     between = [e.event_type for e in events[release_at:reserve_at]]

@@ -1,0 +1,184 @@
+"""The bare Temporal workflow that bench/throughput.py measures the engine against.
+
+A plain workflow doing exactly the calls and updates a real order made (counted from its
+histories), with the same kind of minimal I/O for each and no rules of its own. It lives in its
+own module so that its worker can share it across runs the way the engine's worker shares the
+engine's modules (see ``orderflow.worker.workflow_runner``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+import sqlite3
+from datetime import timedelta
+from email.message import EmailMessage
+from typing import Any
+
+from pydantic import BaseModel
+from temporalio import activity, workflow
+from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.common import WorkflowIDConflictPolicy
+
+# The carrier (the bench) learns of a booking from the gateway, as a real carrier would.
+booked: dict[str, asyncio.Event] = {}
+
+
+def booking_event(key: str) -> asyncio.Event:
+    return booked.setdefault(key, asyncio.Event())
+
+
+class BareSpec(BaseModel):
+    """What one bare workflow does, op by op. An op is "MODE:KIND[:notify]": MODE is ``act``
+    (an activity) or ``local`` (a local activity); KIND is ``io`` (an SQLite insert), ``stock``
+    (an update-with-start on a shared record) or ``mail`` (SMTP messages over one connection,
+    as many as the order's e-mail call sent); ``notify`` tells the carrier (the bench) that the
+    shipment is booked."""
+
+    order_id: str
+    stock_id: str
+    db: str
+    smtp_port: int
+    before: list[str]
+    updates: int
+    per_update: list[str]
+    after: list[str]
+    # Messages per mail op, in order: the order's e-mail calls send several at once.
+    mails: list[int] = []
+
+
+class BareIo(BaseModel):
+    db: str
+    key: str
+    notify: str = ""
+
+
+class BareStockCall(BaseModel):
+    stock_id: str
+    order_id: str
+    task_queue: str
+
+
+class BareMail(BaseModel):
+    port: int
+    key: str
+    count: int = 1
+
+
+@workflow.defn
+class BareStock:
+    """A shared record that only counts the updates it receives (no validator)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: False)
+
+    @workflow.update
+    def change(self, order_id: str) -> int:
+        self.count += 1
+        return self.count
+
+
+@workflow.defn
+class BareOrder:
+    def __init__(self) -> None:
+        self.updates = 0
+
+    @workflow.run
+    async def run(self, spec: BareSpec) -> int:
+        done = 0
+        mails = list(spec.mails)
+
+        async def op(text: str) -> None:
+            nonlocal done
+            done += 1
+            mode, kind, *flags = text.split(":")
+            key = f"{workflow.info().workflow_id}.{done}"
+            fn: Any
+            arg: Any
+            if kind == "io":
+                fn = bare_io
+                arg = BareIo(db=spec.db, key=key, notify=spec.order_id if flags else "")
+            elif kind == "stock":
+                fn = bare_stock
+                arg = BareStockCall(
+                    stock_id=spec.stock_id,
+                    order_id=spec.order_id,
+                    task_queue=workflow.info().task_queue,
+                )
+            else:
+                count = mails.pop(0) if mails else 1
+                fn, arg = bare_mail, BareMail(port=spec.smtp_port, key=key, count=count)
+            timeout = timedelta(seconds=30)
+            if mode == "local":
+                await workflow.execute_local_activity(fn, arg, start_to_close_timeout=timeout)
+            else:
+                await workflow.execute_activity(fn, arg, start_to_close_timeout=timeout)
+
+        for text in spec.before:
+            await op(text)
+        for n in range(spec.updates):
+            await workflow.wait_condition(lambda n=n: self.updates > n)
+            for text in spec.per_update:
+                await op(text)
+        for text in spec.after:
+            await op(text)
+        return done
+
+    @workflow.update
+    def carrier(self, event: str) -> int:
+        self.updates += 1
+        return self.updates
+
+
+@activity.defn
+async def bare_io(req: BareIo) -> str:
+    """One SQLite insert, as the ledger and the carrier gateway do."""
+
+    def write() -> None:
+        with sqlite3.connect(req.db, timeout=30, isolation_level=None) as db:
+            db.execute("INSERT OR IGNORE INTO io (key) VALUES (?)", (req.key,))
+
+    await asyncio.to_thread(write)
+    if req.notify:
+        booking_event(req.notify).set()
+    return req.key
+
+
+clients: dict[str, Client] = {}
+
+
+@activity.defn
+async def bare_stock(req: BareStockCall) -> int:
+    """An update-with-start on a shared record, as reserve_stock and release_stock do."""
+    start = WithStartWorkflowOperation(
+        BareStock.run,
+        id=req.stock_id,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        task_queue=req.task_queue,
+    )
+    return await clients["client"].execute_update_with_start_workflow(
+        BareStock.change, req.order_id, start_workflow_operation=start
+    )
+
+
+@activity.defn
+async def bare_mail(req: BareMail) -> str:
+    """SMTP messages to the sink over one connection, as the order's e-mails are sent."""
+
+    def send() -> str:
+        with smtplib.SMTP("127.0.0.1", req.port, timeout=10) as smtp:
+            for n in range(req.count):
+                msg = EmailMessage()
+                msg["From"] = "bare <bare@orderflow.local>"
+                msg["To"] = "bare@example.com"
+                msg["Subject"] = "bare"
+                msg["Message-ID"] = f"<{req.key}.{n}@bare.local>"
+                msg.set_content("bare")
+                smtp.send_message(msg)
+        return req.key
+
+    return await asyncio.to_thread(send)
