@@ -60,6 +60,7 @@ class SqliteCarrierGateway:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._path = path
         self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=wal")
             db.execute("PRAGMA synchronous=normal")
@@ -73,7 +74,12 @@ class SqliteCarrierGateway:
             )
 
     def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self._path, timeout=30, isolation_level=None)
+        """The one connection this adapter keeps, used under its lock by activity threads."""
+        if self._db is None:
+            self._db = sqlite3.connect(
+                self._path, timeout=30, isolation_level=None, check_same_thread=False
+            )
+        return self._db
 
     def book(self, req: BookShipment) -> Booking:
         tracking = req.carrier.upper()[:3] + hashlib.sha1(req.key.encode()).hexdigest()[:10].upper()

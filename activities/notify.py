@@ -38,24 +38,23 @@ class SentLog:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._path = path
         self._lock = threading.Lock()
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=wal")
-            db.execute("PRAGMA synchronous=normal")
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS sent (key TEXT PRIMARY KEY, message_id TEXT NOT NULL,"
-                " recipient TEXT NOT NULL, sent_at TEXT DEFAULT CURRENT_TIMESTAMP)"
-            )
-
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self._path, timeout=30, isolation_level=None)
+        # One connection for the worker's life, used under the lock by the activity threads.
+        self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=wal")
+        self._db.execute("PRAGMA synchronous=normal")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS sent (key TEXT PRIMARY KEY, message_id TEXT NOT NULL,"
+            " recipient TEXT NOT NULL, sent_at TEXT DEFAULT CURRENT_TIMESTAMP)"
+        )
 
     def was_sent(self, key: str) -> bool:
-        with self._lock, self._connect() as db:
-            return db.execute("SELECT 1 FROM sent WHERE key = ?", (key,)).fetchone() is not None
+        with self._lock:
+            row = self._db.execute("SELECT 1 FROM sent WHERE key = ?", (key,)).fetchone()
+            return row is not None
 
     def record(self, key: str, mid: str, recipient: str) -> None:
-        with self._lock, self._connect() as db:
-            db.execute(
+        with self._lock:
+            self._db.execute(
                 "INSERT OR IGNORE INTO sent (key, message_id, recipient) VALUES (?, ?, ?)",
                 (key, mid, recipient),
             )
@@ -82,7 +81,10 @@ class Mailer:
             else:
                 todo.append((note, mid))
         if todo:
-            with smtplib.SMTP(self.host, self.port, timeout=10) as smtp:
+            # A fixed HELO name: the default looks up this host's name on every connection.
+            with smtplib.SMTP(
+                self.host, self.port, local_hostname="orderflow.local", timeout=10
+            ) as smtp:
                 for note, mid in todo:
                     smtp.send_message(self._message(note, mid))
                     # Recorded as soon as the server accepted it, before the next one.

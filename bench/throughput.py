@@ -2,7 +2,8 @@
 doing the same number of activities and updates, on the same dev server in the same run.
 
 Starts its own Temporal dev server (SQLite in WAL mode, as `orderflow dev` runs it) and the SMTP
-sink, then runs two phases, each with its own worker in this process (same sizing):
+sink, then runs two phases, each with its own worker in this process (same sizing, same workflow
+runner):
 
 1. orderflow: N orders (spread over eight stock records, as real traffic is). The bench plays
    the carrier: once the carrier gateway has booked the shipment it sends ``picked-up`` and
@@ -12,12 +13,14 @@ sink, then runs two phases, each with its own worker in this process (same sizin
    activities, updates per order, the stock workflows' updates shared out per order), and N
    bare workflows do exactly that many: activities with the same kind of minimal I/O (an SQLite
    insert; an update-with-start on a shared counter workflow where the order reserves and
-   releases stock), local activities that send one SMTP message each to the same sink, and
-   updates with no validator from the client playing the carrier the same way.
+   releases stock), local activities that send as many SMTP messages in all as an order's
+   e-mail calls did, to the same sink, and updates with no validator from the client playing
+   the carrier the same way.
 
 Each phase starts with a short warm-up that is not measured. Prints orders/s, bare/s, their
-ratio, history events per order (order + delivery + the order's share of the stock workflows'
-events) and the machine's core count.
+ratio, the CPU each side used, history events per order (the order's workflows: the order and
+its delivery; then the stock records' events shared out per order, which the bare's shared
+records match) and the machine's core count.
 
 Run: .venv/bin/python bench/throughput.py [--orders 200] [--concurrency 16]
 """
@@ -58,10 +61,6 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
-from temporalio.worker.workflow_sandbox import (
-    SandboxedWorkflowRunner,
-    SandboxRestrictions,
-)
 
 from activities.carrier import Booking, BookShipment, CarrierActivities, SqliteCarrierGateway
 from domain.ids import delivery_workflow_id, order_workflow_id
@@ -108,7 +107,7 @@ def orderflow_worker(client: Client, settings: Settings) -> Worker:
         max_concurrent_activities=settings.max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
         max_cached_workflows=settings.max_cached_workflows,
-        workflow_runner=workflow_runner(),
+        workflow_runner=workflow_runner(settings),
     )
 
 
@@ -121,11 +120,30 @@ def bare_worker(client: Client, settings: Settings) -> Worker:
         max_concurrent_activities=settings.max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
         max_cached_workflows=settings.max_cached_workflows,
-        # The same sandbox settings: the bare module is shared across runs like the engine's.
-        workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules("bare")
-        ),
+        # The same workflow runner as the engine's worker.
+        workflow_runner=workflow_runner(settings),
     )
+
+
+def cpu_seconds() -> tuple[float, float]:
+    """CPU time so far of this process (worker, client, sink) and of its child processes that
+    are still running (the dev server)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    server = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid():  # ppid
+            server += (int(fields[11]) + int(fields[12])) / tick
+    return time.process_time(), server
+
+
+class Cpu:
+    """CPU per phase: (python seconds, server seconds)."""
+
+    used: dict[str, tuple[float, float]] = {}
 
 
 class Refusals:
@@ -191,7 +209,10 @@ async def run_orders(app: Orderflow, settings: Settings, ids: list[str], concurr
             assert view.status == "completed", view.status
 
     t0 = time.monotonic()
+    c0 = cpu_seconds()
     await asyncio.gather(*(one(i, o) for i, o in enumerate(ids)))
+    c1 = cpu_seconds()
+    Cpu.used["orderflow"] = (c1[0] - c0[0], c1[1] - c0[1])
     return time.monotonic() - t0
 
 
@@ -213,7 +234,10 @@ async def run_bare(
             await handle.result()
 
     t0 = time.monotonic()
+    c0 = cpu_seconds()
     await asyncio.gather(*(one(s) for s in specs))
+    c1 = cpu_seconds()
+    Cpu.used["bare"] = (c1[0] - c0[0], c1[1] - c0[1])
     return time.monotonic() - t0
 
 
@@ -485,12 +509,20 @@ async def main(orders: int, concurrency: int, warmup: int) -> None:
     print(f"orderflow: {order_rate:.1f} orders/s ({order_wall:.1f}s for {orders})")
     print(f"bare:      {bare_rate:.1f} bare/s ({bare_wall:.1f}s for {orders})")
     print(f"ratio orderflow/bare: {order_rate / bare_rate:.2f} (target >= 0.8)")
+    (op, osrv), (bp, bsrv) = Cpu.used["orderflow"], Cpu.used["bare"]
     print(
-        f"history events per order: {order_events + stock_share:.1f} = order {order_only:.1f} + "
-        f"delivery {delivery_only:.1f} + stock share {stock_share:.1f} "
-        f"({sum(stock_total.values())} events in {len(stock_runs)} stock runs / {all_orders} "
-        f"orders) (target <= 40); bare: {bare_events + bare_stock_events:.1f} = "
-        f"{bare_events:.1f} + shared records {bare_stock_events:.1f}"
+        f"CPU per order: orderflow {1000 * op / orders:.0f} ms in this process (worker, client, "
+        f"sink) + {1000 * osrv / orders:.0f} ms in the server; bare {1000 * bp / orders:.0f} ms "
+        f"+ {1000 * bsrv / orders:.0f} ms"
+    )
+    print(
+        f"history events per order: {order_events:.1f} = order {order_only:.1f} + delivery "
+        f"{delivery_only:.1f} (target <= 40); bare {bare_events:.1f}"
+    )
+    print(
+        f"plus the shared stock records: {stock_share:.1f} per order "
+        f"({sum(stock_total.values())} events in {len(stock_runs)} runs / {all_orders} orders); "
+        f"the bare's shared records {bare_stock_events:.1f}"
     )
     print(
         f"carrier events refused as too early and retried: orderflow {order_refusals}, "

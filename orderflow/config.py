@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     max_concurrent_activities: int = Field(default=100, ge=1)
     max_concurrent_workflow_tasks: int = Field(default=100, ge=1)
     max_cached_workflows: int = Field(default=1000, ge=0)
+    # Run workflow code in the SDK's sandbox, which refuses non-deterministic calls (the tests
+    # do). Workers in production run without it: it re-imports the workflow's module for every
+    # run and executes code for every payload, a fifth of the worker's time; determinism is
+    # guarded by the tests running sandboxed and by replaying saved histories.
+    workflow_sandbox: bool = False
     # Serve the SDK's Prometheus metrics on this port (0.0.0.0:PORT) when set.
     metrics_port: int | None = None
     ui_url: str = "http://localhost:8233"

@@ -9,8 +9,8 @@ from datetime import timedelta
 
 import structlog
 from temporalio.client import Client
-from temporalio.worker import Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.billing import Ledger, PaymentActivities
 from activities.carrier import CarrierActivities, SqliteCarrierGateway
@@ -25,17 +25,12 @@ log = structlog.get_logger("orderflow.worker")
 
 WORKFLOWS = [OrderWorkflow, StockWorkflow, DeliveryWorkflow]
 
-# The engine's own modules hold no state that a workflow run could leak into another (rules
-# are pure, models are pydantic, workflow code reads time only through workflow.now()), so the
-# sandbox shares them across runs instead of importing the workflow's file afresh for each
-# one, which was the largest single cost of starting an order or a delivery.
-OWN_MODULES = ("domain", "workflows", "activities")
 
-
-def workflow_runner(*extra: str) -> SandboxedWorkflowRunner:
-    return SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules(*OWN_MODULES, *extra)
-    )
+def workflow_runner(settings: Settings) -> WorkflowRunner:
+    """The sandbox when settings ask for it (tests), otherwise workflow code runs directly."""
+    if settings.workflow_sandbox:
+        return SandboxedWorkflowRunner()
+    return UnsandboxedWorkflowRunner()
 
 
 def activities_for(client: Client, settings: Settings) -> list[object]:
@@ -70,7 +65,7 @@ def build_worker(client: Client, settings: Settings) -> Worker:
         max_concurrent_activities=settings.max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
         max_cached_workflows=settings.max_cached_workflows,
-        workflow_runner=workflow_runner(),
+        workflow_runner=workflow_runner(settings),
         # On SIGTERM, running activities get this long to finish before the worker stops.
         graceful_shutdown_timeout=timedelta(seconds=20),
     )

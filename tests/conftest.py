@@ -232,6 +232,8 @@ async def make_stack(
         smtp_host="127.0.0.1",
         smtp_port=sink.controller.port,
         task_queue=f"test-{uuid.uuid4().hex[:12]}",
+        # Workflow code runs in the SDK's sandbox under test: a non-deterministic call fails.
+        workflow_sandbox=True,
     )
     app = Orderflow(env.client, Registry(SEEDS), settings)
     async with build_worker(env.client, settings):

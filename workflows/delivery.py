@@ -50,6 +50,9 @@ class DeliveryWorkflow:
             window_start=inp.window_start,
             window_end=inp.window_end,
             last_movement_at=workflow.now(),
+            # The order books the shipment as soon as this workflow is running: the carrier
+            # can only send events for a booking it has.
+            status="booked",
         )
         self.version = 0
         self.checked = -1
@@ -64,7 +67,6 @@ class DeliveryWorkflow:
     @workflow.run
     async def run(self, inp: DeliveryInput) -> DeliveryOutcome:
         s = self.state
-        s.status = "booked"
         self._details()
         # Never awaited: when the delivery ends, an armed timer ends with it, with no cancel.
         self.watcher = asyncio.create_task(self._watch())

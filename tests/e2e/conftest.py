@@ -73,6 +73,8 @@ def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
         "ORDERFLOW_DATA_DIR": str(data),
         "TEMPORAL_ADDRESS": f"localhost:{port}",
         "ORDERFLOW_SMTP_PORT": str(smtp),
+        # Workflow code runs in the SDK's sandbox under test: a non-deterministic call fails.
+        "ORDERFLOW_WORKFLOW_SANDBOX": "1",
     }
     stack = subprocess.Popen(
         [str(BIN), "dev", "--port", str(port), "--ui-port", str(ui_port)],
