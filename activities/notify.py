@@ -1,9 +1,9 @@
 """E-mail to customers and departments over real SMTP, sent at most once per key.
 
-The Message-ID is derived from the notification key (workflow id + sequence), and a sent-log
-records each key after the SMTP server accepted it, so a retried activity does not send again.
-The only window left, a crash between the server's acceptance and the log write, resends the same
-Message-ID, which the receiving side recognises as the same message.
+The Message-ID is derived from the notification key (workflow id, position, content digest), and
+a sent-log records each key as soon as the SMTP server accepted it, so a retried activity does not
+send again. The only window left, a crash between the server's acceptance and the log write,
+resends the same Message-ID, which the receiving side recognises as the same message.
 """
 
 from __future__ import annotations
@@ -68,9 +68,6 @@ class Mailer:
         self.port = port
         self.sent_log = sent_log
 
-    def send(self, note: Notification) -> str:
-        return self.send_all([note])[0]
-
     def send_all(self, notes: list[Notification]) -> list[str]:
         """Send each message not sent before, in order, over one SMTP connection."""
         mids = [message_id(n.key) for n in notes]
@@ -108,16 +105,6 @@ class Mailer:
 class NotifyActivities:
     def __init__(self, mailer: Mailer) -> None:
         self.mailer = mailer
-
-    @activity.defn
-    async def send_customer_email(self, note: Notification) -> str:
-        """E-mail the customer; returns the Message-ID."""
-        return await asyncio.to_thread(self.mailer.send, note)
-
-    @activity.defn
-    async def notify_department(self, note: Notification) -> str:
-        """E-mail a department, a supervisor or a partner; returns the Message-ID."""
-        return await asyncio.to_thread(self.mailer.send, note)
 
     @activity.defn
     async def send_emails(self, batch: EmailBatch) -> list[str]:

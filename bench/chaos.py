@@ -27,7 +27,8 @@ extra), the sink's counts and Maildir, and the payment ledger, then prints one l
 and exits non-zero if lost, duplicate e-mails or double charges is not zero. Progress and
 details go to stderr.
 
-Run: make chaos   (or .venv/bin/python bench/chaos.py [--orders 200] [--seed N])
+Run: make chaos   (or .venv/bin/python bench/chaos.py [--orders 200] [--seed N] [--dump DIR],
+where DIR receives the history of each order that did not finish, to replay and study)
 """
 
 from __future__ import annotations
@@ -473,7 +474,7 @@ def maildir_ids(maildir: Path) -> tuple[int, collections.Counter[str], dict[str,
 # ============================================================================ main
 
 
-async def run(orders: int, kills: int, seed: int) -> int:
+async def run(orders: int, kills: int, seed: int, dump: Path | None = None) -> int:
     configure("WARNING")
     started = time.monotonic()
     rng = random.Random(seed)
@@ -535,6 +536,12 @@ async def run(orders: int, kills: int, seed: int) -> int:
         for order_id, exp in driver.expected.items():
             if not exp["done"]:
                 say(f"NOT FINISHED {order_id}: {exp}")
+                if dump is not None:
+                    history = await client.get_workflow_handle(
+                        order_workflow_id(order_id)
+                    ).fetch_history()
+                    dump.mkdir(parents=True, exist_ok=True)
+                    (dump / f"{order_id}.json").write_text(history.to_json())
 
         async def final_view(order_id: str) -> None:
             assert driver is not None
@@ -627,10 +634,15 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=200)
     parser.add_argument("--kills", type=int, default=5, help="worker kills")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument(
+        "--dump", type=Path, default=None, help="save the history of each unfinished order here"
+    )
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**6)
     try:
-        code = asyncio.run(asyncio.wait_for(run(args.orders, args.kills, seed), OVERALL_TIMEOUT))
+        code = asyncio.run(
+            asyncio.wait_for(run(args.orders, args.kills, seed, args.dump), OVERALL_TIMEOUT)
+        )
     except TimeoutError:
         say(f"gave up after {OVERALL_TIMEOUT:.0f}s; orders unverified count as lost")
         handler = LAST["handler"]

@@ -8,7 +8,7 @@ sink and a worker, then for N orders:
    customer's hold e-mail being stored by the SMTP sink (the e-mail is sent inside the
    workflow task that accepts the hold, so it is usually stored before the call returns);
 2. releases the hold and measures the time from issuing the release to the blocked step's
-   activity (`reserve_stock`) starting, as recorded in the workflow history.
+   call (the `reserve_stock` local activity) starting in the worker.
 
 Run: .venv/bin/python bench/holds.py --orders 200
 """
@@ -28,21 +28,43 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from temporalio.api.enums.v1 import EventType
+from temporalio import activity
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from activities.stock import ReserveRequest, StockActivities
 from domain.ids import order_workflow_id
 from domain.models import PlaceHold, ReleaseHold
+from domain.stock import StockReserved
 from orderflow.config import PROJECT_ROOT, Settings
 from orderflow.devserver import SQLITE_PRAGMAS, free_port, temporal_binary
 from orderflow.logging import configure
 from orderflow.registry import Registry
 from orderflow.service import Orderflow
 from orderflow.smtp_sink import MaildirHandler, SmtpSink
-from orderflow.worker import build_worker
+from orderflow.worker import activities_for, build_worker
 from workflows.order import OrderWorkflow
 from workflows.search_attributes import ALL
+
+# When each order's reserve_stock call started, by order id.
+reserve_started: dict[str, float] = {}
+
+
+class TimedStock(StockActivities):
+    """The real stock calls, noting when each order's reservation starts."""
+
+    @activity.defn(name="reserve_stock")
+    async def reserve_stock(self, req: ReserveRequest) -> StockReserved:
+        reserve_started.setdefault(req.order_id, time.time())
+        return await super().reserve_stock(req)
+
+
+def timed_activities(client: Any, settings: Settings) -> list[object]:
+    acts = [
+        a for a in activities_for(client, settings) if getattr(a, "__name__", "") != "reserve_stock"
+    ]
+    acts.append(TimedStock(client, settings.task_queue).reserve_stock)
+    return acts
 
 
 class TimedHandler(MaildirHandler):
@@ -140,18 +162,11 @@ async def main(orders: int, concurrency: int) -> None:
                 OrderWorkflow.release_hold,
                 ReleaseHold(hold_id=placed.hold_id, department="billing", resolution="paid"),
             )
-            started_at = None
-            while started_at is None:
-                async for e in handle.fetch_history_events():
-                    if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
-                        started_at = e.event_time.ToDatetime().timestamp()
-                        break
-                if started_at is None:
-                    # The start time is read from the history, so polling gently loses no precision.
-                    await asyncio.sleep(0.05)
-            release_to_step.append(started_at - issued)
+            while inp.order_id not in reserve_started:
+                await asyncio.sleep(0.002)
+            release_to_step.append(reserve_started[inp.order_id] - issued)
 
-    async with build_worker(env.client, settings):
+    async with build_worker(env.client, settings, timed_activities(env.client, settings)):
         t0 = time.monotonic()
         await asyncio.gather(*(one(i) for i in range(orders)))
         wall = time.monotonic() - t0

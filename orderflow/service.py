@@ -29,6 +29,8 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from domain import messages
+from domain import order as order_rules
 from domain.delivery import TERMINAL, DeliveryState
 from domain.errors import InvalidInput, OrderflowError, UnknownReference, WrongState
 from domain.ids import delivery_workflow_id, order_workflow_id, stock_workflow_id
@@ -60,7 +62,7 @@ from domain.models import (
     TimelineEntry,
     UpholdHold,
 )
-from domain.order import STAGE_WORDS
+from domain.order import STAGE_WORDS, OrderState
 from domain.stock import AdjustStock, ReceiveStock, StockAdjusted, StockReceived, StockView
 from orderflow.config import Settings
 from orderflow.registry import Registry
@@ -218,17 +220,20 @@ class Orderflow:
 
         Returns the view and whether this call created the order.
         """
+        if inp.placed_at is None:
+            inp = inp.model_copy(update={"placed_at": datetime.now(UTC)})
         try:
-            handle = await call(
+            await call(
                 self.client.start_workflow(OrderWorkflow.run, inp, **self._start_options(inp)),
                 what=f"placing order {inp.order_id}",
                 address=self.address,
             )
-            created = True
         except WorkflowAlreadyStartedError:
-            handle = self._order(inp.order_id)
-            created = False
-        return await self._view(handle, inp.order_id), created
+            return await self._view(self._order(inp.order_id), inp.order_id), False
+        # The order as it stands when placed, without asking it: a query that reaches a new
+        # order before its first workflow task starts rides on that task and makes the worker
+        # close it early, with its first calls still running.
+        return _as_placed(inp), True
 
     async def place_order_on_hold(self, inp: PlaceOrderInput, hold: PlaceHold) -> HoldPlaced:
         """Start the order with a hold already on it, atomically (update-with-start): for a
@@ -555,6 +560,15 @@ class Orderflow:
                 round(card["on_time"] / card["delivered"], 3) if card["delivered"] else None
             )
         return list(cards.values())
+
+
+def _as_placed(inp: PlaceOrderInput) -> OrderView:
+    """The view of an order just placed: what its workflow records first."""
+    state = OrderState(input=inp)
+    assert inp.placed_at is not None
+    state.log(inp.placed_at, "placed", messages.summary(messages.order_placed(state)[1]))
+    state.emails_sent = 1
+    return order_rules.view(state)
 
 
 def _card(carrier_id: str, name: str) -> dict[str, Any]:
