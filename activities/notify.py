@@ -13,7 +13,9 @@ import hashlib
 import smtplib
 import sqlite3
 import threading
-from email.message import EmailMessage
+from email.charset import QP, Charset
+from email.header import Header
+from email.mime.text import MIMEText
 from email.utils import formatdate
 from pathlib import Path
 
@@ -21,6 +23,10 @@ import structlog
 from temporalio import activity
 
 from domain.models import EmailBatch, Notification
+
+# UTF-8 bodies as quoted-printable: mostly ASCII text stays readable in the raw message.
+UTF8_READABLE = Charset("utf-8")
+UTF8_READABLE.body_encoding = QP
 
 SENDER = "orderflow <orders@orderflow.local>"
 log = structlog.get_logger("orderflow.notify")
@@ -89,16 +95,19 @@ class Mailer:
                     log.info("email_sent", key=note.key, to=note.to, subject=note.subject)
         return mids
 
-    def _message(self, note: Notification, mid: str) -> EmailMessage:
-        msg = EmailMessage()
+    def _message(self, note: Notification, mid: str) -> MIMEText:
+        # The classic message class: the same bytes on the wire as the modern one for plain
+        # text, at a fraction of its header-handling cost.
+        msg = MIMEText(note.body, "plain", UTF8_READABLE)
         msg["From"] = SENDER
         msg["To"] = note.to
-        msg["Subject"] = note.subject
+        msg["Subject"] = (
+            Header(note.subject, "utf-8") if not note.subject.isascii() else note.subject
+        )
         msg["Message-ID"] = mid
         msg["Date"] = formatdate(usegmt=True)
         if note.order_id:
             msg["X-Orderflow-Order"] = note.order_id
-        msg.set_content(note.body)
         return msg
 
 

@@ -2,27 +2,26 @@
 doing the same number of activities and updates, on the same dev server in the same run.
 
 Starts its own Temporal dev server (SQLite in WAL mode, as `orderflow dev` runs it) and the SMTP
-sink, then runs two phases, each with its own worker in this process (same sizing, same workflow
-runner):
+sink, and two workers in this process (same sizing, same workflow runner), one per side:
 
 1. orderflow: N orders (spread over eight stock records, as real traffic is). The bench plays
    the carrier: once the carrier gateway has booked the shipment it sends ``picked-up`` and
    ``delivered`` as updates on the delivery workflow, then waits for the order's result
    (completed, payment captured).
-2. bare: afterwards the real histories of those orders are counted (activities, local
-   activities, updates per order, the stock workflows' updates shared out per order), and N
-   bare workflows do exactly that many: activities with the same kind of minimal I/O (an SQLite
+2. bare: the real histories of the warm-up orders are counted (activities, local activities,
+   updates per order, e-mails sent), and N bare workflows do exactly that many: activities with the same kind of minimal I/O (an SQLite
    insert; an update-with-start on a shared counter workflow where the order reserves and
    releases stock), local activities that send as many SMTP messages in all as an order's
    e-mail calls did, to the same sink, and updates with no validator from the client playing
    the carrier the same way.
 
-Each phase starts with a short warm-up that is not measured. Prints orders/s, bare/s, their
-ratio, the CPU each side used, history events per order (the order's workflows: the order and
-its delivery; then the stock records' events shared out per order, which the bare's shared
-records match) and the machine's core count.
+Each side starts with a short warm-up that is not measured; the measured orders then run in
+alternating rounds (orderflow, bare, orderflow, ...) so that both sides meet the same drift in
+the machine's speed. Prints orders/s, bare/s, their ratio, the CPU each side used, history
+events per order (the order's workflows: the order and its delivery; then the stock records'
+events shared out per order, which the bare's shared records match) and the core count.
 
-Run: .venv/bin/python bench/throughput.py [--orders 200] [--concurrency 16]
+Run: .venv/bin/python bench/throughput.py [--orders 300] [--concurrency 16] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -145,6 +144,11 @@ class Cpu:
 
     used: dict[str, tuple[float, float]] = {}
 
+    @classmethod
+    def add(cls, side: str, c0: tuple[float, float], c1: tuple[float, float]) -> None:
+        p, srv = cls.used.get(side, (0.0, 0.0))
+        cls.used[side] = (p + c1[0] - c0[0], srv + c1[1] - c0[1])
+
 
 class Refusals:
     count = 0
@@ -212,7 +216,7 @@ async def run_orders(app: Orderflow, settings: Settings, ids: list[str], concurr
     c0 = cpu_seconds()
     await asyncio.gather(*(one(i, o) for i, o in enumerate(ids)))
     c1 = cpu_seconds()
-    Cpu.used["orderflow"] = (c1[0] - c0[0], c1[1] - c0[1])
+    Cpu.add("orderflow", c0, c1)
     return time.monotonic() - t0
 
 
@@ -237,7 +241,7 @@ async def run_bare(
     c0 = cpu_seconds()
     await asyncio.gather(*(one(s) for s in specs))
     c1 = cpu_seconds()
-    Cpu.used["bare"] = (c1[0] - c0[0], c1[1] - c0[1])
+    Cpu.add("bare", c0, c1)
     return time.monotonic() - t0
 
 
@@ -333,7 +337,7 @@ K_UPDATE = "EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED"
 # ============================================================================ main
 
 
-async def main(orders: int, concurrency: int, warmup: int) -> None:
+async def main(orders: int, concurrency: int, warmup: int, rounds: int) -> None:
     configure("WARNING")
     tmp = Path(tempfile.mkdtemp(prefix="orderflow-throughput-"))
     extra: list[str] = []
@@ -369,16 +373,81 @@ async def main(orders: int, concurrency: int, warmup: int) -> None:
         )
     app = Orderflow(client, registry, settings)
     try:
-        # ---------------------------------------------------------------- orderflow
+        # ------------------------------------------------- warm-up, and what an order does
         warm_ids = [f"W-{run_tag}-{i:04d}" for i in range(warmup)]
         ids = [f"T-{run_tag}-{i:05d}" for i in range(orders)]
-        async with orderflow_worker(client, settings):
-            await run_orders(app, settings, warm_ids, concurrency)
-            refused_warm = Refusals.count
+        bare_settings = Settings(
+            data_dir=tmp,
+            smtp_host="127.0.0.1",
+            smtp_port=sink.controller.port,
+            task_queue=f"bench-bare-{run_tag}",
+        )
+        async with orderflow_worker(client, settings), bare_worker(client, bare_settings):
             sent_before = sent_count(settings)
-            order_wall = await run_orders(app, settings, ids, concurrency)
-            emails_per_order = (sent_count(settings) - sent_before) / orders
-            order_refusals = Refusals.count - refused_warm
+            await run_orders(app, settings, warm_ids, concurrency)
+            emails_per_order = (sent_count(settings) - sent_before) / warmup
+            warm = await gather_limited(
+                [history_counts(client, order_workflow_id(o)) for o in warm_ids]
+                + [history_counts(client, delivery_workflow_id(o, 1)) for o in warm_ids]
+            )
+            warm_calls: collections.Counter[str] = collections.Counter()
+            warm_updates = 0
+            for counts, calls in warm:
+                warm_calls += calls
+                warm_updates += counts[K_UPDATE]
+            # The typical order's calls (every order here takes the same path).
+            calls_avg = {k: round(v / warmup) for k, v in warm_calls.items()}
+            n_upd = round(warm_updates / warmup)
+            before, per_update, after = bare_ops(calls_avg, n_upd)
+            # The bare's mail ops send as many messages in all as an order did.
+            mail_ops = sum(1 for op in before + per_update * n_upd + after if ":mail" in op)
+            total_mails = round(emails_per_order)
+            mails = [
+                total_mails // mail_ops + (1 if n < total_mails % mail_ops else 0)
+                for n in range(mail_ops)
+            ]
+            db = tmp / "bare.sqlite3"
+            with sqlite3.connect(db, isolation_level=None) as conn:
+                conn.execute("PRAGMA journal_mode=wal")
+                conn.execute("PRAGMA synchronous=normal")
+                conn.execute(
+                    "CREATE TABLE io (key TEXT PRIMARY KEY, at TEXT DEFAULT CURRENT_TIMESTAMP)"
+                )
+
+            def spec(i: int, order_id: str) -> BareSpec:
+                return BareSpec(
+                    order_id=order_id,
+                    stock_id=f"bare-stock-{run_tag}-{i % len(RECORDS)}",
+                    db=str(db),
+                    smtp_port=sink.controller.port,
+                    before=before,
+                    updates=n_upd,
+                    per_update=per_update,
+                    after=after,
+                    mails=mails,
+                )
+
+            bare_warm = [spec(i, f"BW-{run_tag}-{i:04d}") for i in range(warmup)]
+            bare_specs = [spec(i, f"BT-{run_tag}-{i:05d}") for i in range(orders)]
+            await run_bare(client, bare_settings.task_queue, bare_warm, concurrency)
+
+            # ------------------------------------------- measured: alternating rounds
+            # The machine's speed drifts over a minute; alternating the two sides in rounds
+            # exposes both to the same drift.
+            Cpu.used.clear()
+            refused_before = Refusals.count
+            order_wall = bare_wall = 0.0
+            bare_refusals = 0
+            size = -(-orders // rounds)
+            for r in range(rounds):
+                chunk = slice(r * size, (r + 1) * size)
+                order_wall += await run_orders(app, settings, ids[chunk], concurrency)
+                refused_mid = Refusals.count
+                bare_wall += await run_bare(
+                    client, bare_settings.task_queue, bare_specs[chunk], concurrency
+                )
+                bare_refusals += Refusals.count - refused_mid
+            order_refusals = Refusals.count - refused_before - bare_refusals
 
         per_order: list[tuple[collections.Counter[str], collections.Counter[str]]] = []
         results = await gather_limited(
@@ -407,55 +476,9 @@ async def main(orders: int, concurrency: int, warmup: int) -> None:
         calls_total: collections.Counter[str] = collections.Counter()
         for _, calls in per_order:
             calls_total += calls
-        # The typical order's calls (every order here takes the same path).
         calls_avg = {k: round(v / orders) for k, v in calls_total.items()}
         updates = avg(K_UPDATE)
         stock_updates = stock_total[K_UPDATE] / all_orders
-
-        # ---------------------------------------------------------------- bare
-        n_upd = round(updates)
-        before, per_update, after = bare_ops(calls_avg, n_upd)
-        # The bare's mail ops send as many messages in all as an order did.
-        mail_ops = sum(1 for op in before + per_update * n_upd + after if ":mail" in op)
-        total_mails = round(emails_per_order)
-        mails = [
-            total_mails // mail_ops + (1 if n < total_mails % mail_ops else 0)
-            for n in range(mail_ops)
-        ]
-        bare_settings = Settings(
-            data_dir=tmp,
-            smtp_host="127.0.0.1",
-            smtp_port=sink.controller.port,
-            task_queue=f"bench-bare-{run_tag}",
-        )
-        db = tmp / "bare.sqlite3"
-        with sqlite3.connect(db, isolation_level=None) as conn:
-            conn.execute("PRAGMA journal_mode=wal")
-            conn.execute("PRAGMA synchronous=normal")
-            conn.execute(
-                "CREATE TABLE io (key TEXT PRIMARY KEY, at TEXT DEFAULT CURRENT_TIMESTAMP)"
-            )
-
-        def spec(i: int, order_id: str) -> BareSpec:
-            return BareSpec(
-                order_id=order_id,
-                stock_id=f"bare-stock-{run_tag}-{i % len(RECORDS)}",
-                db=str(db),
-                smtp_port=sink.controller.port,
-                before=before,
-                updates=n_upd,
-                per_update=per_update,
-                after=after,
-                mails=mails,
-            )
-
-        bare_warm = [spec(i, f"BW-{run_tag}-{i:04d}") for i in range(warmup)]
-        bare_specs = [spec(i, f"BT-{run_tag}-{i:05d}") for i in range(orders)]
-        async with bare_worker(client, bare_settings):
-            await run_bare(client, bare_settings.task_queue, bare_warm, concurrency)
-            refused_before = Refusals.count
-            bare_wall = await run_bare(client, bare_settings.task_queue, bare_specs, concurrency)
-            bare_refusals = Refusals.count - refused_before
 
         bare_hist = await gather_limited(
             [history_counts(client, f"bare-{s.order_id}") for s in bare_specs]
@@ -490,7 +513,8 @@ async def main(orders: int, concurrency: int, warmup: int) -> None:
         return f"{acts:.1f} activities + {local:.1f} local activities"
 
     print(
-        f"cores {os.cpu_count()}, orders {orders} (+{warmup} warm-up each side), "
+        f"cores {os.cpu_count()}, orders {orders} (+{warmup} warm-up each side) in {rounds} "
+        f"alternating rounds, "
         f"concurrency {concurrency}, SQLite WAL dev server, total run "
         f"{time.monotonic() - t_start:.0f}s"
     )
@@ -532,8 +556,9 @@ async def main(orders: int, concurrency: int, warmup: int) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--orders", type=int, default=200)
+    parser.add_argument("--orders", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=2, help="alternating measured rounds")
     args = parser.parse_args()
-    asyncio.run(main(args.orders, args.concurrency, args.warmup))
+    asyncio.run(main(args.orders, args.concurrency, args.warmup, args.rounds))

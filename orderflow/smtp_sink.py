@@ -11,6 +11,7 @@ import email
 import email.policy
 import hashlib
 import os
+from email.parser import BytesHeaderParser
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
@@ -37,8 +38,9 @@ class MaildirHandler:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         raw: bytes = envelope.original_content or envelope.content
-        msg = email.message_from_bytes(raw, policy=email.policy.default)
-        mid = str(msg.get("Message-ID", "")) or hashlib.sha256(raw).hexdigest()
+        # Only the headers are needed to file the message.
+        headers = BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
+        mid = str(headers.get("Message-ID", "")).strip() or hashlib.sha256(raw).hexdigest()
         name = hashlib.sha256(mid.encode()).hexdigest()[:40]
         target = self.dir / "new" / name
         if target.exists():
