@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
-from domain.models import CarrierEvent
-from tests.conftest import Stack
+import asyncio
+import uuid
+from pathlib import Path
+
+from temporalio.testing import WorkflowEnvironment
+
+from activities.billing import Ledger
+from domain.models import CarrierEvent, PlaceHold, ReleaseHold
+from orderflow.config import Settings
+from orderflow.registry import Registry
+from orderflow.service import Orderflow
+from orderflow.smtp_sink import SmtpSink
+from orderflow.worker import build_worker
+from tests.conftest import SEEDS, Stack
 
 
 async def deliver(stack: Stack, order_id: str) -> None:
@@ -72,3 +84,46 @@ async def test_visibility_finds_orders_by_status_and_customer(stack: Stack) -> N
     await stack.until(placed.order_id, lambda v: v.status == "shipping")
     found = await stack.until_listed(customer="C-1004", status="shipping", order_id=placed.order_id)
     assert found.customer_id == "C-1004"
+
+
+async def test_placing_answers_at_once_while_no_worker_runs_and_a_hold_that_follows_counts(
+    env: WorkflowEnvironment, sink: SmtpSink, tmp_path: Path
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path,
+        seeds_dir=SEEDS,
+        smtp_host="127.0.0.1",
+        smtp_port=sink.controller.port,
+        task_queue=f"test-{uuid.uuid4().hex[:12]}",
+        workflow_sandbox=True,
+    )
+    stack = Stack(
+        Orderflow(env.client, Registry(SEEDS), settings),
+        sink.handler.dir,
+        Ledger(settings.ledger_path),
+    )
+    inp = stack.order()
+    # No worker serves this task queue yet: placing must not wait for one.
+    placed, created = await asyncio.wait_for(stack.app.place_order(inp), timeout=5)
+    assert created and placed.status == "placed" and placed.customer_emails == 1
+    async with build_worker(env.client, settings):
+        # Billing holds the order the moment it is placed; the hold blocks the first step.
+        hold = await stack.app.place_hold(
+            inp.order_id,
+            PlaceHold(
+                department="billing",
+                actor="ana",
+                reason_code="arrears",
+                customer_message="Your account shows 120.00 unpaid since October.",
+                reference="INV-78",
+            ),
+        )
+        held = await stack.until(inp.order_id, lambda v: v.blocked_by == ["billing"])
+        assert held.placed_at == placed.placed_at
+        await stack.app.release_hold(
+            inp.order_id,
+            ReleaseHold(
+                hold_id=hold.hold_id, department="billing", actor="ana", resolution="Paid."
+            ),
+        )
+        await stack.until(inp.order_id, lambda v: v.status == "shipping" and not v.blocked_by)
