@@ -4,7 +4,6 @@ activity returns the first entry instead of charging twice."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import threading
 from decimal import Decimal
 from pathlib import Path
@@ -13,6 +12,8 @@ import structlog
 from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
+
+from activities.sqlite import open_db
 
 log = structlog.get_logger("orderflow.billing")
 
@@ -35,33 +36,21 @@ class Ledger:
     KINDS = ("authorize", "capture", "void", "refund")
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._path = path
         self._lock = threading.Lock()
-        self._db: sqlite3.Connection | None = None
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=wal")
-            db.execute("PRAGMA synchronous=normal")
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS entries ("
-                " entry_id INTEGER PRIMARY KEY AUTOINCREMENT,"
-                " idempotency_key TEXT NOT NULL UNIQUE,"
-                " order_id TEXT NOT NULL, kind TEXT NOT NULL, amount TEXT NOT NULL,"
-                " at TEXT DEFAULT CURRENT_TIMESTAMP)"
-            )
-
-    def _connect(self) -> sqlite3.Connection:
-        """The one connection this adapter keeps, used under its lock by activity threads."""
-        if self._db is None:
-            self._db = sqlite3.connect(
-                self._path, timeout=30, isolation_level=None, check_same_thread=False
-            )
-        return self._db
+        self._db = open_db(
+            path,
+            "CREATE TABLE IF NOT EXISTS entries ("
+            " entry_id INTEGER PRIMARY KEY AUTOINCREMENT,"
+            " idempotency_key TEXT NOT NULL UNIQUE,"
+            " order_id TEXT NOT NULL, kind TEXT NOT NULL, amount TEXT NOT NULL,"
+            " at TEXT DEFAULT CURRENT_TIMESTAMP)",
+        )
 
     def post(self, kind: str, req: PaymentRequest) -> LedgerEntry:
         if kind not in self.KINDS:
             raise ValueError(kind)
-        with self._lock, self._connect() as db:
+        with self._lock:
+            db = self._db
             db.execute(
                 "INSERT OR IGNORE INTO entries (idempotency_key, order_id, kind, amount)"
                 " VALUES (?, ?, ?, ?)",
@@ -89,7 +78,8 @@ class Ledger:
         if order_id:
             query += " WHERE order_id = ?"
             args = (order_id,)
-        with self._lock, self._connect() as db:
+        with self._lock:
+            db = self._db
             rows = db.execute(query + " ORDER BY entry_id", args).fetchall()
         return [
             LedgerEntry(entry_id=r[0], order_id=r[1], kind=r[2], amount=r[3], key=r[4])

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import sqlite3
 import threading
 from pathlib import Path
 from typing import Protocol
@@ -17,6 +16,8 @@ from typing import Protocol
 import structlog
 from pydantic import BaseModel
 from temporalio import activity
+
+from activities.sqlite import open_db
 
 log = structlog.get_logger("orderflow.carrier")
 
@@ -44,9 +45,8 @@ class Booking(BaseModel):
 class TraceRequest(BaseModel):
     key: str
     carrier: str
-    tracking: str = ""
-    # The booking whose parcel is traced; its tracking number is looked up when not given.
-    booking_key: str = ""
+    # The booking whose parcel is traced; the gateway knows its tracking number.
+    booking_key: str
 
 
 class CarrierGateway(Protocol):
@@ -57,33 +57,19 @@ class CarrierGateway(Protocol):
 
 class SqliteCarrierGateway:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._path = path
         self._lock = threading.Lock()
-        self._db: sqlite3.Connection | None = None
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=wal")
-            db.execute("PRAGMA synchronous=normal")
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS bookings (key TEXT PRIMARY KEY, carrier TEXT NOT NULL,"
-                " tracking TEXT NOT NULL, order_id TEXT NOT NULL, destination TEXT NOT NULL,"
-                " status TEXT NOT NULL DEFAULT 'booked')"
-            )
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS traces (key TEXT PRIMARY KEY, tracking TEXT NOT NULL)"
-            )
-
-    def _connect(self) -> sqlite3.Connection:
-        """The one connection this adapter keeps, used under its lock by activity threads."""
-        if self._db is None:
-            self._db = sqlite3.connect(
-                self._path, timeout=30, isolation_level=None, check_same_thread=False
-            )
-        return self._db
+        self._db = open_db(
+            path,
+            "CREATE TABLE IF NOT EXISTS bookings (key TEXT PRIMARY KEY, carrier TEXT NOT NULL,"
+            " tracking TEXT NOT NULL, order_id TEXT NOT NULL, destination TEXT NOT NULL,"
+            " status TEXT NOT NULL DEFAULT 'booked')",
+            "CREATE TABLE IF NOT EXISTS traces (key TEXT PRIMARY KEY, tracking TEXT NOT NULL)",
+        )
 
     def book(self, req: BookShipment) -> Booking:
         tracking = req.carrier.upper()[:3] + hashlib.sha1(req.key.encode()).hexdigest()[:10].upper()
-        with self._lock, self._connect() as db:
+        with self._lock:
+            db = self._db
             db.execute(
                 "INSERT OR IGNORE INTO bookings (key, carrier, tracking, order_id, destination)"
                 " VALUES (?, ?, ?, ?, ?)",
@@ -95,7 +81,8 @@ class SqliteCarrierGateway:
         return Booking(key=req.key, carrier=row[0], tracking=row[1], status=row[2])
 
     def cancel(self, key: str) -> Booking:
-        with self._lock, self._connect() as db:
+        with self._lock:
+            db = self._db
             db.execute("UPDATE bookings SET status = 'cancelled' WHERE key = ?", (key,))
             row = db.execute(
                 "SELECT carrier, tracking, status FROM bookings WHERE key = ?", (key,)
@@ -105,13 +92,12 @@ class SqliteCarrierGateway:
         return Booking(key=key, carrier=row[0], tracking=row[1], status=row[2])
 
     def open_trace(self, req: TraceRequest) -> str:
-        with self._lock, self._connect() as db:
-            tracking = req.tracking
-            if not tracking and req.booking_key:
-                row = db.execute(
-                    "SELECT tracking FROM bookings WHERE key = ?", (req.booking_key,)
-                ).fetchone()
-                tracking = row[0] if row else ""
+        with self._lock:
+            db = self._db
+            row = db.execute(
+                "SELECT tracking FROM bookings WHERE key = ?", (req.booking_key,)
+            ).fetchone()
+            tracking = row[0] if row else ""
             db.execute(
                 "INSERT OR IGNORE INTO traces (key, tracking) VALUES (?, ?)",
                 (req.key, tracking),

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import smtplib
-import sqlite3
 import threading
 from email.charset import QP, Charset
 from email.header import Header
@@ -22,6 +21,7 @@ from pathlib import Path
 import structlog
 from temporalio import activity
 
+from activities.sqlite import open_db
 from domain.models import EmailBatch, Notification
 
 # UTF-8 bodies as quoted-printable: mostly ASCII text stays readable in the raw message.
@@ -41,16 +41,11 @@ class SentLog:
     """SQLite record of the keys already sent."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._path = path
         self._lock = threading.Lock()
-        # One connection for the worker's life, used under the lock by the activity threads.
-        self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=wal")
-        self._db.execute("PRAGMA synchronous=normal")
-        self._db.execute(
+        self._db = open_db(
+            path,
             "CREATE TABLE IF NOT EXISTS sent (key TEXT PRIMARY KEY, message_id TEXT NOT NULL,"
-            " recipient TEXT NOT NULL, sent_at TEXT DEFAULT CURRENT_TIMESTAMP)"
+            " recipient TEXT NOT NULL, sent_at TEXT DEFAULT CURRENT_TIMESTAMP)",
         )
 
     def was_sent(self, key: str) -> bool:

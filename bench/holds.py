@@ -42,7 +42,7 @@ from orderflow.logging import configure
 from orderflow.registry import Registry
 from orderflow.service import Orderflow
 from orderflow.smtp_sink import MaildirHandler, SmtpSink
-from orderflow.worker import activities_for, build_worker
+from orderflow.worker import build_worker
 from workflows.order import OrderWorkflow
 from workflows.search_attributes import ALL
 
@@ -57,14 +57,6 @@ class TimedStock(StockActivities):
     async def reserve_stock(self, req: ReserveRequest) -> StockReserved:
         reserve_started.setdefault(req.order_id, time.time())
         return await super().reserve_stock(req)
-
-
-def timed_activities(client: Any, settings: Settings) -> list[object]:
-    acts = [
-        a for a in activities_for(client, settings) if getattr(a, "__name__", "") != "reserve_stock"
-    ]
-    acts.append(TimedStock(client, settings.task_queue).reserve_stock)
-    return acts
 
 
 class TimedHandler(MaildirHandler):
@@ -166,7 +158,8 @@ async def main(orders: int, concurrency: int) -> None:
                 await asyncio.sleep(0.002)
             release_to_step.append(reserve_started[inp.order_id] - issued)
 
-    async with build_worker(env.client, settings, timed_activities(env.client, settings)):
+    timed = TimedStock(env.client, settings.task_queue).reserve_stock
+    async with build_worker(env.client, settings, replace=[timed]):
         t0 = time.monotonic()
         await asyncio.gather(*(one(i) for i in range(orders)))
         wall = time.monotonic() - t0

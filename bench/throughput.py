@@ -55,7 +55,6 @@ from bare import (
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowUpdateFailedError
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
@@ -70,10 +69,10 @@ from orderflow.logging import configure
 from orderflow.registry import Registry
 from orderflow.service import Orderflow
 from orderflow.smtp_sink import SmtpSink
-from orderflow.worker import WORKFLOWS, activities_for, workflow_runner
+from orderflow.worker import build_worker, workflow_runner
 from workflows.delivery import DeliveryWorkflow
 from workflows.order import OrderWorkflow
-from workflows.search_attributes import ALL, CARRIER, CUSTOMER_ID, ORDER_STATUS
+from workflows.search_attributes import ALL
 
 # Eight stock records (four bench locations x two SKUs), each with far more stock than needed.
 SKUS = ("CASE-X12", "ROUTER-F1")
@@ -94,20 +93,8 @@ class CarrierDesk(CarrierActivities):
 
 
 def orderflow_worker(client: Client, settings: Settings) -> Worker:
-    acts: list[Any] = [
-        a for a in activities_for(client, settings) if getattr(a, "__name__", "") != "book_shipment"
-    ]
-    acts.append(CarrierDesk(SqliteCarrierGateway(settings.carrier_path)).book_shipment)
-    return Worker(
-        client,
-        task_queue=settings.task_queue,
-        workflows=WORKFLOWS,
-        activities=acts,
-        max_concurrent_activities=settings.max_concurrent_activities,
-        max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
-        max_cached_workflows=settings.max_cached_workflows,
-        workflow_runner=workflow_runner(settings),
-    )
+    desk = CarrierDesk(SqliteCarrierGateway(settings.carrier_path))
+    return build_worker(client, settings, replace=[desk.book_shipment])
 
 
 def bare_worker(client: Client, settings: Settings) -> Worker:
@@ -171,7 +158,7 @@ async def carrier_update(send: Callable[[], Awaitable[Any]]) -> None:
     raise RuntimeError("carrier event refused 500 times")
 
 
-async def run_orders(app: Orderflow, settings: Settings, ids: list[str], concurrency: int) -> float:
+async def run_orders(app: Orderflow, ids: list[str], concurrency: int) -> float:
     client = app.client
     gate = asyncio.Semaphore(concurrency)
 
@@ -188,19 +175,8 @@ async def run_orders(app: Orderflow, settings: Settings, ids: list[str], concurr
                 order_id=order_id,
                 actor="bench",
             )
-            handle = await client.start_workflow(
-                OrderWorkflow.run,
-                inp,
-                id=order_workflow_id(order_id),
-                task_queue=settings.task_queue,
-                search_attributes=TypedSearchAttributes(
-                    [
-                        SearchAttributePair(ORDER_STATUS, "placed"),
-                        SearchAttributePair(CUSTOMER_ID, "C-1001"),
-                        SearchAttributePair(CARRIER, "ups"),
-                    ]
-                ),
-            )
+            await app.place_order(inp)
+            handle = client.get_workflow_handle_for(OrderWorkflow.run, order_workflow_id(order_id))
             await booking_event(order_id).wait()
             delivery = client.get_workflow_handle(delivery_workflow_id(order_id, 1))
             for name in ("picked-up", "delivered"):
@@ -384,7 +360,7 @@ async def main(orders: int, concurrency: int, warmup: int, rounds: int) -> None:
         )
         async with orderflow_worker(client, settings), bare_worker(client, bare_settings):
             sent_before = sent_count(settings)
-            await run_orders(app, settings, warm_ids, concurrency)
+            await run_orders(app, warm_ids, concurrency)
             emails_per_order = (sent_count(settings) - sent_before) / warmup
             warm = await gather_limited(
                 [history_counts(client, order_workflow_id(o)) for o in warm_ids]
@@ -441,7 +417,7 @@ async def main(orders: int, concurrency: int, warmup: int, rounds: int) -> None:
             size = -(-orders // rounds)
             for r in range(rounds):
                 chunk = slice(r * size, (r + 1) * size)
-                order_wall += await run_orders(app, settings, ids[chunk], concurrency)
+                order_wall += await run_orders(app, ids[chunk], concurrency)
                 refused_mid = Refusals.count
                 bare_wall += await run_bare(
                     client, bare_settings.task_queue, bare_specs[chunk], concurrency

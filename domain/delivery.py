@@ -42,7 +42,6 @@ class DeliveryOutcome(Model):
     delivery_id: int
     status: str
     at: datetime
-    tracking: str = ""
     verified_attempts: int = 0
     unverified_attempts: int = 0
     # What the order has not been told yet (routine movements, the final event), in order.
@@ -52,7 +51,6 @@ class DeliveryOutcome(Model):
 class DeliveryState(Model):
     inp: DeliveryInput
     status: str = "booking"
-    tracking: str = ""
     window_start: datetime
     window_end: datetime
     pickup_point: str = ""

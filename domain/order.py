@@ -124,6 +124,11 @@ class OrderState(Model):
     def log(self, at: datetime, kind: str, text: str) -> None:
         self.timeline.append(TimelineEntry(at=at, kind=kind, text=text))
 
+    def told_customer(self, at: datetime, kind: str, text: str) -> None:
+        """An e-mail to the customer: on the timeline, and counted."""
+        self.log(at, kind, text)
+        self.emails_sent += 1
+
     def _require_open(self, what: str) -> None:
         if self.finished:
             raise WrongState(f"order {self.order_id} is {self.status.value}; cannot {what}")

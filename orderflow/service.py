@@ -488,7 +488,8 @@ class Orderflow:
     # ------------------------------------------------------------------ carriers
 
     async def _delivery(self, order_id: str, delivery: int | None) -> WorkflowHandle[Any, Any]:
-        v = await self.view(order_id)
+        # The order's own record says which deliveries it has; no need to read the live one.
+        v = await self._view(self._order(order_id), order_id)
         if not v.deliveries:
             raise WrongState(f"order {order_id} has no delivery yet (it is {v.status})")
         if delivery is not None and delivery < 1:
@@ -566,8 +567,7 @@ def _as_placed(inp: PlaceOrderInput) -> OrderView:
     """The view of an order just placed: what its workflow records first."""
     state = OrderState(input=inp)
     assert inp.placed_at is not None
-    state.log(inp.placed_at, "placed", messages.summary(messages.order_placed(state)[1]))
-    state.emails_sent = 1
+    state.told_customer(inp.placed_at, "placed", messages.summary(messages.order_placed(state)[1]))
     return order_rules.view(state)
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 import structlog
 from temporalio.client import Client
@@ -54,15 +56,16 @@ def activities_for(client: Client, settings: Settings) -> list[object]:
     ]
 
 
-def build_worker(
-    client: Client, settings: Settings, activities: list[object] | None = None
-) -> Worker:
-    """The engine's worker; ``activities`` replaces the standard set (benches time them)."""
+def build_worker(client: Client, settings: Settings, *, replace: Sequence[Any] = ()) -> Worker:
+    """The engine's worker. ``replace`` swaps standard activities for ones of the same name
+    (the benches wrap a call to time it)."""
+    swaps = {fn.__name__: fn for fn in replace}
+    activities = [swaps.get(fn.__name__, fn) for fn in activities_for(client, settings)]  # type: ignore[attr-defined]
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
-        activities=activities if activities is not None else activities_for(client, settings),
+        activities=activities,
         max_concurrent_activities=settings.max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
         max_cached_workflows=settings.max_cached_workflows,

@@ -221,12 +221,9 @@ async def record_histories(client: Client, task_queue: str, test_name: str) -> N
         (HISTORIES / name).write_text(text)
 
 
-@contextlib.asynccontextmanager
-async def make_stack(
-    env: WorkflowEnvironment, sink: SmtpSink, data_dir: Path, name: str
-) -> AsyncIterator[Stack]:
-    """A worker on a fresh task queue with its own ledger and sent-log, and the app to drive it."""
-    settings = Settings(
+def stack_settings(sink: SmtpSink, data_dir: Path) -> Settings:
+    """A fresh task queue with its own ledger and sent-log, mailing the test sink."""
+    return Settings(
         data_dir=data_dir,
         seeds_dir=SEEDS,
         smtp_host="127.0.0.1",
@@ -235,6 +232,14 @@ async def make_stack(
         # Workflow code runs in the SDK's sandbox under test: a non-deterministic call fails.
         workflow_sandbox=True,
     )
+
+
+@contextlib.asynccontextmanager
+async def make_stack(
+    env: WorkflowEnvironment, sink: SmtpSink, data_dir: Path, name: str
+) -> AsyncIterator[Stack]:
+    """A worker on a fresh task queue with its own ledger and sent-log, and the app to drive it."""
+    settings = stack_settings(sink, data_dir)
     app = Orderflow(env.client, Registry(SEEDS), settings)
     async with build_worker(env.client, settings):
         yield Stack(app, sink.handler.dir, Ledger(settings.ledger_path))

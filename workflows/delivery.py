@@ -57,7 +57,6 @@ class DeliveryWorkflow:
         self.version = 0
         self.checked = -1
         self.pending: list[DeliveryReport] = []
-        self.urgent = False
 
     @property
     def booking_key(self) -> str:
@@ -89,7 +88,6 @@ class DeliveryWorkflow:
             delivery_id=inp.delivery_id,
             status=s.status,
             at=workflow.now(),
-            tracking=s.tracking,
             verified_attempts=s.verified_attempts,
             unverified_attempts=s.unverified_attempts,
             reports=self.pending,
@@ -120,6 +118,11 @@ class DeliveryWorkflow:
                 return  # what is pending goes with the outcome
             await self._flush()
 
+    @property
+    def urgent(self) -> bool:
+        """A report waits that the order must have now, not with the next one."""
+        return any(r.kind not in ROUTINE for r in self.pending)
+
     def _sooner(self, armed: datetime | None) -> bool:
         if self.checked == self.version:
             return False
@@ -135,7 +138,6 @@ class DeliveryWorkflow:
                 TraceRequest(
                     key=f"{workflow.info().workflow_id}.trace",
                     carrier=self.state.inp.carrier,
-                    tracking=self.state.tracking,
                     booking_key=self.booking_key,
                 ),
                 start_to_close_timeout=ACTIVITY_TIMEOUT,
@@ -154,7 +156,6 @@ class DeliveryWorkflow:
                 kind=kind,  # type: ignore[arg-type]
                 at=workflow.now(),
                 status=s.status,
-                tracking=s.tracking,
                 window_start=s.window_start,
                 window_end=s.window_end,
                 pickup_point=s.pickup_point,
@@ -162,8 +163,6 @@ class DeliveryWorkflow:
             )
         )
         self.version += 1
-        if kind not in ROUTINE:
-            self.urgent = True
         self._details()
 
     def _details(self) -> None:
@@ -179,7 +178,6 @@ class DeliveryWorkflow:
         run loop flushes, so reports reach the order in the order they happened."""
         if not self.urgent:
             return
-        self.urgent = False
         parent = workflow.info().parent
         reports, self.pending = self.pending, []
         if parent is not None and reports:

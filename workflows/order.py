@@ -591,8 +591,7 @@ class OrderWorkflow:
 
     def _tell_customer(self, kind: str, mail: messages.Mail) -> None:
         subject, body = mail
-        self.state.log(workflow.now(), kind, messages.summary(body))
-        self.state.emails_sent += 1
+        self.state.told_customer(workflow.now(), kind, messages.summary(body))
         self._enqueue("customer", self.state.input.customer.email, subject, body)
 
     def _tell(self, to: str, mail: messages.Mail) -> None:
@@ -886,11 +885,6 @@ class OrderWorkflow:
         if res is not None and res.status == "waitlisted" and res.sku == fact.sku:
             res.position = fact.position
             self._changed()
-
-    @workflow.signal
-    def delivery_report(self, report: DeliveryReport) -> None:
-        self.reports.append(report)
-        self.version += 1
 
     @workflow.signal
     def delivery_reports(self, batch: DeliveryReports) -> None:

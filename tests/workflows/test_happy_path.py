@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
 from activities.billing import Ledger
 from domain.models import CarrierEvent, PlaceHold, ReleaseHold
-from orderflow.config import Settings
 from orderflow.registry import Registry
 from orderflow.service import Orderflow
 from orderflow.smtp_sink import SmtpSink
 from orderflow.worker import build_worker
-from tests.conftest import SEEDS, Stack
+from tests.conftest import SEEDS, Stack, stack_settings
 
 
 async def deliver(stack: Stack, order_id: str) -> None:
@@ -89,14 +87,7 @@ async def test_visibility_finds_orders_by_status_and_customer(stack: Stack) -> N
 async def test_placing_answers_at_once_while_no_worker_runs_and_a_hold_that_follows_counts(
     env: WorkflowEnvironment, sink: SmtpSink, tmp_path: Path
 ) -> None:
-    settings = Settings(
-        data_dir=tmp_path,
-        seeds_dir=SEEDS,
-        smtp_host="127.0.0.1",
-        smtp_port=sink.controller.port,
-        task_queue=f"test-{uuid.uuid4().hex[:12]}",
-        workflow_sandbox=True,
-    )
+    settings = stack_settings(sink, tmp_path)
     stack = Stack(
         Orderflow(env.client, Registry(SEEDS), settings),
         sink.handler.dir,
