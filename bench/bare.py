@@ -12,13 +12,18 @@ import asyncio
 import smtplib
 import sqlite3
 from datetime import timedelta
-from email.message import EmailMessage
+from email.charset import QP, Charset
+from email.mime.text import MIMEText
+from email.utils import formatdate
 from typing import Any
 
 from pydantic import BaseModel
 from temporalio import activity, workflow
 from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
+
+_UTF8_QP = Charset("utf-8")
+_UTF8_QP.body_encoding = QP
 
 # The carrier (the bench) learns of a booking from the gateway, as a real carrier would.
 booked: dict[str, asyncio.Event] = {}
@@ -45,6 +50,11 @@ class BareSpec(BaseModel):
     after: list[str]
     # Messages per mail op, in order: the order's e-mail calls send several at once.
     mails: list[int] = []
+    # The text of each message: as long as the order's e-mails are on average.
+    body: str = "bare"
+    # The order's shape: a child workflow per shipment takes the carrier's updates, started
+    # before the booking (op with ``notify``); the workflow waits for it to finish.
+    child: bool = False
 
 
 class BareIo(BaseModel):
@@ -63,6 +73,7 @@ class BareMail(BaseModel):
     port: int
     key: str
     count: int = 1
+    body: str = "bare"
 
 
 @workflow.defn
@@ -80,6 +91,29 @@ class BareStock:
     def change(self, order_id: str) -> int:
         self.count += 1
         return self.count
+
+
+def delivery_id(order_id: str) -> str:
+    return f"bare-{order_id}-delivery"
+
+
+@workflow.defn
+class BareDelivery:
+    """The shipment's child: takes the carrier's updates (no validator) and ends with the
+    last."""
+
+    def __init__(self) -> None:
+        self.updates = 0
+
+    @workflow.run
+    async def run(self, updates: int) -> int:
+        await workflow.wait_condition(lambda: self.updates >= updates)
+        return self.updates
+
+    @workflow.update
+    def carrier(self, event: str) -> int:
+        self.updates += 1
+        return self.updates
 
 
 @workflow.defn
@@ -111,17 +145,32 @@ class BareOrder:
                 )
             else:
                 count = mails.pop(0) if mails else 1
-                fn, arg = bare_mail, BareMail(port=spec.smtp_port, key=key, count=count)
+                fn, arg = (
+                    bare_mail,
+                    BareMail(port=spec.smtp_port, key=key, count=count, body=spec.body),
+                )
             timeout = timedelta(seconds=30)
             if mode == "local":
                 await workflow.execute_local_activity(fn, arg, start_to_close_timeout=timeout)
             else:
                 await workflow.execute_activity(fn, arg, start_to_close_timeout=timeout)
 
-        for text in spec.before:
-            await op(text)
+        if spec.child:
+            delivery = None
+            for text in spec.before:
+                if text.endswith(":notify") and delivery is None:
+                    delivery = await workflow.start_child_workflow(
+                        BareDelivery.run, spec.updates, id=delivery_id(spec.order_id)
+                    )
+                await op(text)
+            assert delivery is not None
+            await delivery
+        else:
+            for text in spec.before:
+                await op(text)
         for n in range(spec.updates):
-            await workflow.wait_condition(lambda n=n: self.updates > n)
+            if not spec.child:
+                await workflow.wait_condition(lambda n=n: self.updates > n)
             for text in spec.per_update:
                 await op(text)
         for text in spec.after:
@@ -134,13 +183,25 @@ class BareOrder:
         return self.updates
 
 
+_connections: dict[str, sqlite3.Connection] = {}
+
+
+def _db(path: str) -> sqlite3.Connection:
+    """One connection per database for the worker's life, as the ledger and the carrier
+    gateway keep theirs."""
+    if path not in _connections:
+        _connections[path] = sqlite3.connect(
+            path, timeout=30, isolation_level=None, check_same_thread=False
+        )
+    return _connections[path]
+
+
 @activity.defn
 async def bare_io(req: BareIo) -> str:
     """One SQLite insert, as the ledger and the carrier gateway do."""
 
     def write() -> None:
-        with sqlite3.connect(req.db, timeout=30, isolation_level=None) as db:
-            db.execute("INSERT OR IGNORE INTO io (key) VALUES (?)", (req.key,))
+        _db(req.db).execute("INSERT OR IGNORE INTO io (key) VALUES (?)", (req.key,))
 
     await asyncio.to_thread(write)
     if req.notify:
@@ -167,17 +228,18 @@ async def bare_stock(req: BareStockCall) -> int:
 
 @activity.defn
 async def bare_mail(req: BareMail) -> str:
-    """SMTP messages to the sink over one connection, as the order's e-mails are sent."""
+    """SMTP messages to the sink over one connection, built and sent as the order's e-mails
+    are (the same message class and encoding, a fixed HELO name)."""
 
     def send() -> str:
-        with smtplib.SMTP("127.0.0.1", req.port, timeout=10) as smtp:
+        with smtplib.SMTP("127.0.0.1", req.port, local_hostname="bare.local", timeout=10) as smtp:
             for n in range(req.count):
-                msg = EmailMessage()
+                msg = MIMEText(req.body, "plain", _UTF8_QP)
                 msg["From"] = "bare <bare@orderflow.local>"
                 msg["To"] = "bare@example.com"
                 msg["Subject"] = "bare"
                 msg["Message-ID"] = f"<{req.key}.{n}@bare.local>"
-                msg.set_content("bare")
+                msg["Date"] = formatdate(usegmt=True)
                 smtp.send_message(msg)
         return req.key
 
