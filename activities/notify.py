@@ -81,7 +81,7 @@ class Mailer:
         if todo:
             # A fixed HELO name: the default looks up this host's name on every connection.
             with smtplib.SMTP(
-                self.host, self.port, local_hostname="orderflow.local", timeout=10
+                self.host, self.port, local_hostname="orderflow.local", timeout=4
             ) as smtp:
                 for note, mid in todo:
                     smtp.send_message(self._message(note, mid))

@@ -11,7 +11,7 @@ def open_db(path: Path, *schema: str) -> sqlite3.Connection:
     lock: WAL with synchronous=normal (durable across a process crash), autocommit, and the
     adapter's tables created if missing."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    db = sqlite3.connect(path, timeout=4, isolation_level=None, check_same_thread=False)
     db.execute("PRAGMA journal_mode=wal")
     db.execute("PRAGMA synchronous=normal")
     for statement in schema:

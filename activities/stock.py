@@ -18,7 +18,7 @@ from workflows.stock import StockInput, StockWorkflow
 
 # A stock record that cannot answer in this time is retried later, on a durable timer, rather
 # than holding the order's workflow task (and a worker's shutdown) indefinitely.
-CALL_TIMEOUT = timedelta(seconds=10)
+CALL_TIMEOUT = timedelta(seconds=4)
 
 
 class ReserveRequest(BaseModel):

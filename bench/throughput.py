@@ -38,10 +38,12 @@ import asyncio
 import collections
 import json
 import os
+import re
 import sqlite3
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -146,6 +148,51 @@ class Cpu:
         cls.used[side] = (p + c1[0] - c0[0], srv + c1[1] - c0[1])
 
 
+# The dev server's persistence calls that write (its Prometheus counters, by operation).
+STATE_WRITES = ("CreateWorkflowExecution", "UpdateWorkflowExecution")
+VISIBILITY_WRITES = (
+    "RecordWorkflowExecutionStarted",
+    "UpsertWorkflowExecution",
+    "RecordWorkflowExecutionClosed",
+)
+COUNTER = re.compile(r'^(?:visibility_)?persistence_requests\{.*operation="(\w+)".*\} (\S+)$')
+
+
+class Server:
+    """What the server wrote for each side, from its own metrics endpoint."""
+
+    url = ""
+    writes: dict[str, collections.Counter[str]] = {}
+
+    @classmethod
+    def counters(cls) -> collections.Counter[str]:
+        out: collections.Counter[str] = collections.Counter()
+        with urllib.request.urlopen(cls.url, timeout=10) as response:
+            for line in response.read().decode().splitlines():
+                m = COUNTER.match(line)
+                if m and m.group(1) in STATE_WRITES + VISIBILITY_WRITES:
+                    out[m.group(1)] += float(m.group(2))
+        return out
+
+    @classmethod
+    def add(cls, side: str, before: collections.Counter[str]) -> None:
+        cls.writes[side] = cls.writes.get(side, collections.Counter()) + (cls.counters() - before)
+
+
+async def measured(side: str, run: Awaitable[Any]) -> float:
+    """Run one side's batch; its wall time, and its CPU and server writes added up."""
+    before = Server.counters()
+    t0 = time.monotonic()
+    c0 = cpu_seconds()
+    await run
+    c1 = cpu_seconds()
+    wall = time.monotonic() - t0
+    await asyncio.sleep(0.5)  # the last workflows' visibility records are written after them
+    Server.add(side, before)
+    Cpu.add(side, c0, c1)
+    return wall
+
+
 class Refusals:
     count = 0
 
@@ -197,12 +244,7 @@ async def run_orders(app: Orderflow, ids: list[str], concurrency: int) -> float:
             view = await handle.result()
             assert view.status == "completed", view.status
 
-    t0 = time.monotonic()
-    c0 = cpu_seconds()
-    await asyncio.gather(*(one(i, o) for i, o in enumerate(ids)))
-    c1 = cpu_seconds()
-    Cpu.add("orderflow", c0, c1)
-    return time.monotonic() - t0
+    return await measured("orderflow", asyncio.gather(*(one(i, o) for i, o in enumerate(ids))))
 
 
 async def run_bare(
@@ -227,12 +269,8 @@ async def run_bare(
                 )
             await handle.result()
 
-    t0 = time.monotonic()
-    c0 = cpu_seconds()
-    await asyncio.gather(*(one(s) for s in specs))
-    c1 = cpu_seconds()
-    Cpu.add("bare_child" if specs and specs[0].child else "bare", c0, c1)
-    return time.monotonic() - t0
+    side = "bare_child" if specs and specs[0].child else "bare"
+    return await measured(side, asyncio.gather(*(one(s) for s in specs)))
 
 
 # ============================================================================ histories
@@ -358,6 +396,9 @@ async def main(
     for pragma in SQLITE_PRAGMAS:
         extra += ["--sqlite-pragma", pragma]
     t_start = time.monotonic()
+    metrics_port = free_port()
+    extra += ["--metrics-port", str(metrics_port)]
+    Server.url = f"http://127.0.0.1:{metrics_port}/metrics"
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_binary(),
         dev_server_database_filename=str(tmp / "temporal.sqlite3"),
@@ -463,6 +504,7 @@ async def main(
             # The machine's speed drifts over a minute; alternating the two sides in rounds
             # exposes both to the same drift.
             Cpu.used.clear()
+            Server.writes.clear()
             refused_before = Refusals.count
             order_wall = bare_wall = child_wall = 0.0
             bare_refusals = 0
@@ -586,6 +628,18 @@ async def main(
         f"sink) + {1000 * osrv / orders:.0f} ms in the server; bare {1000 * bp / orders:.0f} ms "
         f"+ {1000 * bsrv / orders:.0f} ms; bare with a child {1000 * cp / orders:.0f} ms + "
         f"{1000 * csrv / orders:.0f} ms"
+    )
+
+    def writes(side: str) -> str:
+        w = Server.writes[side]
+        state = sum(w[k] for k in STATE_WRITES) / orders
+        visibility = sum(w[k] for k in VISIBILITY_WRITES) / orders
+        return f"{state:.1f} workflow-state + {visibility:.1f} visibility"
+
+    print(
+        f"server writes per order (its metrics, stock records included): orderflow "
+        f"{writes('orderflow')}; bare {writes('bare')}; bare with a child "
+        f"{writes('bare_child')}"
     )
     print(
         f"history events per order: {order_events:.1f} = order {order_only:.1f} + delivery "

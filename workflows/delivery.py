@@ -11,7 +11,7 @@ to plan costs the order no signals at all.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -30,8 +30,8 @@ with workflow.unsafe.imports_passed_through():
         Redirect,
         Reschedule,
     )
+    from workflows.calls import local_call
 
-ACTIVITY_TIMEOUT = timedelta(seconds=30)
 # Reports the order learns of with the next one, or with the outcome: nothing to tell anyone
 # yet (a pickup, a scan), or the end of the delivery, which the order learns of as the result.
 ROUTINE = ("picked_up", "scanned")
@@ -74,14 +74,7 @@ class DeliveryWorkflow:
             await workflow.wait_condition(workflow.all_handlers_finished)
         except asyncio.CancelledError:
             # The order was cancelled: the booking goes too, then the cancellation stands.
-            await asyncio.shield(
-                workflow.execute_local_activity_method(
-                    CarrierActivities.cancel_shipment,
-                    self.booking_key,
-                    start_to_close_timeout=ACTIVITY_TIMEOUT,
-                    local_retry_threshold=timedelta(seconds=2),
-                )
-            )
+            await asyncio.shield(local_call(CarrierActivities.cancel_shipment, self.booking_key))
             s.status = "cancelled"
             raise
         return DeliveryOutcome(
@@ -133,15 +126,13 @@ class DeliveryWorkflow:
     async def _silence(self) -> None:
         if not self.state.trace_opened:
             self.state.trace_opened = True
-            await workflow.execute_local_activity_method(
+            await local_call(
                 CarrierActivities.open_trace,
                 TraceRequest(
                     key=f"{workflow.info().workflow_id}.trace",
                     carrier=self.state.inp.carrier,
                     booking_key=self.booking_key,
                 ),
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                local_retry_threshold=timedelta(seconds=2),
             )
             self._report("trace_opened")
         else:

@@ -15,11 +15,10 @@ import asyncio
 import contextlib
 import hashlib
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
@@ -66,33 +65,14 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.order import ENGINE, OrderState
     from domain.stock import StockReserved
+    from workflows.calls import local_call
     from workflows.delivery import DeliveryWorkflow
     from workflows.search_attributes import BLOCKED_BY, CARRIER, ORDER_STATUS
 
-ACTIVITY_TIMEOUT = timedelta(seconds=30)
-RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=30)
-)
 # Seconds by which a far deadline's timer is armed early (see _deadline_loop).
 ARM_EARLY = 1.0
 # The UI's details stay short: the order view has everything.
 DETAIL_ITEMS = 10
-
-
-async def _local(method: Any, arg: Any, *, summary: str | None = None) -> Any:
-    """A call into another system as a local activity: one marker event in history instead of
-    three events and a workflow task of its own. Every call is idempotent (keyed by the order),
-    so a retry after a crash is safe. While a dependency is down, backoff moves onto a durable
-    timer after a few seconds, so the workflow task (and the answers to departments' updates)
-    is not held."""
-    return await workflow.execute_local_activity_method(
-        method,
-        arg,
-        start_to_close_timeout=ACTIVITY_TIMEOUT,
-        retry_policy=RETRY,
-        local_retry_threshold=timedelta(seconds=2),
-        summary=summary,
-    )
 
 
 class _Cancelled(Exception):
@@ -135,6 +115,9 @@ class OrderWorkflow:
     @workflow.run
     async def run(self, inp: PlaceOrderInput) -> OrderView:
         s = self.state
+        # The first workflow task always completes with a command, even when a query or a slow
+        # first call makes the worker complete it early (see workflows/calls.py).
+        self._index()
         self._tell_customer("placed", messages.order_placed(s))
         self._changed()
         publisher = asyncio.create_task(self._publish_loop())
@@ -186,7 +169,7 @@ class OrderWorkflow:
             await workflow.wait_condition(lambda: not self.mailing)
         self.busy = True
         try:
-            return await _local(method, arg, summary=summary)
+            return await local_call(method, arg, summary=summary)
         finally:
             self.busy = False
 
@@ -627,7 +610,7 @@ class OrderWorkflow:
             batch = [note for _, note in self.outbox]
             self.mailing = True
             try:
-                await _local(
+                await local_call(
                     NotifyActivities.send_emails,
                     EmailBatch(notes=batch),
                     summary=f"{len(batch)} e-mail" + ("s" if len(batch) > 1 else ""),
@@ -648,14 +631,6 @@ class OrderWorkflow:
         self.version += 1
 
     async def _publish_loop(self) -> None:
-        # What the starter already indexed (the CLI sets OrderStatus at start) is not repeated.
-        started = workflow.info().typed_search_attributes
-        if started.get(ORDER_STATUS) is not None:
-            self.indexed = (
-                started.get(ORDER_STATUS) or "",
-                tuple(started.get(BLOCKED_BY) or ()),
-                started.get(CARRIER) or "",
-            )
         published = -1
         while True:
             # Not while a step's call runs: a run of steps is published once, when it stops.
@@ -667,20 +642,26 @@ class OrderWorkflow:
             if self.done:
                 return
 
+    def _index(self) -> None:
+        """Upsert the order's search attributes as they stand."""
+        s = self.state
+        blocked = s.blocked_by
+        carrier = s.deliveries[-1].carrier if s.deliveries else (s.input.carrier or "")
+        self.indexed = (s.status.value, tuple(blocked), carrier)
+        updates = [
+            ORDER_STATUS.value_set(s.status.value),
+            BLOCKED_BY.value_set(blocked) if blocked else BLOCKED_BY.value_unset(),
+        ]
+        if carrier:
+            updates.append(CARRIER.value_set(carrier))
+        workflow.upsert_search_attributes(updates)
+
     def _publish(self) -> None:
         s = self.state
         blocked = s.blocked_by
         carrier = s.deliveries[-1].carrier if s.deliveries else (s.input.carrier or "")
-        indexed = (s.status.value, tuple(blocked), carrier)
-        if indexed != self.indexed:  # each upsert is a history event: only on real change
-            self.indexed = indexed
-            updates = [
-                ORDER_STATUS.value_set(s.status.value),
-                BLOCKED_BY.value_set(blocked) if blocked else BLOCKED_BY.value_unset(),
-            ]
-            if indexed[2]:
-                updates.append(CARRIER.value_set(indexed[2]))
-            workflow.upsert_search_attributes(updates)
+        if (s.status.value, tuple(blocked), carrier) != self.indexed:
+            self._index()  # each upsert is a history event: only on real change
         step, due = rules.next_step(s)
         lines = [f"**{s.status.value.replace('_', ' ')}**: next, {step}"]
         if due:

@@ -1,0 +1,42 @@
+"""A real worker process for the crash tests: the engine's worker on the given task queue,
+whose stock reservation takes the given seconds before it runs. Prints READY once polling."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from activities.stock import ReserveRequest, StockActivities
+from orderflow.config import Settings
+from orderflow.worker import build_worker
+
+
+async def main(address: str, task_queue: str, data_dir: str, smtp_port: str, delay: str) -> None:
+    client = await Client.connect(address, data_converter=pydantic_data_converter)
+    settings = Settings(
+        data_dir=Path(data_dir),
+        smtp_host="127.0.0.1",
+        smtp_port=int(smtp_port),
+        task_queue=task_queue,
+        workflow_sandbox=True,
+    )
+    stock = StockActivities(client, task_queue)
+
+    @activity.defn(name="reserve_stock")
+    async def reserve_stock(req: ReserveRequest) -> Any:
+        await asyncio.sleep(float(delay))
+        return await stock.reserve_stock(req)
+
+    async with build_worker(client, settings, replace=[reserve_stock]):
+        print("READY", flush=True)
+        await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(*sys.argv[1:6]))

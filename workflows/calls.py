@@ -1,0 +1,43 @@
+"""How the workflows call other systems: as local activities, each attempt kept well inside a
+workflow task.
+
+A local activity still running when its workflow task has to complete (after 8 of the task's
+10 seconds, or when a query arrives with the first task) makes the worker complete the task
+with whatever commands it has and carry on in a new one. When that completion holds no
+command at all and the worker then dies, a new worker can group the next update with the
+earlier jobs differently from a later replay of the same history, and the replay hands one
+call's result to another (seen under `make chaos`; README, Reliability). So:
+
+- an attempt may take at most ``ATTEMPT_TIMEOUT``, far under the 8 seconds;
+- every retry waits on a durable timer (a command) rather than a local sleep;
+- the order's first workflow task issues a command before its first call (see OrderWorkflow).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+ATTEMPT_TIMEOUT = timedelta(seconds=5)
+RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=30)
+)
+# Any backoff longer than this goes on a durable timer: in practice, every retry.
+TIMER_BACKOFF_FROM = timedelta(milliseconds=1)
+
+
+async def local_call(method: Any, arg: Any, *, summary: str | None = None) -> Any:
+    """One call as a local activity: one marker event in history instead of three events and a
+    workflow task of its own. Every call is idempotent (keyed by its workflow), so a retry after
+    a crash is safe."""
+    return await workflow.execute_local_activity_method(
+        method,
+        arg,
+        start_to_close_timeout=ATTEMPT_TIMEOUT,
+        retry_policy=RETRY,
+        local_retry_threshold=TIMER_BACKOFF_FROM,
+        summary=summary,
+    )
