@@ -113,6 +113,35 @@ async def call(awaitable: Awaitable[T], *, what: str, address: str = "") -> T:
         raise
 
 
+def not_ready(err: BaseException) -> bool:
+    """The server could not hand the update to the workflow because the workflow task carrying
+    it failed; the update was not applied (``WorkflowNotReadyFailure``)."""
+    return (
+        isinstance(err, RPCError)
+        and err.status == RPCStatusCode.FAILED_PRECONDITION
+        and any("WorkflowNotReadyFailure" in d.type_url for d in err.grpc_status.details)
+    )
+
+
+# Times an update the workflow was not ready for is sent again, and the pause before each.
+NOT_READY_RETRIES = (0.2, 0.5, 1.0)
+
+
+async def send_update(
+    handle: WorkflowHandle[Any, Any], update: Any, arg: Any, *, what: str, address: str = ""
+) -> Any:
+    """Send an update. One that the workflow was not ready for (its task failed for a moment,
+    as when a query and an update meet in a new workflow's first task) was not applied, so it
+    is sent again a few times before the error is reported."""
+    for pause in (*NOT_READY_RETRIES, None):
+        try:
+            return await call(handle.execute_update(update, arg), what=what, address=address)
+        except RPCError as err:
+            if pause is None or not not_ready(err):
+                raise
+            await asyncio.sleep(pause)
+
+
 class Orderflow:
     """The application: a Temporal client, the registry and the settings."""
 
@@ -301,10 +330,8 @@ class Orderflow:
         """Send an update straight to the order; only when it finds no running order do we
         look closer, to say whether the order is unknown or already finished."""
         try:
-            return await call(
-                self._order(order_id).execute_update(update, arg),
-                what=f"order {order_id}",
-                address=self.address,
+            return await send_update(
+                self._order(order_id), update, arg, what=f"order {order_id}", address=self.address
             )
         except NotFound:
             view = await self.view(order_id)  # raises "no order" when there is none
@@ -509,10 +536,8 @@ class Orderflow:
     ) -> Any:
         handle = await self._delivery(order_id, delivery)
         try:
-            return await call(
-                handle.execute_update(update, arg),
-                what=f"delivery of order {order_id}",
-                address=self.address,
+            return await send_update(
+                handle, update, arg, what=f"delivery of order {order_id}", address=self.address
             )
         except NotFound:  # closed between our look and the update
             raise WrongState(
