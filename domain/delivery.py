@@ -57,6 +57,8 @@ class DeliveryState(Model):
     attempts: list[Attempt] = Field(default_factory=list)
     last_movement_at: datetime
     trace_opened: bool = False
+    # The order has been told that the delivery window passed without a delivery.
+    window_missed: bool = False
     results: dict[str, CarrierEventRecorded] = Field(default_factory=dict)
 
     @property
@@ -164,10 +166,28 @@ def check_redirect(state: DeliveryState, cmd: Redirect) -> None:
         raise WrongState(f"delivery {state.inp.delivery_id} is already {state.status}")
 
 
-def next_deadline(state: DeliveryState) -> datetime | None:
+def silence_deadline(state: DeliveryState) -> datetime | None:
+    """When the carrier's silence opens a trace, or once one is open, makes the parcel lost."""
     if state.terminal or state.status == "booking":
         return None
     policy = state.inp.policy
     if not state.trace_opened:
         return state.last_movement_at + policy.scan_sla
     return state.last_movement_at + policy.lost_after
+
+
+def window_deadline(state: DeliveryState) -> datetime | None:
+    """The end of the delivery window, the order's promise to the customer, until the order
+    has been told it passed. The delivery keeps this timer while it runs, so the order keeps
+    none of its own for it."""
+    if state.terminal or state.status == "booking" or state.window_missed:
+        return None
+    return state.window_end
+
+
+def next_deadline(state: DeliveryState) -> datetime | None:
+    """The soonest of the delivery's deadlines: its one timer waits for it."""
+    return min(
+        (d for d in (silence_deadline(state), window_deadline(state)) if d is not None),
+        default=None,
+    )

@@ -465,6 +465,7 @@ class DeliveryReport(Model):
         "rescheduled",
         "redirected",
         "trace_opened",
+        "window_missed",
         "delivered",
         "lost",
         "returned",

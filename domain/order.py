@@ -71,6 +71,8 @@ class OrderState(Model):
     cancel: CancelOrder | None = None
     compensations: list[str] = Field(default_factory=list)
     emails_sent: int = 0
+    # A delivery workflow runs for the order and watches its window.
+    delivery_running: bool = False
 
     # -- lookups -------------------------------------------------------------------------
 
@@ -389,7 +391,10 @@ def _pending(state: OrderState) -> Iterator[tuple[datetime, DeadlineKind, str]]:
             if h.active:
                 yield h.sla_due_at, "hold_sla", h.hold_id
     for p in state.promises:
-        if p.status == PromiseStatus.OPEN:
+        # While a delivery runs, it keeps the timer for its window and reports when it passed.
+        if p.status == PromiseStatus.OPEN and not (
+            p.kind == "delivery_window" and state.delivery_running
+        ):
             yield p.due_at, "promise_due", p.promise_id
     res = state.reservation
     if (

@@ -10,12 +10,15 @@ call's result to another (seen under `make chaos`; README, Reliability). So:
 
 - an attempt may take at most ``ATTEMPT_TIMEOUT``, far under the 8 seconds;
 - every retry waits on a durable timer (a command) rather than a local sleep;
-- the order's first workflow task issues a command before its first call (see OrderWorkflow).
+- a workflow task that has issued no command yet issues one before its first call
+  (``TaskGuard``): the order indexes its search attributes, which it does anyway whenever
+  they change.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -29,15 +32,38 @@ RETRY = RetryPolicy(
 TIMER_BACKOFF_FROM = timedelta(milliseconds=1)
 
 
-async def local_call(method: Any, arg: Any, *, summary: str | None = None) -> Any:
+class TaskGuard:
+    """Knows whether the current workflow task has issued a command, and issues one when a call
+    is about to start without. A workflow task's time (``workflow.now()``) is the same for every
+    activation of that task and moves on with the next, which tells the tasks apart; a call's
+    result is itself a command (its marker)."""
+
+    def __init__(self, command: Callable[[], None]) -> None:
+        self._command = command
+        self._at: datetime | None = None
+
+    def issued(self) -> None:
+        self._at = workflow.now()
+
+    def command_now(self) -> None:
+        if self._at != workflow.now():
+            self._command()
+            self.issued()
+
+
+async def local_call(method: Any, arg: Any, *, guard: TaskGuard, summary: str | None = None) -> Any:
     """One call as a local activity: one marker event in history instead of three events and a
     workflow task of its own. Every call is idempotent (keyed by its workflow), so a retry after
     a crash is safe."""
-    return await workflow.execute_local_activity_method(
-        method,
-        arg,
-        start_to_close_timeout=ATTEMPT_TIMEOUT,
-        retry_policy=RETRY,
-        local_retry_threshold=TIMER_BACKOFF_FROM,
-        summary=summary,
-    )
+    guard.command_now()
+    try:
+        return await workflow.execute_local_activity_method(
+            method,
+            arg,
+            start_to_close_timeout=ATTEMPT_TIMEOUT,
+            retry_policy=RETRY,
+            local_retry_threshold=TIMER_BACKOFF_FROM,
+            summary=summary,
+        )
+    finally:
+        guard.issued()

@@ -30,7 +30,8 @@ with workflow.unsafe.imports_passed_through():
         Redirect,
         Reschedule,
     )
-    from workflows.calls import local_call
+    from workflows.calls import TaskGuard, local_call
+    from workflows.search_attributes import CARRIER
 
 # Reports the order learns of with the next one, or with the outcome: nothing to tell anyone
 # yet (a pickup, a scan), or the end of the delivery, which the order learns of as the result.
@@ -57,6 +58,10 @@ class DeliveryWorkflow:
         self.version = 0
         self.checked = -1
         self.pending: list[DeliveryReport] = []
+        # The delivery's command before a call (workflows/calls.py): it indexes its carrier.
+        self.guard = TaskGuard(
+            lambda: workflow.upsert_search_attributes([CARRIER.value_set(inp.carrier)])
+        )
 
     @property
     def booking_key(self) -> str:
@@ -74,7 +79,9 @@ class DeliveryWorkflow:
             await workflow.wait_condition(workflow.all_handlers_finished)
         except asyncio.CancelledError:
             # The order was cancelled: the booking goes too, then the cancellation stands.
-            await asyncio.shield(local_call(CarrierActivities.cancel_shipment, self.booking_key))
+            await asyncio.shield(
+                local_call(CarrierActivities.cancel_shipment, self.booking_key, guard=self.guard)
+            )
             s.status = "cancelled"
             raise
         return DeliveryOutcome(
@@ -104,8 +111,13 @@ class DeliveryWorkflow:
                     timeout_summary="trace-or-lost",
                 )
             except TimeoutError:
-                due = rules.next_deadline(s)
-                if due is not None and due <= workflow.now():
+                now = workflow.now()
+                window = rules.window_deadline(s)
+                if window is not None and window <= now:
+                    s.window_missed = True
+                    self._report("window_missed")
+                silence = rules.silence_deadline(s)
+                if silence is not None and silence <= now:
                     await self._silence()
             if s.terminal:
                 return  # what is pending goes with the outcome
@@ -133,6 +145,7 @@ class DeliveryWorkflow:
                     carrier=self.state.inp.carrier,
                     booking_key=self.booking_key,
                 ),
+                guard=self.guard,
             )
             self._report("trace_opened")
         else:

@@ -52,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
         OrderView,
         PlaceHold,
         PlaceOrderInput,
+        Promise,
         PromiseKept,
         PromiseMade,
         PromiseStatus,
@@ -65,7 +66,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.order import ENGINE, OrderState
     from domain.stock import StockReserved
-    from workflows.calls import local_call
+    from workflows.calls import TaskGuard, local_call
     from workflows.delivery import DeliveryWorkflow
     from workflows.search_attributes import BLOCKED_BY, CARRIER, ORDER_STATUS
 
@@ -109,6 +110,8 @@ class OrderWorkflow:
         # A step's call is running (busy) or the outbox is sending (mailing): never both.
         self.busy = False
         self.mailing = False
+        # The order's command before a call in a task that has none yet (workflows/calls.py).
+        self.guard = TaskGuard(self._index)
 
     # ======================================================================== run
 
@@ -117,7 +120,7 @@ class OrderWorkflow:
         s = self.state
         # The first workflow task always completes with a command, even when a query or a slow
         # first call makes the worker complete it early (see workflows/calls.py).
-        self._index()
+        self.guard.command_now()
         self._tell_customer("placed", messages.order_placed(s))
         self._changed()
         publisher = asyncio.create_task(self._publish_loop())
@@ -169,7 +172,7 @@ class OrderWorkflow:
             await workflow.wait_condition(lambda: not self.mailing)
         self.busy = True
         try:
-            return await local_call(method, arg, summary=summary)
+            return await local_call(method, arg, summary=summary, guard=self.guard)
         finally:
             self.busy = False
 
@@ -334,6 +337,8 @@ class OrderWorkflow:
             window_end=window_end,
         )
         s.deliveries.append(summary)
+        # The delivery keeps the window's timer; the order keeps none for it meanwhile.
+        s.delivery_running = True
         for old in rules.open_promises(s, "delivery_window"):
             old.status = PromiseStatus.WITHDRAWN
             old.settled_at = now
@@ -404,6 +409,7 @@ class OrderWorkflow:
                 break
         outcome: DeliveryOutcome = self.child.result()
         self.child = None
+        s.delivery_running = False
         # What the delivery had not reported yet: routine movements, then how it ended.
         for report in outcome.reports:
             self._on_report(report)
@@ -446,6 +452,12 @@ class OrderWorkflow:
         if report.kind == "delivered":
             for p in rules.open_promises(s, "delivery_window"):
                 rules.keep_promise(s, p, now, by=ENGINE, note="delivered inside the window")
+        if report.kind == "window_missed":
+            # The delivery watched its window for the order: the promise is broken.
+            for p in rules.open_promises(s, "delivery_window"):
+                self._break(p)
+            self._changed()
+            return
         mail = None
         if report.kind not in ("picked_up", "scanned"):
             # Routine movements arrive with a later report: the customer already has the
@@ -471,6 +483,7 @@ class OrderWorkflow:
             done.append("carrier booking cancelled")
             if s.deliveries:
                 s.deliveries[-1].status = "cancelled"
+        s.delivery_running = False
         if s.payment == "authorized":
             await self._payment("void_payment", PaymentActivities.void_payment, "void")
             s.payment = "voided"
@@ -549,15 +562,7 @@ class OrderWorkflow:
             self._tell_customer("hold_escalated", messages.hold_escalated_customer(s, hold, dept))
             self._tell(dept.supervisor_email, messages.hold_escalated_supervisor(s, hold, dept))
         elif deadline.kind == "promise_due":
-            promise = s.promise(deadline.ref)
-            dept = s.department(promise.department)
-            promise.status = PromiseStatus.BROKEN
-            promise.settled_at = now
-            promise.settled_by = ENGINE
-            self._tell_customer(
-                "promise_broken", messages.promise_broken_customer(s, promise, dept)
-            )
-            self._tell(dept.supervisor_email, messages.promise_broken_supervisor(s, promise, dept))
+            self._break(s.promise(deadline.ref))
         elif deadline.kind == "pickup_expiry":
             assert s.reservation is not None
             s.reservation.expires_at = None
@@ -569,6 +574,16 @@ class OrderWorkflow:
                     customer_message="You did not collect the order within the pickup window.",
                 )
         self._changed()
+
+    def _break(self, promise: Promise) -> None:
+        """A promise's due time passed unkept: the customer hears first, then the supervisor."""
+        s = self.state
+        dept = s.department(promise.department)
+        promise.status = PromiseStatus.BROKEN
+        promise.settled_at = workflow.now()
+        promise.settled_by = ENGINE
+        self._tell_customer("promise_broken", messages.promise_broken_customer(s, promise, dept))
+        self._tell(dept.supervisor_email, messages.promise_broken_supervisor(s, promise, dept))
 
     # ======================================================================== notifications
 
@@ -613,6 +628,7 @@ class OrderWorkflow:
                 await local_call(
                     NotifyActivities.send_emails,
                     EmailBatch(notes=batch),
+                    guard=self.guard,
                     summary=f"{len(batch)} e-mail" + ("s" if len(batch) > 1 else ""),
                 )
             finally:

@@ -167,3 +167,42 @@ async def test_same_reference_is_one_promise_and_engine_promises_are_the_engines
         await stack.app.keep_promise(
             view.order_id, KeepPromise(promise_id=engine_promise, actor="jo")
         )
+
+
+async def test_a_missed_delivery_window_is_a_broken_promise_the_customer_hears_of_first(
+    stack: Stack,
+) -> None:
+    # The delivery keeps the window's timer while it runs; the order arms none of its own.
+    from tests.conftest import FAST
+
+    policy = FAST.model_copy(update={"delivery_window": timedelta(seconds=2)})
+    view, _ = await stack.app.place_order(stack.order(policy=policy))
+    oid = view.order_id
+    await stack.until(oid, lambda v: bool(v.deliveries) and v.deliveries[-1].status == "booked")
+    view = await stack.until(
+        oid, lambda v: [p.status for p in v.promises] == ["broken"], timeout=15
+    )
+    assert view.promises[0].kind == "delivery_window"
+    customer = await stack.mail_until(
+        oid, lambda m: any("did not keep our promise" in x.subject for x in m), to="maria.lopez"
+    )
+    supervisor = await stack.mail_until(
+        oid, lambda m: any(x.subject.startswith("BROKEN PROMISE") for x in m), to="orderflow.local"
+    )
+    told_customer = next(m for m in customer if "did not keep our promise" in m.subject)
+    told_supervisor = next(m for m in supervisor if m.subject.startswith("BROKEN PROMISE"))
+    assert told_customer.message_id != told_supervisor.message_id
+    order = [m.message_id for m in stack.mail(oid)]
+    assert order.index(told_customer.message_id) < order.index(told_supervisor.message_id)
+    # The parcel still arrives: the order completes, the promise stays broken.
+    await stack.app.carrier_event(oid, CarrierEvent(event="picked-up"))
+    await stack.app.carrier_event(oid, CarrierEvent(event="delivered"))
+    view = await stack.until(oid, lambda v: v.status == "completed")
+    assert [p.status for p in view.promises] == ["broken"]
+    events = [
+        e.event_type
+        async for e in stack.client.get_workflow_handle(
+            order_workflow_id(oid)
+        ).fetch_history_events()
+    ]
+    assert EventType.EVENT_TYPE_TIMER_STARTED not in events
