@@ -2,7 +2,7 @@
 workflow task.
 
 A local activity still running when its workflow task has to complete (after 8 of the task's
-10 seconds, or when a query arrives with the first task) makes the worker complete the task
+10 seconds, or when a query arrives with the task) makes the worker complete the task
 with whatever commands it has and carry on in a new one. When that completion holds no
 command at all and the worker then dies, a new worker can group the next update with the
 earlier jobs differently from a later replay of the same history, and the replay hands one
