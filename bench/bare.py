@@ -155,21 +155,17 @@ class BareOrder:
             else:
                 await workflow.execute_activity(fn, arg, start_to_close_timeout=timeout)
 
-        if spec.child:
-            delivery = None
-            for text in spec.before:
-                if text.endswith(":notify") and delivery is None:
-                    delivery = await workflow.start_child_workflow(
-                        BareDelivery.run, spec.updates, id=delivery_id(spec.order_id)
-                    )
-                await op(text)
-            assert delivery is not None
-            await delivery
-        else:
-            for text in spec.before:
-                await op(text)
+        delivery = None
+        for text in spec.before:
+            if spec.child and delivery is None and text.endswith(":notify"):
+                delivery = await workflow.start_child_workflow(
+                    BareDelivery.run, spec.updates, id=delivery_id(spec.order_id)
+                )
+            await op(text)
+        if delivery is not None:
+            await delivery  # the child took the carrier's updates
         for n in range(spec.updates):
-            if not spec.child:
+            if delivery is None:
                 await workflow.wait_condition(lambda n=n: self.updates > n)
             for text in spec.per_update:
                 await op(text)

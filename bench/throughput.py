@@ -276,6 +276,16 @@ async def run_bare(
 # ============================================================================ histories
 
 
+def local_activity_type(e: Any) -> str:
+    """The activity type a local activity's marker event records; "" for any other event."""
+    if e.event_type != EventType.EVENT_TYPE_MARKER_RECORDED:
+        return ""
+    attrs = e.marker_recorded_event_attributes
+    if attrs.marker_name != "core_local_activity":
+        return ""
+    return str(json.loads(attrs.details["data"].payloads[0].data).get("activity_type", "?"))
+
+
 async def history_counts(client: Client, workflow_id: str, run_id: str | None = None) -> Any:
     """Events by type, and calls by "act:TYPE" (activities) or "local:TYPE" (local activities)."""
     counts: collections.Counter[str] = collections.Counter()
@@ -284,11 +294,8 @@ async def history_counts(client: Client, workflow_id: str, run_id: str | None = 
         counts[EventType.Name(e.event_type)] += 1
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             calls["act:" + e.activity_task_scheduled_event_attributes.activity_type.name] += 1
-        elif e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
-            attrs = e.marker_recorded_event_attributes
-            if attrs.marker_name == "core_local_activity":
-                data = json.loads(attrs.details["data"].payloads[0].data)
-                calls["local:" + data.get("activity_type", "?")] += 1
+        elif la := local_activity_type(e):
+            calls["local:" + la] += 1
     return counts, calls
 
 
@@ -300,11 +307,8 @@ async def print_history(client: Client, workflow_id: str) -> None:
     async for e in client.get_workflow_handle(workflow_id).fetch_history_events():
         at = e.event_time.ToDatetime()
         t0 = t0 or at
-        about = ""
-        if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
-            data = e.marker_recorded_event_attributes.details["data"].payloads[0].data
-            about = json.loads(data).get("activity_type", "")
-        elif e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+        about = local_activity_type(e)
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
             about = (
                 e.workflow_execution_update_accepted_event_attributes.accepted_request.input.name
             )

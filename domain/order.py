@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from domain.delivery import TERMINAL
 from domain.errors import InvalidInput, NotAllowed, UnknownReference, WrongState
 from domain.models import (
     CancelOrder,
@@ -71,10 +72,13 @@ class OrderState(Model):
     cancel: CancelOrder | None = None
     compensations: list[str] = Field(default_factory=list)
     emails_sent: int = 0
-    # A delivery workflow runs for the order and watches its window.
-    delivery_running: bool = False
 
     # -- lookups -------------------------------------------------------------------------
+
+    @property
+    def delivery_running(self) -> bool:
+        """A delivery workflow runs for the order (and watches its window)."""
+        return bool(self.deliveries) and self.deliveries[-1].status not in TERMINAL
 
     @property
     def order_id(self) -> str:

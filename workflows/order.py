@@ -336,9 +336,8 @@ class OrderWorkflow:
             window_start=now,
             window_end=window_end,
         )
+        # From here the delivery keeps the window's timer; the order keeps none for it.
         s.deliveries.append(summary)
-        # The delivery keeps the window's timer; the order keeps none for it meanwhile.
-        s.delivery_running = True
         for old in rules.open_promises(s, "delivery_window"):
             old.status = PromiseStatus.WITHDRAWN
             old.settled_at = now
@@ -409,7 +408,6 @@ class OrderWorkflow:
                 break
         outcome: DeliveryOutcome = self.child.result()
         self.child = None
-        s.delivery_running = False
         # What the delivery had not reported yet: routine movements, then how it ended.
         for report in outcome.reports:
             self._on_report(report)
@@ -483,7 +481,6 @@ class OrderWorkflow:
             done.append("carrier booking cancelled")
             if s.deliveries:
                 s.deliveries[-1].status = "cancelled"
-        s.delivery_running = False
         if s.payment == "authorized":
             await self._payment("void_payment", PaymentActivities.void_payment, "void")
             s.payment = "voided"
@@ -658,15 +655,18 @@ class OrderWorkflow:
             if self.done:
                 return
 
+    def _index_values(self) -> tuple[str, tuple[str, ...], str]:
+        """What the order's search attributes say: status, blocking departments, carrier."""
+        s = self.state
+        carrier = s.deliveries[-1].carrier if s.deliveries else (s.input.carrier or "")
+        return s.status.value, tuple(s.blocked_by), carrier
+
     def _index(self) -> None:
         """Upsert the order's search attributes as they stand."""
-        s = self.state
-        blocked = s.blocked_by
-        carrier = s.deliveries[-1].carrier if s.deliveries else (s.input.carrier or "")
-        self.indexed = (s.status.value, tuple(blocked), carrier)
+        status, blocked, carrier = self.indexed = self._index_values()
         updates = [
-            ORDER_STATUS.value_set(s.status.value),
-            BLOCKED_BY.value_set(blocked) if blocked else BLOCKED_BY.value_unset(),
+            ORDER_STATUS.value_set(status),
+            BLOCKED_BY.value_set(list(blocked)) if blocked else BLOCKED_BY.value_unset(),
         ]
         if carrier:
             updates.append(CARRIER.value_set(carrier))
@@ -674,9 +674,7 @@ class OrderWorkflow:
 
     def _publish(self) -> None:
         s = self.state
-        blocked = s.blocked_by
-        carrier = s.deliveries[-1].carrier if s.deliveries else (s.input.carrier or "")
-        if (s.status.value, tuple(blocked), carrier) != self.indexed:
+        if self._index_values() != self.indexed:
             self._index()  # each upsert is a history event: only on real change
         step, due = rules.next_step(s)
         lines = [f"**{s.status.value.replace('_', ' ')}**: next, {step}"]
