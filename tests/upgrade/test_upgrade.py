@@ -74,7 +74,7 @@ def base_tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         subprocess.run([*git, "worktree", "remove", "--force", str(where)], check=False)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 async def server() -> AsyncIterator[WorkflowEnvironment]:
     """A server of its own: stock records are shared by every worker of a namespace."""
     env = await WorkflowEnvironment.start_local(
@@ -272,9 +272,34 @@ def save_waiting_histories(found: list[Any], orders: dict[str, str]) -> None:
         )
 
 
+def set_current_version(address: str, build_id: str) -> None:
+    """What an operator runs once today's workers poll: route every workflow to them."""
+    subprocess.run(
+        [
+            str(temporal_binary()),
+            "worker",
+            "deployment",
+            "set-current-version",
+            "--address",
+            address,
+            "--deployment-name",
+            "orderflow",
+            "--build-id",
+            build_id,
+            "--yes",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+
+
+@pytest.mark.parametrize("rollout", ["unversioned", "deployment"])
 async def test_orders_open_on_the_base_version_finish_on_todays_worker(
-    base_tree: Path, server: WorkflowEnvironment, tmp_path: Path
+    base_tree: Path, server: WorkflowEnvironment, tmp_path: Path, rollout: str
 ) -> None:
+    """``unversioned``: today's worker replaces the old one on the task queue. ``deployment``:
+    today's worker joins a Worker Deployment as a version, made current once it polls."""
     sink = SmtpSink(tmp_path / "maildir", port=free_port())
     sink.start()
     task_queue = f"upgrade-{os.getpid()}"
@@ -325,9 +350,13 @@ async def test_orders_open_on_the_base_version_finish_on_todays_worker(
 
         # 2. The operator stops it and starts today's worker on the same queue and data.
         old.stop()
-        new = WorkerProcess(PROJECT_ROOT, env, tmp_path / "new-worker.log")
+        build_id = f"today-{os.getpid()}"
+        new_env = env if rollout == "unversioned" else {**env, "ORDERFLOW_BUILD_ID": build_id}
+        new = WorkerProcess(PROJECT_ROOT, new_env, tmp_path / "new-worker.log")
         workers.append(new)
         assert new.code_path().startswith(str(PROJECT_ROOT))
+        if rollout == "deployment":
+            set_current_version(address, build_id)
 
         # 3. Today's client drives every order to its end.
         settings = Settings(
@@ -343,6 +372,14 @@ async def test_orders_open_on_the_base_version_finish_on_todays_worker(
         for order_id in orders:
             handle = client.get_workflow_handle(f"order-{order_id}", result_type=OrderView)
             results[order_id] = await asyncio.wait_for(handle.result(), timeout=60)
+
+        if rollout == "deployment":
+            # The orders the old worker started finished on the version made current.
+            for order_id in orders:
+                info = (
+                    await client.get_workflow_handle(f"order-{order_id}").describe()
+                ).raw_description.workflow_execution_info.versioning_info
+                assert info.deployment_version.build_id == build_id, (order_id, info)
 
         # Every order ended as the base version promised, charged once.
         ledger = Ledger(settings.ledger_path)
@@ -364,7 +401,7 @@ async def test_orders_open_on_the_base_version_finish_on_todays_worker(
         # No workflow task failed, before or after the upgrade, in any workflow.
         found = await histories(client, task_queue)
         failed = [
-            wf.id
+            (wf.id, event.event_id, event.workflow_task_failed_event_attributes.failure.message)
             for wf, history in found
             for event in history.events
             if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
@@ -374,7 +411,7 @@ async def test_orders_open_on_the_base_version_finish_on_todays_worker(
         replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
         for wf, history in found:
             result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
-            assert result.replay_failure is None, (wf.id, result.replay_failure)
+            assert result.replay_failure is None, (wf.id, str(result.replay_failure)[:1500])
 
         # No e-mail went out twice: one message per position of each workflow's outbox, and
         # the inbox holds exactly what the sent-log recorded.

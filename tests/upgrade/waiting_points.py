@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 import uuid
@@ -348,8 +349,12 @@ async def main(address: str, task_queue: str, data_dir: str, smtp_port: str) -> 
         Orderflow(client, Registry(PROJECT_ROOT / "seeds"), settings), f"UP{uuid.uuid4().hex[:6]}"
     )
     await asyncio.gather(*(scenario(driver) for scenario in SCENARIOS))
-    print(json.dumps({"orders": driver.orders}))
+    print(json.dumps({"orders": driver.orders}), flush=True)
 
 
 if __name__ == "__main__":
     asyncio.run(main(*sys.argv[1:5]))
+    # Done: leave without tearing down the SDK's runtime threads at interpreter exit, which
+    # can abort the process after its work is complete.
+    sys.stderr.flush()
+    os._exit(0)
