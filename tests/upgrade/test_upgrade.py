@@ -33,7 +33,6 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Replayer
 
 from activities.billing import Ledger
 from domain.models import (
@@ -47,7 +46,6 @@ from orderflow.devserver import free_port, temporal_binary
 from orderflow.registry import Registry
 from orderflow.service import Orderflow
 from orderflow.smtp_sink import SmtpSink, read_inbox
-from orderflow.worker import WORKFLOWS
 from tests.conftest import HISTORIES, RECORD, save_history
 from workflows.search_attributes import ALL
 
@@ -407,12 +405,6 @@ async def test_orders_open_on_the_base_version_finish_on_todays_worker(
             if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
         ]
         assert failed == []
-        # And every history, the base version's part and today's, replays on today's code.
-        replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
-        for wf, history in found:
-            result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
-            assert result.replay_failure is None, (wf.id, str(result.replay_failure)[:1500])
-
         # No e-mail went out twice: one message per position of each workflow's outbox, and
         # the inbox holds exactly what the sent-log recorded.
         with contextlib.closing(sqlite3.connect(settings.sent_log_path)) as db:
