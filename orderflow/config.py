@@ -7,6 +7,7 @@ TOML config file), so the same command talks to a dev server, a cluster or Tempo
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,8 @@ class Settings(BaseSettings):
     # version is made current; without one the worker is unversioned, as the dev stack runs.
     deployment_name: str = "orderflow"
     build_id: str | None = None
+    # How often the sweep looks for orders ended outside the engine (terminated, timed out).
+    sweep_every: timedelta = timedelta(seconds=30)
     # Serve the SDK's Prometheus metrics on this port (0.0.0.0:PORT) when set.
     metrics_port: int | None = None
     ui_url: str = "http://localhost:8233"

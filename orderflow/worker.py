@@ -10,7 +10,16 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
-from temporalio.client import Client
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+)
 from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.worker import (
     UnsandboxedWorkflowRunner,
@@ -22,16 +31,18 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.billing import Ledger, PaymentActivities
 from activities.carrier import CarrierActivities, SqliteCarrierGateway
+from activities.followup import FollowUpActivities, SweepRequest
 from activities.notify import Mailer, NotifyActivities, SentLog
 from activities.stock import StockActivities
 from orderflow.config import Settings
 from workflows.delivery import DeliveryWorkflow
+from workflows.followup import FollowUpWorkflow, SweepWorkflow
 from workflows.order import OrderWorkflow
 from workflows.stock import StockWorkflow
 
 log = structlog.get_logger("orderflow.worker")
 
-WORKFLOWS = [OrderWorkflow, StockWorkflow, DeliveryWorkflow]
+WORKFLOWS = [OrderWorkflow, StockWorkflow, DeliveryWorkflow, FollowUpWorkflow, SweepWorkflow]
 
 
 def workflow_runner(settings: Settings) -> WorkflowRunner:
@@ -48,6 +59,7 @@ def activities_for(client: Client, settings: Settings) -> list[object]:
     payments = PaymentActivities(Ledger(settings.ledger_path))
     carrier = CarrierActivities(SqliteCarrierGateway(settings.carrier_path))
     stock = StockActivities(client, settings.task_queue)
+    followup = FollowUpActivities(client)
     return [
         notify.send_emails,
         payments.authorize_payment,
@@ -59,6 +71,8 @@ def activities_for(client: Client, settings: Settings) -> list[object]:
         carrier.open_trace,
         stock.reserve_stock,
         stock.release_stock,
+        followup.start_followups,
+        followup.read_ended_order,
     ]
 
 
@@ -100,6 +114,33 @@ def build_worker(client: Client, settings: Settings, *, replace: Sequence[Any] =
     )
 
 
+def sweep_schedule_id(task_queue: str) -> str:
+    return f"orderflow-sweep-{task_queue}"
+
+
+async def ensure_sweep_schedule(client: Client, settings: Settings) -> None:
+    """The schedule that notices orders ended outside the engine (workflows/followup.py).
+    Created once per task queue; a worker that finds it there leaves it as it is."""
+    schedule_id = sweep_schedule_id(settings.task_queue)
+    try:
+        await client.create_schedule(
+            schedule_id,
+            Schedule(
+                action=ScheduleActionStartWorkflow(
+                    SweepWorkflow.run,
+                    SweepRequest(task_queue=settings.task_queue),
+                    id=schedule_id,
+                    task_queue=settings.task_queue,
+                ),
+                spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=settings.sweep_every)]),
+                policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+            ),
+        )
+        log.info("sweep_schedule_created", schedule_id=schedule_id, every=str(settings.sweep_every))
+    except ScheduleAlreadyRunningError:
+        pass
+
+
 async def run_worker(client: Client, settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Run until ``stop`` is set or SIGTERM/SIGINT arrives, then shut down gracefully."""
     stop = stop or asyncio.Event()
@@ -108,6 +149,7 @@ async def run_worker(client: Client, settings: Settings, stop: asyncio.Event | N
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
             loop.add_signal_handler(sig, stop.set)
     worker = build_worker(client, settings)
+    await ensure_sweep_schedule(client, settings)
     log.info(
         "worker_started",
         task_queue=settings.task_queue,
