@@ -3,11 +3,12 @@ a real dev server with its SQLite file, the SMTP sink and the worker, all in one
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 import pytest
 
-from orderflow.devserver import free_port
+from orderflow.devserver import free_port, temporal_binary
 from tests.e2e.conftest import BIN, Cli
 
 
@@ -210,3 +211,46 @@ def test_server_down_is_one_line_naming_the_address_and_exit_3(cli: Cli) -> None
     assert proc.returncode == 3
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
     assert f"localhost:{dead}" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_an_order_terminated_outside_the_engine_is_explained_within_a_minute(cli: Cli) -> None:
+    cli.run(
+        "order",
+        "place",
+        "--customer",
+        "C-1003",
+        "--sku",
+        "ROUTER-F1",
+        "--location",
+        "store-downtown",
+        "--pickup",
+        "--order-id",
+        "E2E-TERM",
+    )
+    cli.until(("order", "show", "E2E-TERM"), lambda v: v["status"] == "ready_for_pickup")
+    address = cli.env["TEMPORAL_ADDRESS"]
+    subprocess.run(
+        [
+            str(temporal_binary()),
+            "workflow",
+            "terminate",
+            "--address",
+            address,
+            "-w",
+            "order-E2E-TERM",
+            "--reason",
+            "clean-up script run by mistake",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    mail = cli.until(
+        ("inbox", "--to", "priya.raman@example.com"),
+        lambda m: any("E2E-TERM has been stopped" in x["subject"] for x in m),
+        timeout=60,
+    )
+    stopped = next(m for m in mail if "has been stopped" in m["subject"])
+    assert "voided the payment authorization of 89.00" in stopped["body"]
+    stock = cli.json("stock", "show", "--location", "store-downtown", "--sku", "ROUTER-F1")
+    assert "E2E-TERM" not in json.dumps(stock)
