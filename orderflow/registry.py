@@ -5,7 +5,9 @@ A broken file is reported as one clear error naming the file, never a traceback.
 
 from __future__ import annotations
 
+import re
 import tomllib
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,22 +34,73 @@ def _load(path: Path, key: str) -> list[dict[str, Any]]:
     return items
 
 
-def _models(path: Path, key: str, model: type[M]) -> list[M]:
+# Where e-mail goes: an address with one @, a dot in its domain, nothing else.
+EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
+
+
+def _check_entry(item: dict[str, Any], model: type[BaseModel]) -> tuple[str, str] | None:
+    """What the model itself does not refuse: unknown keys (a typo would silently drop a
+    setting), malformed e-mail addresses, a department without reason codes."""
+    for key in item:
+        if key not in model.model_fields:
+            known = ", ".join(model.model_fields)
+            return key, f"unknown key (known: {known})"
+    for key, value in item.items():
+        if key.endswith("email") and value and not EMAIL.match(str(value)):
+            return key, f"'{value}' is not an e-mail address"
+    if "reason_codes" in model.model_fields:
+        codes = item.get("reason_codes")
+        if not isinstance(codes, dict) or not codes:
+            return "reason_codes", "a department needs at least one reason code"
+        for code, text in codes.items():
+            if not str(text).strip():
+                return f"reason_codes.{code}", "needs the words the customer reads"
+    return None
+
+
+def _models(
+    path: Path,
+    key: str,
+    model: type[M],
+    id_field: str,
+    prepare: Callable[[dict[str, Any]], None] = lambda item: None,
+) -> list[M]:
+    """The entries of one seed file, strictly: any problem is refused with the file, the entry
+    and the field, before the engine uses any of it."""
     out: list[M] = []
+    seen: set[str] = set()
     for n, item in enumerate(_load(path, key), start=1):
-        try:
-            out.append(model.model_validate(item))
-        except (ValidationError, InvalidInput) as err:
-            first = (
-                err.errors()[0]
-                if isinstance(err, ValidationError)
-                else {"msg": str(err), "loc": ()}
-            )
-            where = ".".join(str(p) for p in first["loc"])
-            raise InvalidInput(
-                f"seed file {path}, {key} #{n}: {where + ': ' if where else ''}{first['msg']}"
-            ) from None
+        name = f"{key} #{n}" + (
+            f" ({item[id_field]})" if isinstance(item.get(id_field), str) else ""
+        )
+        problem = _check_entry(item, model)
+        if problem is None:
+            try:
+                prepare(item)
+                entry = model.model_validate(item)
+            except ValidationError as err:
+                first = err.errors()[0]
+                problem = (".".join(str(p) for p in first["loc"]), first["msg"])
+            except InvalidInput as err:
+                problem = ("", str(err))
+        if problem is None:
+            ident = str(getattr(entry, id_field))
+            if ident in seen:
+                problem = (id_field, f"'{ident}' is defined twice; each must be unique")
+            seen.add(ident)
+        if problem is not None:
+            where, msg = problem
+            raise InvalidInput(f"seed file {path}, {name}: {where + ': ' if where else ''}{msg}")
+        out.append(entry)
     return out
+
+
+def _parse_hold_sla(item: dict[str, Any]) -> None:
+    if isinstance(item.get("hold_sla"), str):
+        try:
+            item["hold_sla"] = parse_duration(item["hold_sla"])
+        except InvalidInput as err:
+            raise InvalidInput(f"hold_sla: {err}") from None
 
 
 class Registry:
@@ -58,48 +111,28 @@ class Registry:
 
     @cached_property
     def skus(self) -> dict[str, Sku]:
-        return {s.sku: s for s in _models(self.dir / "catalog.toml", "sku", Sku)}
+        return {s.sku: s for s in _models(self.dir / "catalog.toml", "sku", Sku, "sku")}
 
     @cached_property
     def locations(self) -> dict[str, Location]:
-        return {
-            loc.location: loc for loc in _models(self.dir / "catalog.toml", "location", Location)
-        }
+        path = self.dir / "catalog.toml"
+        return {loc.location: loc for loc in _models(path, "location", Location, "location")}
 
     @cached_property
     def customers(self) -> dict[str, Customer]:
-        return {
-            c.customer_id: c for c in _models(self.dir / "customers.toml", "customer", Customer)
-        }
+        path = self.dir / "customers.toml"
+        return {c.customer_id: c for c in _models(path, "customer", Customer, "customer_id")}
 
     @cached_property
     def carriers(self) -> dict[str, Carrier]:
-        return {c.carrier_id: c for c in _models(self.dir / "carriers.toml", "carrier", Carrier)}
+        path = self.dir / "carriers.toml"
+        return {c.carrier_id: c for c in _models(path, "carrier", Carrier, "carrier_id")}
 
     @cached_property
     def departments(self) -> dict[str, Department]:
         path = self.dir / "departments.toml"
-        items = _load(path, "department")
-        for n, item in enumerate(items, start=1):
-            if isinstance(item.get("hold_sla"), str):
-                try:
-                    item["hold_sla"] = parse_duration(item["hold_sla"])
-                except InvalidInput as err:
-                    raise InvalidInput(
-                        f"seed file {path}, department #{n}: hold_sla: {err}"
-                    ) from None
-        out: dict[str, Department] = {}
-        for n, item in enumerate(items, start=1):
-            try:
-                dept = Department.model_validate(item)
-            except ValidationError as err:
-                first = err.errors()[0]
-                where = ".".join(str(p) for p in first["loc"])
-                raise InvalidInput(
-                    f"seed file {path}, department #{n}: {where}: {first['msg']}"
-                ) from None
-            out[dept.department] = dept
-        return out
+        depts = _models(path, "department", Department, "department", _parse_hold_sla)
+        return {d.department: d for d in depts}
 
     def validate_all(self) -> None:
         for name in ("skus", "locations", "customers", "carriers", "departments"):

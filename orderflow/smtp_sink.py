@@ -31,8 +31,10 @@ class InboxMessage(BaseModel):
 
 class MaildirHandler:
     def __init__(self, maildir: Path) -> None:
+        # Customers' mail: readable by the engine's own user only.
         for sub in ("tmp", "new", "cur"):
-            (maildir / sub).mkdir(parents=True, exist_ok=True)
+            (maildir / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
+        maildir.chmod(0o700)
         self.dir = maildir
         self.duplicates = 0
 
@@ -47,7 +49,9 @@ class MaildirHandler:
             self.duplicates += 1
             return "250 OK (duplicate Message-ID, stored once)"
         tmp = self.dir / "tmp" / name
-        tmp.write_bytes(raw)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(raw)
         os.replace(tmp, target)
         return "250 OK"
 

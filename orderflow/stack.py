@@ -26,7 +26,9 @@ async def run_stack(
     configure()
     Registry(settings.seeds_dir).validate_all()  # a broken seed file fails before anything starts
     data = settings.data_dir
-    data.mkdir(parents=True, exist_ok=True)
+    # The stack's state holds customers' data: its folder is the engine's user's alone.
+    data.mkdir(mode=0o700, parents=True, exist_ok=True)
+    data.chmod(0o700)
     server = DevServer(
         dev_server_command(db_file=data / "temporal.sqlite3", port=port, ui_port=ui_port),
         port=port,

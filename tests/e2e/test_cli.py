@@ -4,7 +4,9 @@ a real dev server with its SQLite file, the SMTP sink and the worker, all in one
 from __future__ import annotations
 
 import json
+import stat
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -254,3 +256,17 @@ def test_an_order_terminated_outside_the_engine_is_explained_within_a_minute(cli
     assert "voided the payment authorization of 89.00" in stopped["body"]
     stock = cli.json("stock", "show", "--location", "store-downtown", "--sku", "ROUTER-F1")
     assert "E2E-TERM" not in json.dumps(stock)
+
+
+def test_the_stacks_state_is_readable_by_its_owner_only(cli: Cli) -> None:
+    cli.run(
+        "order", "place", "--customer", "C-1004", "--sku", "CASE-X12", "--location", "store-mall"
+    )
+    data = Path(cli.env["ORDERFLOW_DATA_DIR"])
+    cli.until(("inbox", "--to", "tom.becker@example.com"), lambda m: bool(m))
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    for name in ("ledger.sqlite3", "sent.sqlite3", "carrier.sqlite3"):
+        assert stat.S_IMODE((data / name).stat().st_mode) == 0o600, name
+    maildir = data / "maildir"
+    assert stat.S_IMODE(maildir.stat().st_mode) == 0o700
+    assert {stat.S_IMODE(f.stat().st_mode) for f in (maildir / "new").iterdir()} == {0o600}
