@@ -666,3 +666,26 @@ def test_the_cli_runs_orderflow_commands() -> None:
     cli = services()["cli"]
     assert "entrypoint" not in cli, "`run --rm cli orderflow demo` would double the command"
     assert cli.get("profiles"), "the cli is a run-only service"
+
+
+# ================================================================================= exposure
+
+
+def test_published_ports_listen_on_localhost_unless_the_operator_says_otherwise() -> None:
+    published = []
+    for name, service in services().items():
+        for port in service.get("ports", []):
+            parts = resolve(port).split(":")
+            if len(parts) == 3:
+                published.append((name, parts[0]))
+            else:
+                published.append((name, "0.0.0.0" if len(parts) == 2 else "-"))
+    assert published, "no service publishes a port"
+    assert {host for _, host in published if host != "-"} == {"127.0.0.1"}, published
+
+
+def test_the_database_password_has_no_default() -> None:
+    text = COMPOSE_FILE.read_text()
+    uses = re.findall(r"\$\{POSTGRES_PASSWORD([^}]*)\}", text)
+    assert uses and all(u.startswith(":?") for u in uses), uses
+    assert "POSTGRES_PASSWORD" in DEPLOY_README.read_text()
