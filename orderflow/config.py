@@ -7,17 +7,20 @@ TOML config file), so the same command talks to a dev server, a cluster or Tempo
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from temporalio.envconfig import ClientConfig
 
 from domain.ids import DEFAULT_TASK_QUEUE
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Written by `orderflow dev` into its data dir: the address of the stack's Web UI.
+STACK_UI_FILE = "ui-url"
 DEFAULT_ADDRESS = "localhost:7233"
 
 
@@ -50,6 +53,15 @@ class Settings(BaseSettings):
     # Serve the SDK's Prometheus metrics on this port (0.0.0.0:PORT) when set.
     metrics_port: int | None = None
     ui_url: str = "http://localhost:8233"
+
+    @model_validator(mode="after")
+    def _stack_ui(self) -> Settings:
+        """Where ``orderflow dev`` put its Web UI, when no ``ORDERFLOW_UI_URL`` says otherwise:
+        links printed by the CLI then open the UI of the stack that serves this data dir."""
+        if "ui_url" not in self.model_fields_set:
+            with contextlib.suppress(OSError):
+                self.ui_url = (self.data_dir / STACK_UI_FILE).read_text().strip() or self.ui_url
+        return self
 
     @property
     def ledger_path(self) -> Path:

@@ -8,7 +8,7 @@ import signal
 
 import structlog
 
-from orderflow.config import Settings
+from orderflow.config import STACK_UI_FILE, Settings
 from orderflow.devserver import DevServer, dev_server_command
 from orderflow.logging import configure
 from orderflow.registry import Registry
@@ -29,6 +29,7 @@ async def run_stack(
     # The stack's state holds customers' data: its folder is the engine's user's alone.
     data.mkdir(mode=0o700, parents=True, exist_ok=True)
     data.chmod(0o700)
+    (data / STACK_UI_FILE).write_text(settings.ui_url + "\n")
     server = DevServer(
         dev_server_command(db_file=data / "temporal.sqlite3", port=port, ui_port=ui_port),
         port=port,

@@ -22,8 +22,9 @@ BIN = Path(sys.executable).parent / "orderflow"
 
 
 class Cli:
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], ui_port: int = 0) -> None:
         self.env = env
+        self.ui_port = ui_port
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
@@ -95,7 +96,7 @@ def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
             break
     assert ready, f"orderflow dev did not start (exit {stack.poll()})"
     try:
-        yield Cli(env)
+        yield Cli(env, ui_port)
     finally:
         stack.send_signal(signal.SIGINT)
         try:

@@ -270,3 +270,20 @@ def test_the_stacks_state_is_readable_by_its_owner_only(cli: Cli) -> None:
     maildir = data / "maildir"
     assert stat.S_IMODE(maildir.stat().st_mode) == 0o700
     assert {stat.S_IMODE(f.stat().st_mode) for f in (maildir / "new").iterdir()} == {0o600}
+
+
+def test_order_show_links_the_ui_of_the_stack_it_talks_to(cli: Cli) -> None:
+    cli.run(
+        "order",
+        "place",
+        "--customer",
+        "C-1002",
+        "--sku",
+        "CASE-X12",
+        "--location",
+        "store-mall",
+        "--order-id",
+        "E2E-LINK",
+    )
+    shown = cli.run("order", "show", "E2E-LINK").stdout
+    assert f"http://localhost:{cli.ui_port}/namespaces/default/workflows/order-E2E-LINK" in shown
