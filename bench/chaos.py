@@ -68,17 +68,13 @@ sys.path.insert(0, str(CODE))
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 
 from activities.billing import Ledger
+from domain.carrier import CarrierEvent
 from domain.errors import OrderflowError
+from domain.holds import PlaceHold, ReleaseHold
 from domain.ids import order_workflow_id
-from domain.models import (
-    CarrierEvent,
-    KeepPromise,
-    Location,
-    MakePromise,
-    OrderView,
-    PlaceHold,
-    ReleaseHold,
-)
+from domain.order import OrderView
+from domain.promises import KeepPromise, MakePromise
+from domain.registry import Location
 from orderflow.config import Settings
 from orderflow.devserver import DevServer, dev_server_command, free_port, port_open
 from orderflow.logging import configure

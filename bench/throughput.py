@@ -71,9 +71,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.carrier import Booking, BookShipment, CarrierActivities, SqliteCarrierGateway
+from activities.carrier import CarrierActivities, SqliteCarrierGateway
+from domain.carrier import Booking, BookShipment, CarrierEvent
 from domain.ids import delivery_workflow_id, order_workflow_id
-from domain.models import CarrierEvent, Location
+from domain.registry import Location
 from orderflow.config import PROJECT_ROOT, Settings
 from orderflow.devserver import SQLITE_PRAGMAS, free_port, temporal_binary
 from orderflow.logging import configure

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from domain.delivery import DeliveryReport
 from domain.durations import human_time
-from domain.models import DeliveryReport, Department, Hold, Promise
+from domain.holds import Hold
 from domain.order import OrderState, next_step
+from domain.promises import Promise
+from domain.registry import Department
 
 Mail = tuple[str, str]
 

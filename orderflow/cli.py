@@ -23,22 +23,14 @@ from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from domain.base import check_amount
+from domain.carrier import CarrierEvent, CarrierEventName
+from domain.delivery import Redirect, Reschedule
 from domain.durations import parse_duration, parse_time
 from domain.errors import InvalidInput, OrderflowError
-from domain.models import (
-    CancelOrder,
-    CarrierEvent,
-    DisputeHold,
-    KeepPromise,
-    MakePromise,
-    OrderView,
-    PlaceHold,
-    Redirect,
-    ReleaseHold,
-    Reschedule,
-    UpholdHold,
-)
-from domain.order import check_amount
+from domain.holds import DisputeHold, PlaceHold, ReleaseHold, UpholdHold
+from domain.order import CancelOrder, OrderView
+from domain.promises import KeepPromise, MakePromise, PromiseKind
 from orderflow.config import Settings
 from orderflow.registry import Registry
 from orderflow.service import Orderflow, money
@@ -620,7 +612,7 @@ def evidence_pairs(pairs: Sequence[str]) -> dict[str, str]:
 @carrier_app.command("event")
 def carrier_event(
     order: str,
-    event: str = typer.Argument(..., help="picked-up|scan|attempted|delivered|exception|lost"),
+    event: str = typer.Argument(..., help="|".join(CarrierEventName)),
     delivery: int | None = typer.Option(None, "--delivery"),
     evidence: list[str] = typer.Option(
         [], "--evidence", help="KEY=VALUE: photo, gps, time, location, reason, code"
@@ -631,12 +623,11 @@ def carrier_event(
     as_json: bool = JSON,
 ) -> None:
     """Record a carrier event on the order's delivery."""
-    names = ("picked-up", "scan", "attempted", "delivered", "exception", "lost")
-    if event not in names:
-        raise InvalidInput(f"unknown event '{event}'; use one of {', '.join(names)}")
+    if event not in CarrierEventName.__members__.values():
+        raise InvalidInput(f"unknown event '{event}'; use one of {', '.join(CarrierEventName)}")
     ev = evidence_pairs(evidence)
     cmd = CarrierEvent(
-        event=event,  # type: ignore[arg-type]
+        event=CarrierEventName(event),
         location=ev.pop("location", ""),
         reason=ev.pop("reason", ""),
         code=ev.pop("code", ""),
@@ -713,9 +704,7 @@ def carriers_scorecard(as_json: bool = JSON) -> None:
 @promise_app.command("make")
 def promise_make(
     order: str,
-    kind: str = typer.Option(
-        ..., "--kind", help="callback|stock_date|delivery_window|repair|refund|custom"
-    ),
+    kind: str = typer.Option(..., "--kind", help="|".join(PromiseKind)),
     due: str = typer.Option(..., "--due", help="ISO 8601 time, or a duration from now (2h)."),
     department: str = typer.Option(..., "--department"),
     text: str = typer.Option(..., "--text", help="The promise, as the customer heard it."),

@@ -29,48 +29,49 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from domain import messages
-from domain import order as order_rules
-from domain.delivery import TERMINAL, DeliveryState
+from domain.carrier import CarrierEvent, CarrierEventRecorded
+from domain.delivery import TERMINAL, DeliveryState, DeliveryUpdated, Redirect, Reschedule
 from domain.errors import InvalidInput, OrderflowError, UnknownReference, WrongState
-from domain.ids import delivery_workflow_id, order_workflow_id, stock_workflow_id
-from domain.models import (
-    CancelOrder,
-    CarrierEvent,
-    CarrierEventRecorded,
-    CollectOrder,
-    DeliveryUpdated,
+from domain.fulfilment import placed_view
+from domain.holds import (
     DisputeHold,
     HoldDisputed,
     HoldPlaced,
     HoldReleased,
     HoldUpheld,
-    KeepPromise,
-    MakePromise,
+    PlaceHold,
+    ReleaseHold,
+    UpholdHold,
+)
+from domain.ids import delivery_workflow_id, order_workflow_id, stock_workflow_id
+from domain.order import (
+    STAGE_WORDS,
+    CancelOrder,
+    CollectOrder,
     OrderCancelled,
     OrderLine,
     OrderStatus,
     OrderView,
-    PlaceHold,
     PlaceOrderInput,
-    Policy,
-    PromiseKept,
-    PromiseMade,
-    Redirect,
-    ReleaseHold,
-    Reschedule,
     TimelineEntry,
-    UpholdHold,
 )
-from domain.order import STAGE_WORDS, OrderState
-from domain.stock import AdjustStock, ReceiveStock, StockAdjusted, StockReceived, StockView
+from domain.promises import KeepPromise, MakePromise, PromiseKept, PromiseMade
+from domain.registry import Policy
+from domain.stock import (
+    AdjustStock,
+    ReceiveStock,
+    StockAdjusted,
+    StockInput,
+    StockReceived,
+    StockView,
+)
 from orderflow.config import Settings
 from orderflow.registry import Registry
 from orderflow.temporal import ServerUnreachable
 from workflows.delivery import DeliveryWorkflow
 from workflows.order import OrderWorkflow
 from workflows.search_attributes import CARRIER, CUSTOMER_ID, ORDER_STATUS
-from workflows.stock import StockInput, StockWorkflow
+from workflows.stock import StockWorkflow
 
 T = TypeVar("T")
 QUERY_TIMEOUT = timedelta(seconds=10)
@@ -262,7 +263,7 @@ class Orderflow:
         # The order as it stands when placed, without asking it: a query that reaches a new
         # order before its first workflow task starts rides on that task and makes the worker
         # close it early, with its first calls still running.
-        return _as_placed(inp), True
+        return placed_view(inp), True
 
     async def place_order_on_hold(self, inp: PlaceOrderInput, hold: PlaceHold) -> HoldPlaced:
         """Start the order with a hold already on it, atomically (update-with-start): for a
@@ -586,14 +587,6 @@ class Orderflow:
                 round(card["on_time"] / card["delivered"], 3) if card["delivered"] else None
             )
         return list(cards.values())
-
-
-def _as_placed(inp: PlaceOrderInput) -> OrderView:
-    """The view of an order just placed: what its workflow records first."""
-    state = OrderState(input=inp)
-    assert inp.placed_at is not None
-    state.told_customer(inp.placed_at, "placed", messages.summary(messages.order_placed(state)[1]))
-    return order_rules.view(state)
 
 
 def _card(carrier_id: str, name: str) -> dict[str, Any]:

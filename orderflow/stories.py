@@ -20,21 +20,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from domain.carrier import CarrierEvent
+from domain.delivery import Redirect, Reschedule
 from domain.durations import parse_duration
 from domain.errors import InvalidInput
-from domain.models import (
-    CarrierEvent,
-    DisputeHold,
-    KeepPromise,
-    MakePromise,
-    OrderView,
-    PlaceHold,
-    Policy,
-    Redirect,
-    ReleaseHold,
-    Reschedule,
-    UpholdHold,
-)
+from domain.holds import DisputeHold, PlaceHold, ReleaseHold, UpholdHold
+from domain.order import OrderView
+from domain.promises import KeepPromise, MakePromise
+from domain.registry import Policy
 from orderflow.service import Orderflow
 
 DEFAULT_SCALE = 21600.0  # one story day plays in four seconds
@@ -343,7 +336,7 @@ class Player:
             case "redirect":
                 await app.redirect(oid, Redirect(pickup_point=step.pickup_point))
             case "cancel":
-                from domain.models import CancelOrder
+                from domain.order import CancelOrder
 
                 await app.cancel(
                     oid,

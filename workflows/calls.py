@@ -51,15 +51,23 @@ class TaskGuard:
             self.issued()
 
 
-async def local_call(method: Any, arg: Any, *, guard: TaskGuard, summary: str | None = None) -> Any:
-    """One call as a local activity: one marker event in history instead of three events and a
-    workflow task of its own. Every call is idempotent (keyed by its workflow), so a retry after
-    a crash is safe."""
+async def local_call(
+    name: str,
+    arg: Any,
+    *,
+    guard: TaskGuard,
+    summary: str | None = None,
+    result_type: type | None = None,
+) -> Any:
+    """One call as a local activity, by its name in ``domain``: one marker event in history
+    instead of three events and a workflow task of its own. Every call is idempotent (keyed by
+    its workflow), so a retry after a crash is safe."""
     guard.command_now()
     try:
-        return await workflow.execute_local_activity_method(
-            method,
+        return await workflow.execute_local_activity(
+            str(name),
             arg,
+            result_type=result_type,
             start_to_close_timeout=ATTEMPT_TIMEOUT,
             retry_policy=RETRY,
             local_retry_threshold=TIMER_BACKOFF_FROM,

@@ -17,19 +17,25 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.carrier import CarrierActivities, TraceRequest, booking_key
     from domain import delivery as rules
-    from domain.delivery import DeliveryInput, DeliveryOutcome, DeliveryState
-    from domain.errors import OrderflowError
-    from domain.models import (
+    from domain.carrier import (
+        CarrierCall,
         CarrierEvent,
         CarrierEventRecorded,
+        TraceRequest,
+        booking_key,
+    )
+    from domain.delivery import (
+        DeliveryInput,
+        DeliveryOutcome,
         DeliveryReport,
         DeliveryReports,
+        DeliveryState,
         DeliveryUpdated,
         Redirect,
         Reschedule,
     )
+    from domain.errors import OrderflowError
     from workflows.calls import TaskGuard, local_call
     from workflows.search_attributes import CARRIER
 
@@ -79,9 +85,7 @@ class DeliveryWorkflow:
             await workflow.wait_condition(workflow.all_handlers_finished)
         except asyncio.CancelledError:
             # The order was cancelled: the booking goes too, then the cancellation stands.
-            await asyncio.shield(
-                local_call(CarrierActivities.cancel_shipment, self.booking_key, guard=self.guard)
-            )
+            await asyncio.shield(local_call(CarrierCall.CANCEL, self.booking_key, guard=self.guard))
             s.status = "cancelled"
             raise
         return DeliveryOutcome(
@@ -139,7 +143,7 @@ class DeliveryWorkflow:
         if not self.state.trace_opened:
             self.state.trace_opened = True
             await local_call(
-                CarrierActivities.open_trace,
+                CarrierCall.OPEN_TRACE,
                 TraceRequest(
                     key=f"{workflow.info().workflow_id}.trace",
                     carrier=self.state.inp.carrier,

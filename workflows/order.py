@@ -22,50 +22,62 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.billing import PaymentActivities, PaymentRequest
-    from activities.carrier import Booking, BookShipment, CarrierActivities, booking_key
-    from activities.notify import NotifyActivities
-    from activities.stock import ReleaseRequest, ReserveRequest, StockActivities
+    from domain import holds as hold_rules
     from domain import messages
     from domain import order as rules
-    from domain.delivery import DeliveryInput, DeliveryOutcome
-    from domain.errors import OrderflowError, WrongState
-    from domain.ids import delivery_workflow_id
-    from domain.models import (
-        CancelOrder,
-        CollectOrder,
+    from domain import promises as promise_rules
+    from domain.base import ENGINE
+    from domain.billing import PaymentCall, PaymentRequest
+    from domain.carrier import Booking, BookShipment, CarrierCall, booking_key
+    from domain.delivery import (
+        DeliveryInput,
+        DeliveryOutcome,
         DeliveryReport,
         DeliveryReports,
         DeliverySummary,
+    )
+    from domain.errors import OrderflowError, WrongState
+    from domain.holds import (
         DisputeHold,
-        EmailBatch,
         HoldDisputed,
         HoldPlaced,
         HoldReleased,
         HoldStatus,
         HoldUpheld,
-        KeepPromise,
-        MakePromise,
-        Notification,
+        PlaceHold,
+        ReleaseHold,
+        UpholdHold,
+    )
+    from domain.ids import delivery_workflow_id
+    from domain.notices import SEND_EMAILS, EmailBatch, Notification
+    from domain.order import (
+        CancelOrder,
+        CollectOrder,
         OrderCancelled,
+        OrderState,
         OrderStatus,
         OrderView,
-        PlaceHold,
         PlaceOrderInput,
+        TimelineEntry,
+    )
+    from domain.promises import (
+        KeepPromise,
+        MakePromise,
         Promise,
         PromiseKept,
         PromiseMade,
         PromiseStatus,
-        ReleaseHold,
+    )
+    from domain.stock import (
+        ReleaseRequest,
         Reservation,
+        ReserveRequest,
         StockAllocated,
+        StockCall,
+        StockReserved,
         StockWithdrawn,
-        TimelineEntry,
-        UpholdHold,
         WaitlistMoved,
     )
-    from domain.order import ENGINE, OrderState
-    from domain.stock import StockReserved
     from workflows.calls import TaskGuard, local_call
     from workflows.delivery import DeliveryWorkflow
     from workflows.search_attributes import BLOCKED_BY, CARRIER, ORDER_STATUS
@@ -132,7 +144,7 @@ class OrderWorkflow:
         except _Cancelled:
             await self._compensate()
         # An order stays open until every promise made on it is kept or reported broken.
-        await workflow.wait_condition(lambda: not rules.open_promises(s))
+        await workflow.wait_condition(lambda: not promise_rules.open_promises(s))
         await workflow.wait_condition(workflow.all_handlers_finished)
         self.done = True
         self._changed()
@@ -146,7 +158,7 @@ class OrderWorkflow:
             await self._reserve()
             if s.payment == "none":
                 await self._gate("authorize payment")
-                await self._payment("authorize_payment", PaymentActivities.authorize_payment, "a")
+                await self._payment("authorize_payment", PaymentCall.AUTHORIZE, "a")
                 s.payment = "authorized"
                 self._set_status(OrderStatus.PAYMENT_AUTHORIZED)
                 self._tell_customer("payment", messages.payment_authorized(s))
@@ -157,7 +169,7 @@ class OrderWorkflow:
             await self._deliver()
             break
         await self._gate("capture payment")
-        await self._payment("capture_payment", PaymentActivities.capture_payment, "c")
+        await self._payment("capture_payment", PaymentCall.CAPTURE, "c")
         s.payment = "captured"
         s.charged = s.total
         self._set_status(OrderStatus.COMPLETED)
@@ -165,14 +177,18 @@ class OrderWorkflow:
 
     # ------------------------------------------------------------------ steps
 
-    async def _effect(self, method: Any, arg: Any, *, summary: str | None = None) -> Any:
+    async def _effect(
+        self, method: str, arg: Any, *, summary: str | None = None, result_type: type | None = None
+    ) -> Any:
         """Run one step's call. The outbox waits while steps run back to back, so their e-mails
         go out together once the order waits for something."""
         if self.mailing:
             await workflow.wait_condition(lambda: not self.mailing)
         self.busy = True
         try:
-            return await local_call(method, arg, summary=summary, guard=self.guard)
+            return await local_call(
+                method, arg, summary=summary, guard=self.guard, result_type=result_type
+            )
         finally:
             self.busy = False
 
@@ -200,7 +216,7 @@ class OrderWorkflow:
         if s.reservation is None or s.reservation.status in ("released", "collected"):
             await self._gate("reserve stock")
             result: StockReserved = await self._effect(
-                StockActivities.reserve_stock,
+                StockCall.RESERVE,
                 ReserveRequest(
                     location=s.input.location,
                     sku=line.sku,
@@ -208,6 +224,7 @@ class OrderWorkflow:
                     qty=line.qty,
                     initial_on_hand=s.input.initial_stock.get(line.sku, 0),
                 ),
+                result_type=StockReserved,
             )
             # A stock signal may have arrived while the activity ran; it wins.
             if s.reservation is None or s.reservation.status in (
@@ -233,8 +250,8 @@ class OrderWorkflow:
         assert s.reservation is not None
         self._set_status(OrderStatus.WAITLISTED)
         s.step = "wait for stock"
-        if not rules.open_promises(s, "stock_date"):
-            promise = rules.make_promise(
+        if not promise_rules.open_promises(s, "stock_date"):
+            promise = promise_rules.make_promise(
                 s,
                 MakePromise(
                     kind="stock_date",
@@ -250,8 +267,10 @@ class OrderWorkflow:
             )
         self._changed()
         await self._wait(lambda: s.reservation is not None and s.reservation.status == "reserved")
-        for promise in rules.open_promises(s, "stock_date"):
-            rules.keep_promise(s, promise, workflow.now(), by=ENGINE, note="stock allocated")
+        for promise in promise_rules.open_promises(s, "stock_date"):
+            promise_rules.keep_promise(
+                s, promise, workflow.now(), by=ENGINE, note="stock allocated"
+            )
         self._set_status(OrderStatus.RESERVED)
         self._tell_customer("stock_allocated", messages.stock_allocated(s))
 
@@ -271,7 +290,7 @@ class OrderWorkflow:
         if res is None or res.status in ("released", "collected", "pending"):
             return
         await self._effect(
-            StockActivities.release_stock,
+            StockCall.RELEASE,
             ReleaseRequest(
                 location=res.location, sku=res.sku, order_id=s.order_id, collected=collected
             ),
@@ -338,11 +357,11 @@ class OrderWorkflow:
         )
         # From here the delivery keeps the window's timer; the order keeps none for it.
         s.deliveries.append(summary)
-        for old in rules.open_promises(s, "delivery_window"):
+        for old in promise_rules.open_promises(s, "delivery_window"):
             old.status = PromiseStatus.WITHDRAWN
             old.settled_at = now
             old.note = "replaced by a new delivery"
-        rules.make_promise(
+        promise_rules.make_promise(
             s,
             MakePromise(
                 kind="delivery_window",
@@ -377,7 +396,7 @@ class OrderWorkflow:
         finally:
             self.busy = False
         booking: Booking = await self._effect(
-            CarrierActivities.book_shipment,
+            CarrierCall.BOOK,
             BookShipment(
                 key=booking_key(summary.workflow_id),
                 order_id=s.order_id,
@@ -386,6 +405,7 @@ class OrderWorkflow:
                 destination=s.input.customer.address,
             ),
             summary=f"book delivery {n} with {carrier}",
+            result_type=Booking,
         )
         self._on_report(
             DeliveryReport(
@@ -434,7 +454,7 @@ class OrderWorkflow:
         if report.kind == "picked_up" and s.status == OrderStatus.SHIPPING:
             self._set_status(OrderStatus.IN_TRANSIT)
         if report.kind == "attempted":
-            from domain.models import Attempt
+            from domain.delivery import Attempt
 
             summary.attempts.append(
                 Attempt(
@@ -445,14 +465,14 @@ class OrderWorkflow:
                 )
             )
         if report.kind == "rescheduled" and report.window_end is not None:
-            for p in rules.open_promises(s, "delivery_window"):
+            for p in promise_rules.open_promises(s, "delivery_window"):
                 p.due_at = report.window_end
         if report.kind == "delivered":
-            for p in rules.open_promises(s, "delivery_window"):
-                rules.keep_promise(s, p, now, by=ENGINE, note="delivered inside the window")
+            for p in promise_rules.open_promises(s, "delivery_window"):
+                promise_rules.keep_promise(s, p, now, by=ENGINE, note="delivered inside the window")
         if report.kind == "window_missed":
             # The delivery watched its window for the order: the promise is broken.
-            for p in rules.open_promises(s, "delivery_window"):
+            for p in promise_rules.open_promises(s, "delivery_window"):
                 self._break(p)
             self._changed()
             return
@@ -482,11 +502,11 @@ class OrderWorkflow:
             if s.deliveries:
                 s.deliveries[-1].status = "cancelled"
         if s.payment == "authorized":
-            await self._payment("void_payment", PaymentActivities.void_payment, "void")
+            await self._payment("void_payment", PaymentCall.VOID, "void")
             s.payment = "voided"
             done.append("payment authorization voided")
         elif s.payment == "captured":
-            await self._payment("refund_payment", PaymentActivities.refund_payment, "refund")
+            await self._payment("refund_payment", PaymentCall.REFUND, "refund")
             s.payment = "refunded"
             s.refunded = s.charged
             done.append(f"refunded {s.charged:.2f}")
@@ -499,7 +519,7 @@ class OrderWorkflow:
             hold.released_at = now
             hold.released_by = f"{ENGINE} (order cancelled)"
             hold.resolution = "order cancelled"
-        for p in rules.open_promises(s):
+        for p in promise_rules.open_promises(s):
             if p.actor == ENGINE:
                 p.status = PromiseStatus.WITHDRAWN
                 p.settled_at = now
@@ -555,7 +575,7 @@ class OrderWorkflow:
         if deadline.kind == "hold_sla":
             hold = s.hold(deadline.ref)
             dept = s.department(hold.department)
-            rules.escalate_hold(s, hold, now)
+            hold_rules.escalate_hold(s, hold, now)
             self._tell_customer("hold_escalated", messages.hold_escalated_customer(s, hold, dept))
             self._tell(dept.supervisor_email, messages.hold_escalated_supervisor(s, hold, dept))
         elif deadline.kind == "promise_due":
@@ -623,7 +643,7 @@ class OrderWorkflow:
             self.mailing = True
             try:
                 await local_call(
-                    NotifyActivities.send_emails,
+                    SEND_EMAILS,
                     EmailBatch(notes=batch),
                     guard=self.guard,
                     summary=f"{len(batch)} e-mail" + ("s" if len(batch) > 1 else ""),
@@ -685,7 +705,7 @@ class OrderWorkflow:
                 f"- hold {h.hold_id} by **{h.department}** ({h.reason}), placed by {h.actor}, "
                 f"SLA {h.sla_due_at.isoformat(timespec='seconds')}, escalations {h.escalations}"
             )
-        promises = rules.open_promises(s)
+        promises = promise_rules.open_promises(s)
         for p in promises[:DETAIL_ITEMS]:
             lines.append(
                 f"- promise {p.promise_id} ({p.kind}) by {p.department}, due {p.due_at.isoformat(timespec='seconds')}"
@@ -699,7 +719,7 @@ class OrderWorkflow:
     @workflow.update
     def place_hold(self, cmd: PlaceHold) -> HoldPlaced:
         s = self.state
-        existing = rules.existing_hold(s, cmd)
+        existing = hold_rules.existing_hold(s, cmd)
         if existing is not None:
             return HoldPlaced(
                 hold_id=existing.hold_id,
@@ -707,11 +727,10 @@ class OrderWorkflow:
                 sla_due_at=existing.sla_due_at,
                 already_placed=True,
             )
-        hold = rules.place_hold(s, cmd, workflow.now())
+        hold = hold_rules.place_hold(s, cmd, workflow.now())
         dept = s.department(hold.department)
         self._tell_customer("hold_placed", messages.hold_placed_customer(s, hold, dept))
-        owner = rules.STEP_OWNER.get(hold.blocked_step, hold.department)
-        blocked_dept = next((d for d in s.input.departments if d.department == owner), dept)
+        blocked_dept = hold_rules.blocked_department(s, hold)
         self._tell(blocked_dept.notify_email, messages.hold_placed_department(s, hold, dept))
         self._changed()
         return HoldPlaced(
@@ -720,12 +739,12 @@ class OrderWorkflow:
 
     @place_hold.validator
     def validate_place_hold(self, cmd: PlaceHold) -> None:
-        _validate(lambda: rules.check_place_hold(self.state, cmd))
+        _validate(lambda: hold_rules.check_place_hold(self.state, cmd))
 
     @workflow.update
     def release_hold(self, cmd: ReleaseHold) -> HoldReleased:
         s = self.state
-        hold = rules.release_hold(s, cmd, workflow.now())
+        hold = hold_rules.release_hold(s, cmd, workflow.now())
         dept = s.department(hold.department)
         self._changed()
         self._tell_customer("hold_released", messages.hold_released_customer(s, hold, dept))
@@ -736,12 +755,12 @@ class OrderWorkflow:
 
     @release_hold.validator
     def validate_release_hold(self, cmd: ReleaseHold) -> None:
-        _validate(lambda: rules.check_release_hold(self.state, cmd))
+        _validate(lambda: hold_rules.check_release_hold(self.state, cmd))
 
     @workflow.update
     def dispute_hold(self, cmd: DisputeHold) -> HoldDisputed:
         s = self.state
-        hold = rules.dispute_hold(s, cmd, workflow.now())
+        hold = hold_rules.dispute_hold(s, cmd, workflow.now())
         dept = s.department(hold.department)
         self._tell_customer("hold_disputed", messages.hold_disputed_customer(s, hold, dept))
         mail = messages.hold_disputed_department(s, hold, dept)
@@ -752,12 +771,12 @@ class OrderWorkflow:
 
     @dispute_hold.validator
     def validate_dispute_hold(self, cmd: DisputeHold) -> None:
-        _validate(lambda: rules.check_dispute_hold(self.state, cmd))
+        _validate(lambda: hold_rules.check_dispute_hold(self.state, cmd))
 
     @workflow.update
     def uphold_hold(self, cmd: UpholdHold) -> HoldUpheld:
         s = self.state
-        hold = rules.uphold_hold(s, cmd, workflow.now())
+        hold = hold_rules.uphold_hold(s, cmd, workflow.now())
         dept = s.department(hold.department)
         self._tell_customer("hold_upheld", messages.hold_upheld_customer(s, hold, dept))
         self._changed()
@@ -765,7 +784,7 @@ class OrderWorkflow:
 
     @uphold_hold.validator
     def validate_uphold_hold(self, cmd: UpholdHold) -> None:
-        _validate(lambda: rules.check_uphold_hold(self.state, cmd))
+        _validate(lambda: hold_rules.check_uphold_hold(self.state, cmd))
 
     # ======================================================================== cancel
 
@@ -794,12 +813,12 @@ class OrderWorkflow:
     @workflow.update
     def make_promise(self, cmd: MakePromise) -> PromiseMade:
         s = self.state
-        existing = rules.existing_promise(s, cmd)
+        existing = promise_rules.existing_promise(s, cmd)
         if existing is not None:
             return PromiseMade(
                 promise_id=existing.promise_id, due_at=existing.due_at, already_made=True
             )
-        promise = rules.make_promise(s, cmd, workflow.now())
+        promise = promise_rules.make_promise(s, cmd, workflow.now())
         self._tell_customer(
             "promise_made", messages.promise_made(s, promise, s.department(promise.department))
         )
@@ -808,22 +827,22 @@ class OrderWorkflow:
 
     @make_promise.validator
     def validate_make_promise(self, cmd: MakePromise) -> None:
-        if rules.existing_promise(self.state, cmd) is None:
-            _validate(lambda: rules.check_make_promise(self.state, cmd, workflow.now()))
+        if promise_rules.existing_promise(self.state, cmd) is None:
+            _validate(lambda: promise_rules.check_make_promise(self.state, cmd, workflow.now()))
 
     @workflow.update
     def keep_promise(self, cmd: KeepPromise) -> PromiseKept:
         s = self.state
-        promise = rules.check_keep_promise(s, cmd)
+        promise = promise_rules.check_keep_promise(s, cmd)
         now = workflow.now()
-        rules.keep_promise(s, promise, now, by=cmd.actor, note=cmd.note)
+        promise_rules.keep_promise(s, promise, now, by=cmd.actor, note=cmd.note)
         s.log(now, "promise_kept", f"{promise.department} kept its promise: {promise.text}")
         self._changed()
         return PromiseKept(promise_id=promise.promise_id, kept_at=now)
 
     @keep_promise.validator
     def validate_keep_promise(self, cmd: KeepPromise) -> None:
-        _validate(lambda: rules.check_keep_promise(self.state, cmd))
+        _validate(lambda: promise_rules.check_keep_promise(self.state, cmd))
 
     # ======================================================================== store pickup
 

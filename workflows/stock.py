@@ -7,43 +7,36 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import Field
-
     from domain import stock as rules
+    from domain.base import Model
     from domain.errors import OrderflowError
     from domain.ids import order_workflow_id
-    from domain.models import Model, StockAllocated, StockWithdrawn, WaitlistMoved
     from domain.stock import (
+        RELEASE_UPDATE,
+        RESERVE_UPDATE,
+        STOCK_WORKFLOW,
         AdjustStock,
         ReceiveStock,
         ReleaseStock,
         ReserveStock,
         StockAdjusted,
+        StockAllocated,
+        StockInput,
         StockReceived,
         StockReleased,
         StockReserved,
         StockState,
         StockView,
+        StockWithdrawn,
+        WaitlistMoved,
     )
-
-
-class StockInput(Model):
-    location: str
-    sku: str
-    on_hand: int = 0
-    # Carried across continue-as-new; absent on the first run.
-    state: StockState | None = None
-    # Tests set a small number to force continue-as-new after that many changes.
-    # Hand over to a fresh run after this many changes: keeps history short and stays far
-    # below the server's limit of 2,000 updates per run.
-    continue_as_new_after: int = Field(default=1000, ge=1)
 
 
 def _refuse(err: OrderflowError) -> ApplicationError:
     return ApplicationError(str(err), type=err.type, non_retryable=True)
 
 
-@workflow.defn
+@workflow.defn(name=STOCK_WORKFLOW)
 class StockWorkflow:
     @workflow.init
     def __init__(self, inp: StockInput) -> None:
@@ -117,7 +110,7 @@ class StockWorkflow:
 
     # -- reserve ---------------------------------------------------------------------------
 
-    @workflow.update
+    @workflow.update(name=RESERVE_UPDATE)
     def reserve(self, cmd: ReserveStock) -> StockReserved:
         result = rules.reserve(self.state, cmd, workflow.now())
         self._changed()
@@ -132,7 +125,7 @@ class StockWorkflow:
 
     # -- release ---------------------------------------------------------------------------
 
-    @workflow.update
+    @workflow.update(name=RELEASE_UPDATE)
     async def release(self, cmd: ReleaseStock) -> StockReleased:
         before = self._positions()
         released, allocated = rules.release(self.state, cmd)

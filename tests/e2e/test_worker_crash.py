@@ -24,7 +24,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from activities.billing import Ledger
-from domain.models import PlaceHold, ReleaseHold
+from domain.holds import PlaceHold, ReleaseHold
 from orderflow.config import PROJECT_ROOT
 from orderflow.registry import Registry
 from orderflow.service import Orderflow
