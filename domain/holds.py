@@ -261,6 +261,22 @@ def uphold_hold(state: OrderState, cmd: UpholdHold, now: datetime) -> Hold:
     return hold
 
 
+def placed(hold: Hold, *, already: bool = False) -> HoldPlaced:
+    return HoldPlaced(
+        hold_id=hold.hold_id,
+        department=hold.department,
+        sla_due_at=hold.sla_due_at,
+        already_placed=already,
+    )
+
+
+def released(state: OrderState, hold: Hold) -> HoldReleased:
+    assert hold.released_at is not None
+    return HoldReleased(
+        hold_id=hold.hold_id, released_at=hold.released_at, blocked_by=state.blocked_by
+    )
+
+
 def hold_period(state: OrderState, hold: Hold) -> timedelta:
     if hold.status == HoldStatus.DISPUTED:
         return state.input.policy.dispute_sla

@@ -366,3 +366,37 @@ def view(state: OrderState) -> OrderView:
         cancelled_reason=state.cancel.reason if state.cancel else "",
         customer_emails=state.emails_sent,
     )
+
+
+# --------------------------------------------------------------------------- what the UI shows
+
+# The UI's details stay short: the order view has everything.
+DETAIL_ITEMS = 10
+
+
+def index_values(state: OrderState) -> tuple[str, tuple[str, ...], str]:
+    """What the order's search attributes say: status, blocking departments, carrier."""
+    carrier = state.deliveries[-1].carrier if state.deliveries else (state.input.carrier or "")
+    return state.status.value, tuple(state.blocked_by), carrier
+
+
+def details(state: OrderState) -> str:
+    """The Temporal UI's markdown for the order: where it stands, its holds and promises."""
+    step, due_at = next_step(state)
+    lines = [f"**{state.status.value.replace('_', ' ')}**: next, {step}"]
+    if due_at:
+        lines[0] += f" (due {due_at.isoformat(timespec='seconds')})"
+    for h in state.active_holds:
+        lines.append(
+            f"- hold {h.hold_id} by **{h.department}** ({h.reason}), placed by {h.actor}, "
+            f"SLA {h.sla_due_at.isoformat(timespec='seconds')}, escalations {h.escalations}"
+        )
+    promises = open_promises(state)
+    for p in promises[:DETAIL_ITEMS]:
+        lines.append(
+            f"- promise {p.promise_id} ({p.kind}) by {p.department}, "
+            f"due {p.due_at.isoformat(timespec='seconds')}"
+        )
+    if len(promises) > DETAIL_ITEMS:
+        lines.append(f"- and {len(promises) - DETAIL_ITEMS} more open promises")
+    return "\n".join(lines)
