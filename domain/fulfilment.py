@@ -7,11 +7,10 @@ made here, so it can be tested without Temporal.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from domain import messages
+from domain import messages, notices, promises
 from domain.base import ENGINE
 from domain.billing import PaymentCall, PaymentRequest, PaymentState
 from domain.carrier import Booking, BookShipment, booking_key
@@ -24,9 +23,19 @@ from domain.delivery import (
     DeliverySummary,
     ReportKind,
 )
-from domain.holds import release_all_on_cancel
+from domain.holds import escalate_hold, release_all_on_cancel
 from domain.ids import delivery_workflow_id
-from domain.order import CancelOrder, OrderState, OrderStatus, OrderView, PlaceOrderInput, view
+from domain.notices import Notice
+from domain.order import (
+    CancelOrder,
+    Deadline,
+    DeadlineKind,
+    OrderState,
+    OrderStatus,
+    OrderView,
+    PlaceOrderInput,
+    view,
+)
 from domain.promises import (
     MakePromise,
     Promise,
@@ -283,18 +292,10 @@ def booked(delivery: DeliveryInput, booking: Booking, now: datetime) -> Delivery
     )
 
 
-@dataclass
-class ReportApplied:
-    """What the workflow does after a report was applied: break promises (each one with its
-    e-mails, in order), then tell the customer or only log."""
-
-    to_break: list[Promise] = field(default_factory=list)
-    mail: messages.Mail | None = None
-    log: str = ""
-
-
-def apply_report(state: OrderState, report: DeliveryReport, now: datetime) -> ReportApplied | None:
-    """Record what a delivery reported. ``None`` when the order has no such delivery."""
+def apply_report(state: OrderState, report: DeliveryReport, now: datetime) -> list[Notice] | None:
+    """Record what a delivery reported; returns who hears of it (routine movements and events
+    with nothing to say are only on the timeline). ``None`` when the order has no such
+    delivery."""
     summary = next((d for d in state.deliveries if d.delivery_id == report.delivery_id), None)
     if summary is None:
         return None
@@ -324,15 +325,34 @@ def apply_report(state: OrderState, report: DeliveryReport, now: datetime) -> Re
             keep_promise(state, p, now, by=ENGINE, note=Reason.DELIVERED_IN_WINDOW)
     if report.kind == ReportKind.WINDOW_MISSED:
         # The delivery watched its window for the order: the promise is broken.
-        return ReportApplied(to_break=windows)
-    if report.kind.routine:
+        return [n for p in windows for n in break_promise(state, p, now)]
+    mail = None
+    if not report.kind.routine:
         # Routine movements arrive with a later report: the customer already has the
         # tracking number from the booking e-mail, so they are only recorded.
-        return ReportApplied(log=f"delivery {report.delivery_id}: {report.kind}")
-    mail = messages.delivery_event(state, report, state.carrier_name(summary.carrier))
+        mail = messages.delivery_event(state, report, state.carrier_name(summary.carrier))
     if mail is None:
-        return ReportApplied(log=f"delivery {report.delivery_id}: {report.kind}")
-    return ReportApplied(mail=mail)
+        state.log(now, report.kind, f"delivery {report.delivery_id}: {report.kind}")
+        return []
+    return [Notice(mail, kind=report.kind)]
+
+
+def break_promise(state: OrderState, promise: Promise, now: datetime) -> list[Notice]:
+    """A promise's due time passed unkept: the customer hears first, then the supervisor."""
+    promises.break_promise(promise, now)
+    return notices.promise_broken(state, promise)
+
+
+def deadline_passed(state: OrderState, deadline: Deadline, now: datetime) -> list[Notice]:
+    """What a passed deadline changes, and who hears of it."""
+    if deadline.kind == DeadlineKind.HOLD_SLA:
+        hold = state.hold(deadline.ref)
+        escalate_hold(state, hold, now)
+        return notices.hold_escalated(state, hold)
+    if deadline.kind == DeadlineKind.PROMISE_DUE:
+        return break_promise(state, state.promise(deadline.ref), now)
+    pickup_expired(state)
+    return []
 
 
 def reship(state: OrderState, outcome: DeliveryOutcome) -> bool:

@@ -21,13 +21,13 @@ from temporalio.exceptions import ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     from domain import fulfilment as steps
-    from domain import holds, messages, promises
+    from domain import holds, messages, notices, promises
     from domain import order as rules
     from domain.billing import PaymentCall, PaymentState
     from domain.carrier import Booking, CarrierCall
     from domain.delivery import DeliveryOutcome, DeliveryReport, DeliveryReports, DeliveryStatus
     from domain.errors import OrderflowError
-    from domain.order import DeadlineKind, OrderState, OrderStatus, OrderView, PlaceOrderInput
+    from domain.order import OrderState, OrderStatus, OrderView, PlaceOrderInput
     from domain.registry import LostAction
     from domain.steps import Step
     from domain.stock import (
@@ -264,16 +264,10 @@ class OrderWorkflow:
         return outcome
 
     def _on_report(self, report: DeliveryReport) -> None:
-        applied = steps.apply_report(self.state, report, workflow.now())
-        if applied is None:
-            return
-        for promise in applied.to_break:
-            self._break(promise)
-        if applied.mail is not None:
-            self.outbox.tell_customer(report.kind, applied.mail)
-        elif applied.log:
-            self.state.log(workflow.now(), report.kind, applied.log)
-        self._changed()
+        told = steps.apply_report(self.state, report, workflow.now())
+        if told is not None:
+            self.outbox.send(told)
+            self._changed()
 
     async def _compensate(self) -> None:
         """Undo in reverse: carrier booking, then payment, then stock. Each exactly once."""
@@ -308,31 +302,8 @@ class OrderWorkflow:
                 return
             now = workflow.now()
             for deadline in rules.due(s, now):
-                if deadline.kind == DeadlineKind.HOLD_SLA:
-                    hold = s.hold(deadline.ref)
-                    dept = s.department(hold.department)
-                    holds.escalate_hold(s, hold, now)
-                    mail = messages.hold_escalated_customer(s, hold, dept)
-                    self.outbox.tell_customer("hold_escalated", mail)
-                    self.outbox.tell(
-                        dept.supervisor_email, messages.hold_escalated_supervisor(s, hold, dept)
-                    )
-                elif deadline.kind == DeadlineKind.PROMISE_DUE:
-                    self._break(s.promise(deadline.ref))
-                elif deadline.kind == DeadlineKind.PICKUP_EXPIRY:
-                    steps.pickup_expired(s)
+                self.outbox.send(steps.deadline_passed(s, deadline, now))
                 self._changed()
-
-    def _break(self, promise: promises.Promise) -> None:
-        """A promise's due time passed unkept: the customer hears first, then the supervisor."""
-        s = self.state
-        dept = s.department(promise.department)
-        promises.break_promise(promise, workflow.now())
-        mail = messages.promise_broken_customer(s, promise, dept)
-        self.outbox.tell_customer("promise_broken", mail)
-        self.outbox.tell(
-            dept.supervisor_email, messages.promise_broken_supervisor(s, promise, dept)
-        )
 
     # ======================================================================== upkeep
 
@@ -353,21 +324,11 @@ class OrderWorkflow:
         s = self.state
         existing = holds.existing_hold(s, cmd)
         if existing is not None:
-            return holds.HoldPlaced(
-                hold_id=existing.hold_id,
-                department=existing.department,
-                sla_due_at=existing.sla_due_at,
-                already_placed=True,
-            )
+            return holds.placed(existing, already=True)
         hold = holds.place_hold(s, cmd, workflow.now())
-        dept = s.department(hold.department)
-        self.outbox.tell_customer("hold_placed", messages.hold_placed_customer(s, hold, dept))
-        blocked = holds.blocked_department(s, hold)
-        self.outbox.tell(blocked.notify_email, messages.hold_placed_department(s, hold, dept))
+        self.outbox.send(notices.hold_placed(s, hold))
         self._changed()
-        return holds.HoldPlaced(
-            hold_id=hold.hold_id, department=hold.department, sla_due_at=hold.sla_due_at
-        )
+        return holds.placed(hold)
 
     @place_hold.validator
     def validate_place_hold(self, cmd: holds.PlaceHold) -> None:
@@ -377,13 +338,9 @@ class OrderWorkflow:
     def release_hold(self, cmd: holds.ReleaseHold) -> holds.HoldReleased:
         s = self.state
         hold = holds.release_hold(s, cmd, workflow.now())
-        dept = s.department(hold.department)
         self._changed()
-        self.outbox.tell_customer("hold_released", messages.hold_released_customer(s, hold, dept))
-        assert hold.released_at is not None
-        return holds.HoldReleased(
-            hold_id=hold.hold_id, released_at=hold.released_at, blocked_by=s.blocked_by
-        )
+        self.outbox.send(notices.hold_released(s, hold))
+        return holds.released(s, hold)
 
     @release_hold.validator
     def validate_release_hold(self, cmd: holds.ReleaseHold) -> None:
@@ -393,11 +350,7 @@ class OrderWorkflow:
     def dispute_hold(self, cmd: holds.DisputeHold) -> holds.HoldDisputed:
         s = self.state
         hold = holds.dispute_hold(s, cmd, workflow.now())
-        dept = s.department(hold.department)
-        self.outbox.tell_customer("hold_disputed", messages.hold_disputed_customer(s, hold, dept))
-        mail = messages.hold_disputed_department(s, hold, dept)
-        self.outbox.tell(dept.notify_email, mail)
-        self.outbox.tell(dept.supervisor_email, mail)
+        self.outbox.send(notices.hold_disputed(s, hold))
         self._changed()
         return holds.HoldDisputed(hold_id=hold.hold_id, sla_due_at=hold.sla_due_at)
 
@@ -409,8 +362,7 @@ class OrderWorkflow:
     def uphold_hold(self, cmd: holds.UpholdHold) -> holds.HoldUpheld:
         s = self.state
         hold = holds.uphold_hold(s, cmd, workflow.now())
-        dept = s.department(hold.department)
-        self.outbox.tell_customer("hold_upheld", messages.hold_upheld_customer(s, hold, dept))
+        self.outbox.send(notices.hold_upheld(s, hold))
         self._changed()
         return holds.HoldUpheld(hold_id=hold.hold_id, sla_due_at=hold.sla_due_at)
 
@@ -445,8 +397,7 @@ class OrderWorkflow:
                 promise_id=existing.promise_id, due_at=existing.due_at, already_made=True
             )
         promise = promises.make_promise(s, cmd, workflow.now())
-        dept = s.department(promise.department)
-        self.outbox.tell_customer("promise_made", messages.promise_made(s, promise, dept))
+        self.outbox.send(notices.promise_made(s, promise))
         self._changed()
         return promises.PromiseMade(promise_id=promise.promise_id, due_at=promise.due_at)
 

@@ -12,7 +12,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from domain import messages
-    from domain.notices import SEND_EMAILS, EmailBatch, Notification, notification_key
+    from domain.notices import SEND_EMAILS, EmailBatch, Notice, Notification, notification_key
     from domain.order import OrderState
     from workflows.support.gate import CallGate
 
@@ -24,6 +24,14 @@ class Outbox:
         self._queue: list[Notification] = []
         self._seq = 0
         self._closing = False
+
+    def send(self, notices: list[Notice]) -> None:
+        """Queue an event's e-mails, in the order the domain lists them."""
+        for notice in notices:
+            if notice.to_customer:
+                self.tell_customer(notice.kind, notice.mail)
+            else:
+                self.tell(notice.to, notice.mail)
 
     def tell_customer(self, kind: str, mail: messages.Mail) -> None:
         """An e-mail to the customer, also on the order's timeline."""
