@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench chaos clean histories
+.PHONY: demo test lint bench chaos clean record-histories
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,5 @@ chaos: $(STAMP)  ## 200 orders while the worker is SIGKILLed 5 times and the dev
 clean:
 	rm -rf $(VENV) .orderflow .pytest_cache .ruff_cache .mypy_cache *.egg-info
 
-histories: $(STAMP)  ## re-record the saved histories the replay test replays
-	rm -f tests/histories/*.json
-	ORDERFLOW_RECORD_HISTORIES=1 $(BIN)/pytest tests/workflows tests/stories -q
+record-histories: $(STAMP)  ## add this version's histories (tests/histories/<version>/); never overwrites
+	ORDERFLOW_RECORD_HISTORIES=1 $(BIN)/pytest tests/workflows tests/stories tests/upgrade -q

@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     # run and executes code for every payload, a fifth of the worker's time; determinism is
     # guarded by the tests running sandboxed and by replaying saved histories.
     workflow_sandbox: bool = False
+    # Worker Deployment Versioning (README, Upgrading): with a build id the worker joins the
+    # deployment as that version, and every workflow upgrades in place (AUTO_UPGRADE) once the
+    # version is made current; without one the worker is unversioned, as the dev stack runs.
+    deployment_name: str = "orderflow"
+    build_id: str | None = None
     # Serve the SDK's Prometheus metrics on this port (0.0.0.0:PORT) when set.
     metrics_port: int | None = None
     ui_url: str = "http://localhost:8233"

@@ -11,7 +11,13 @@ from typing import Any
 
 import structlog
 from temporalio.client import Client
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
+from temporalio.worker import (
+    UnsandboxedWorkflowRunner,
+    Worker,
+    WorkerDeploymentConfig,
+    WorkflowRunner,
+)
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.billing import Ledger, PaymentActivities
@@ -56,6 +62,24 @@ def activities_for(client: Client, settings: Settings) -> list[object]:
     ]
 
 
+def deployment(settings: Settings) -> WorkerDeploymentConfig | None:
+    """The worker's version in its Worker Deployment, when it has a build id.
+
+    Every workflow upgrades in place (AUTO_UPGRADE): orders stay open for months, so none is
+    pinned to the build that started it; changes to what workflows command go behind
+    ``workflow.patched`` instead, and the replay and upgrade tests prove old orders still run.
+    """
+    if not settings.build_id:
+        return None
+    return WorkerDeploymentConfig(
+        version=WorkerDeploymentVersion(
+            deployment_name=settings.deployment_name, build_id=settings.build_id
+        ),
+        use_worker_versioning=True,
+        default_versioning_behavior=VersioningBehavior.AUTO_UPGRADE,
+    )
+
+
 def build_worker(client: Client, settings: Settings, *, replace: Sequence[Any] = ()) -> Worker:
     """The engine's worker. ``replace`` swaps standard activities for ones of the same name
     (the benches wrap a call to time it)."""
@@ -70,6 +94,7 @@ def build_worker(client: Client, settings: Settings, *, replace: Sequence[Any] =
         max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
         max_cached_workflows=settings.max_cached_workflows,
         workflow_runner=workflow_runner(settings),
+        deployment_config=deployment(settings),
         # On SIGTERM, running activities get this long to finish before the worker stops.
         graceful_shutdown_timeout=timedelta(seconds=20),
     )
@@ -83,7 +108,13 @@ async def run_worker(client: Client, settings: Settings, stop: asyncio.Event | N
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
             loop.add_signal_handler(sig, stop.set)
     worker = build_worker(client, settings)
-    log.info("worker_started", task_queue=settings.task_queue, namespace=client.namespace)
+    log.info(
+        "worker_started",
+        task_queue=settings.task_queue,
+        namespace=client.namespace,
+        deployment=settings.deployment_name if settings.build_id else None,
+        build_id=settings.build_id,
+    )
     async with worker:
         await stop.wait()
         log.info("worker_stopping", task_queue=settings.task_queue)

@@ -11,11 +11,12 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -201,18 +202,34 @@ RECORD = os.environ.get("ORDERFLOW_RECORD_HISTORIES") == "1"
 MAX_RECORDED_BYTES = 400_000
 
 
+def engine_version() -> str:
+    """The engine's version as histories are grouped by it: major.minor of the package."""
+    return ".".join(version("orderflow").split(".")[:2])
+
+
+def save_history(folder: Path, name: str, history: WorkflowHistory) -> None:
+    """Save one history for the replay test. Saved histories are a contract: an existing file
+    is never overwritten (tests/replay/test_history_contract.py)."""
+    text = history.to_json()
+    if len(text) > MAX_RECORDED_BYTES:
+        return
+    target = folder / re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+    if target.exists():
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+
+
 async def record_histories(client: Client, task_queue: str, test_name: str) -> None:
-    """Save every workflow history of one test, for the replay test (make histories)."""
-    HISTORIES.mkdir(exist_ok=True)
+    """Save every workflow history of one test under this version's folder (make
+    record-histories)."""
     counts: dict[str, int] = {}
     async for wf in client.list_workflows(f"TaskQueue = '{task_queue}'"):
         history = await client.get_workflow_handle(wf.id, run_id=wf.run_id).fetch_history()
-        text = history.to_json()
-        if len(text) > MAX_RECORDED_BYTES:
-            continue
         n = counts[wf.workflow_type] = counts.get(wf.workflow_type, 0) + 1
-        name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{test_name}.{wf.workflow_type}.{n}.json")
-        (HISTORIES / name).write_text(text)
+        save_history(
+            HISTORIES / engine_version(), f"{test_name}.{wf.workflow_type}.{n}.json", history
+        )
 
 
 def stack_settings(sink: SmtpSink, data_dir: Path) -> Settings:

@@ -1,7 +1,11 @@
-"""Saved histories of every scenario replay against today's workflow code: a change that
-breaks determinism for orders already running fails here, not in production.
+"""Saved histories of every released version replay against today's workflow code: a change
+that breaks determinism for orders already running fails here, not in production.
 
-Re-record after an intended, versioned change with ``make histories``.
+``tests/histories/<version>/`` holds what each version recorded: every test scenario run to its
+end, and orders caught at every point where an order waits (``waiting.*``, left there by the
+upgrade test's driver on that version's code). Histories are only ever added
+(``test_history_contract.py``); a change to what a workflow commands goes behind
+``workflow.patched(...)`` so the histories of every version keep replaying.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from temporalio.worker import Replayer
 
 from orderflow.worker import WORKFLOWS
 
-HISTORIES = sorted((Path(__file__).parent.parent / "histories").glob("*.json"))
+ROOT = Path(__file__).parent.parent / "histories"
+HISTORIES = sorted(ROOT.rglob("*.json"))
 
 
 def test_histories_are_saved_for_every_workflow_type() -> None:
@@ -23,7 +28,12 @@ def test_histories_are_saved_for_every_workflow_type() -> None:
     assert {"OrderWorkflow", "StockWorkflow", "DeliveryWorkflow"} <= types
 
 
-@pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
+def test_every_history_belongs_to_a_version() -> None:
+    loose = [p.name for p in HISTORIES if p.parent == ROOT]
+    assert loose == [], "save histories under tests/histories/<version>/"
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=lambda p: f"{p.parent.name}/{p.stem}")
 async def test_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
     replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
