@@ -36,12 +36,10 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from activities.billing import Ledger
-from domain.models import (
-    CarrierEvent,
-    KeepPromise,
-    OrderView,
-    ReleaseHold,
-)
+from domain.carrier import CarrierEvent
+from domain.holds import ReleaseHold
+from domain.order import OrderView
+from domain.promises import KeepPromise
 from orderflow.config import PROJECT_ROOT, Settings
 from orderflow.devserver import free_port, temporal_binary
 from orderflow.registry import Registry
