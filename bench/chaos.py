@@ -72,9 +72,9 @@ from domain.carrier import CarrierEvent
 from domain.errors import OrderflowError
 from domain.holds import PlaceHold, ReleaseHold
 from domain.ids import order_workflow_id
-from domain.order import OrderView
 from domain.promises import KeepPromise, MakePromise
 from domain.registry import Location
+from domain.view import OrderView
 from orderflow.config import Settings
 from orderflow.devserver import DevServer, dev_server_command, free_port, port_open
 from orderflow.logging import configure

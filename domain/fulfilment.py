@@ -32,9 +32,7 @@ from domain.order import (
     DeadlineKind,
     OrderState,
     OrderStatus,
-    OrderView,
     PlaceOrderInput,
-    view,
 )
 from domain.promises import (
     MakePromise,
@@ -56,6 +54,7 @@ from domain.stock import (
     StockWithdrawn,
     WaitlistMoved,
 )
+from domain.view import OrderView, order_view
 
 
 class Reason(StrEnum):
@@ -79,7 +78,7 @@ def placed_view(inp: PlaceOrderInput) -> OrderView:
     state = OrderState(input=inp)
     assert inp.placed_at is not None
     state.told_customer(inp.placed_at, "placed", messages.summary(messages.order_placed(state)[1]))
-    return view(state)
+    return order_view(state)
 
 
 # --------------------------------------------------------------------------- stock

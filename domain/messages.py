@@ -11,9 +11,10 @@ from decimal import Decimal
 from domain.delivery import DeliveryReport
 from domain.durations import human_time
 from domain.holds import Hold
-from domain.order import OrderState, next_step
+from domain.order import OrderState
 from domain.promises import Promise
 from domain.registry import Department
+from domain.view import next_step
 
 Mail = tuple[str, str]
 

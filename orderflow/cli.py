@@ -29,8 +29,9 @@ from domain.delivery import Redirect, Reschedule
 from domain.durations import parse_duration, parse_time
 from domain.errors import InvalidInput, OrderflowError
 from domain.holds import DisputeHold, PlaceHold, ReleaseHold, UpholdHold
-from domain.order import CancelOrder, OrderView
+from domain.order import CancelOrder
 from domain.promises import KeepPromise, MakePromise, PromiseKind
+from domain.view import OrderView
 from orderflow.config import Settings
 from orderflow.registry import Registry
 from orderflow.service import Orderflow, money

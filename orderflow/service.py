@@ -45,13 +45,11 @@ from domain.holds import (
 )
 from domain.ids import delivery_workflow_id, order_workflow_id, stock_workflow_id
 from domain.order import (
-    STAGE_WORDS,
     CancelOrder,
     CollectOrder,
     OrderCancelled,
     OrderLine,
     OrderStatus,
-    OrderView,
     PlaceOrderInput,
     TimelineEntry,
 )
@@ -65,6 +63,7 @@ from domain.stock import (
     StockReceived,
     StockView,
 )
+from domain.view import STAGE_WORDS, OrderView
 from orderflow.config import Settings
 from orderflow.registry import Registry
 from orderflow.temporal import ServerUnreachable

@@ -25,9 +25,9 @@ from domain.delivery import Redirect, Reschedule
 from domain.durations import parse_duration
 from domain.errors import InvalidInput
 from domain.holds import DisputeHold, PlaceHold, ReleaseHold, UpholdHold
-from domain.order import OrderView
 from domain.promises import KeepPromise, MakePromise
 from domain.registry import Policy
+from domain.view import OrderView
 from orderflow.service import Orderflow
 
 DEFAULT_SCALE = 21600.0  # one story day plays in four seconds

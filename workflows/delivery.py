@@ -2,7 +2,7 @@
 
 The order starts this workflow, then books the shipment under this workflow's booking key, so
 the delivery is there before the carrier can know of the parcel. Carrier events arrive as
-validated updates; evidence decides whether an attempt counts (``domain.delivery``); silence past
+validated updates; evidence decides whether an attempt counts (``domain.carrier_events``); silence past
 the scan SLA opens a trace, and past ``lost_after`` declares the parcel lost. Every event the
 customer must hear of is reported to the parent order at once, which alone talks to the
 customer; routine movements (pickup, scans) ride along with the next report or the outcome, so a
@@ -18,6 +18,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from domain import carrier_events as events
     from domain import delivery as rules
     from domain.carrier import (
         CarrierCall,
@@ -158,14 +159,14 @@ class DeliveryWorkflow:
 
     @workflow.update
     def carrier_event(self, event: CarrierEvent) -> CarrierEventRecorded:
-        result, reports = rules.record_event(self.state, event, workflow.now())
+        result, reports = events.record_event(self.state, event, workflow.now())
         for report in reports:
             self._report(report)
         return result
 
     @carrier_event.validator
     def validate_carrier_event(self, event: CarrierEvent) -> None:
-        _validate(lambda: rules.check_event(self.state, event))
+        _validate(lambda: events.check_event(self.state, event))
 
     # -- self-service ------------------------------------------------------------------------
 

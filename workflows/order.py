@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.carrier import Booking, CarrierCall
     from domain.delivery import DeliveryOutcome, DeliveryReport, DeliveryReports, DeliveryStatus
     from domain.errors import OrderflowError
-    from domain.order import OrderState, OrderStatus, OrderView, PlaceOrderInput
+    from domain.order import OrderState, OrderStatus, PlaceOrderInput
     from domain.registry import LostAction
     from domain.steps import Step
     from domain.stock import (
@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         StockWithdrawn,
         WaitlistMoved,
     )
+    from domain.view import OrderView, order_view
     from workflows.delivery import DeliveryWorkflow
     from workflows.support.gate import CallGate
     from workflows.support.outbox import Outbox
@@ -104,7 +105,7 @@ class OrderWorkflow:
         self.deadlines.moved()
         await mailer
         await publisher
-        return rules.view(s)
+        return order_view(s)
 
     async def _fulfil(self) -> None:
         s = self.state
@@ -426,7 +427,7 @@ class OrderWorkflow:
     def pickup(self, cmd: rules.CollectOrder) -> OrderView:
         self.collect = cmd
         self._changed()
-        return rules.view(self.state)
+        return order_view(self.state)
 
     @pickup.validator
     def validate_pickup(self, cmd: rules.CollectOrder) -> None:
@@ -460,7 +461,7 @@ class OrderWorkflow:
 
     @workflow.query
     def view(self) -> OrderView:
-        return rules.view(self.state)
+        return order_view(self.state)
 
     @workflow.query
     def timeline(self) -> list[rules.TimelineEntry]:

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from domain import carrier_events as events
 from domain import delivery as rules
 from domain.carrier import CarrierEvent, CarrierEventName
 from domain.delivery import DeliveryStatus, Redirect, ReportKind, Reschedule
@@ -23,46 +24,48 @@ def event(name: CarrierEventName, **kw: object) -> CarrierEvent:
 def test_events_must_come_in_order() -> None:
     s = delivery()
     with pytest.raises(WrongState, match="must be picked up first"):
-        rules.check_event(s, event(CarrierEventName.SCAN, location="Hub"))
-    rules.record_event(s, event(CarrierEventName.PICKED_UP), NOW)
+        events.check_event(s, event(CarrierEventName.SCAN, location="Hub"))
+    events.record_event(s, event(CarrierEventName.PICKED_UP), NOW)
     with pytest.raises(InvalidInput, match="location"):
-        rules.check_event(s, event(CarrierEventName.SCAN))
-    rules.check_event(s, event(CarrierEventName.SCAN, location="Hub"))
+        events.check_event(s, event(CarrierEventName.SCAN))
+    events.check_event(s, event(CarrierEventName.SCAN, location="Hub"))
 
 
 def test_routine_movements_wait_and_a_repeat_gets_the_first_answer() -> None:
     s = delivery()
-    first, reports = rules.record_event(s, event(CarrierEventName.PICKED_UP), NOW)
+    first, reports = events.record_event(s, event(CarrierEventName.PICKED_UP), NOW)
     assert s.status == DeliveryStatus.PICKED_UP and not rules.urgent(reports)
-    again, more = rules.record_event(s, event(CarrierEventName.PICKED_UP), NOW)
+    again, more = events.record_event(s, event(CarrierEventName.PICKED_UP), NOW)
     assert again.duplicate and not first.duplicate and more == []
-    _, scans = rules.record_event(s, event(CarrierEventName.SCAN, location="Hub"), NOW)
+    _, scans = events.record_event(s, event(CarrierEventName.SCAN, location="Hub"), NOW)
     assert [r.kind for r in scans] == [ReportKind.SCANNED] and scans[0].location == "Hub"
     assert not rules.urgent(reports + scans)
 
 
 def test_an_attempt_counts_only_with_full_evidence_near_the_address_in_the_window() -> None:
     s = delivery()
-    rules.record_event(s, event(CarrierEventName.PICKED_UP), NOW)
-    result, reports = rules.record_event(s, event(CarrierEventName.ATTEMPTED), NOW)
+    events.record_event(s, event(CarrierEventName.PICKED_UP), NOW)
+    result, reports = events.record_event(s, event(CarrierEventName.ATTEMPTED), NOW)
     assert result.verified is False and "photo" in result.note
     assert rules.urgent(reports) and reports[0].missing == ["photo", "gps", "time"]
     far = dict(AT_HOME, gps="48.85,2.35")
-    assert rules.judge_attempt(s, event(CarrierEventName.ATTEMPTED, evidence=far), NOW).missing == [
-        "gps near the address"
-    ]
+    assert events.judge_attempt(
+        s, event(CarrierEventName.ATTEMPTED, evidence=far), NOW
+    ).missing == ["gps near the address"]
     late = dict(AT_HOME, time=(NOW + timedelta(days=3)).isoformat())
-    assert rules.judge_attempt(
+    assert events.judge_attempt(
         s, event(CarrierEventName.ATTEMPTED, evidence=late), NOW
     ).missing == ["time inside the delivery window"]
-    assert rules.judge_attempt(s, event(CarrierEventName.ATTEMPTED, evidence=AT_HOME), NOW).verified
+    assert events.judge_attempt(
+        s, event(CarrierEventName.ATTEMPTED, evidence=AT_HOME), NOW
+    ).verified
 
 
 def test_verified_attempts_up_to_the_limit_return_the_parcel() -> None:
     s = delivery(attempt_limit=2)
-    rules.record_event(s, event(CarrierEventName.PICKED_UP), NOW)
-    rules.record_event(s, event(CarrierEventName.ATTEMPTED, evidence=AT_HOME), NOW)
-    _, reports = rules.record_event(s, event(CarrierEventName.ATTEMPTED, evidence=AT_HOME), NOW)
+    events.record_event(s, event(CarrierEventName.PICKED_UP), NOW)
+    events.record_event(s, event(CarrierEventName.ATTEMPTED, evidence=AT_HOME), NOW)
+    _, reports = events.record_event(s, event(CarrierEventName.ATTEMPTED, evidence=AT_HOME), NOW)
     assert [(r.kind, r.status) for r in reports] == [
         (ReportKind.ATTEMPTED, DeliveryStatus.ATTEMPTED),
         (ReportKind.RETURNED, DeliveryStatus.RETURNED),
@@ -72,7 +75,7 @@ def test_verified_attempts_up_to_the_limit_return_the_parcel() -> None:
 
 def test_silence_opens_a_trace_then_makes_the_parcel_lost() -> None:
     s = delivery()
-    rules.record_event(s, event(CarrierEventName.PICKED_UP), NOW)
+    events.record_event(s, event(CarrierEventName.PICKED_UP), NOW)
     policy = s.inp.policy
     assert rules.next_deadline(s) == NOW + min(policy.scan_sla, policy.delivery_window)
     assert not rules.silence_passed(s, NOW + policy.scan_sla - timedelta(seconds=1))
@@ -106,7 +109,7 @@ def test_customer_reschedules_and_redirects() -> None:
 
 def test_the_outcome_carries_what_the_order_was_not_told() -> None:
     s = delivery()
-    _, reports = rules.record_event(s, event(CarrierEventName.PICKED_UP), NOW)
-    rules.record_event(s, event(CarrierEventName.DELIVERED), NOW)
+    _, reports = events.record_event(s, event(CarrierEventName.PICKED_UP), NOW)
+    events.record_event(s, event(CarrierEventName.DELIVERED), NOW)
     outcome = rules.outcome(s, NOW, reports)
     assert outcome.status == DeliveryStatus.DELIVERED and outcome.reports == reports

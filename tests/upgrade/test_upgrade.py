@@ -38,8 +38,8 @@ from temporalio.worker import Replayer
 from activities.billing import Ledger
 from domain.carrier import CarrierEvent
 from domain.holds import ReleaseHold
-from domain.order import OrderView
 from domain.promises import KeepPromise
+from domain.view import OrderView
 from orderflow.config import PROJECT_ROOT, Settings
 from orderflow.devserver import free_port, temporal_binary
 from orderflow.registry import Registry

@@ -9,7 +9,8 @@ from collections.abc import Callable
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from domain.order import OrderState, details, index_values
+    from domain.order import OrderState
+    from domain.view import details, index_values
     from workflows.search_attributes import BLOCKED_BY, CARRIER, ORDER_STATUS
 
 
