@@ -5,8 +5,10 @@ step's call runs (a run of steps is published once, when it stops)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from temporalio import workflow
+from temporalio.common import SearchAttributeUpdate
 
 with workflow.unsafe.imports_passed_through():
     from domain.order import OrderState
@@ -33,7 +35,7 @@ class Publisher:
     def index(self) -> None:
         """Upsert the order's search attributes as they stand."""
         status, blocked, carrier = self._indexed = index_values(self._state)
-        updates = [
+        updates: list[SearchAttributeUpdate[Any]] = [
             ORDER_STATUS.value_set(status),
             BLOCKED_BY.value_set(list(blocked)) if blocked else BLOCKED_BY.value_unset(),
         ]
