@@ -29,6 +29,8 @@ details go to stderr.
 
 Run: make chaos   (or .venv/bin/python bench/chaos.py [--orders 200] [--seed N] [--dump DIR],
 where DIR receives the history of each order that did not finish, to replay and study)
+
+One module on purpose, as every bench: it is read and run as one script, top to bottom.
 """
 
 from __future__ import annotations

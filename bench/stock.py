@@ -21,6 +21,8 @@ into each continue-as-new, and a check that nothing was oversold.
 
 Run: .venv/bin/python bench/stock.py [--reservations 1000] [--long-run 10000] [--concurrency 10]
      [--contention-clients 50] [--contention-seconds 30]
+
+One module on purpose, as every bench: it is read and run as one script, top to bottom.
 """
 
 from __future__ import annotations

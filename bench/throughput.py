@@ -29,6 +29,9 @@ the stock records' events shared out per order, which the bare's shared records 
 core count. ``--show-history`` prints the events of one order, its delivery and one bare.
 
 Run: .venv/bin/python bench/throughput.py [--orders 300] [--concurrency 16] [--rounds 2]
+
+One module on purpose, as every bench: it is read and run as one script, top to bottom
+(the bare sides it compares with live in ``bench/bare.py``).
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ Each file in ``seeds/stories/`` names the actors (customer, departments, a carri
 and their actions in order. Story time is compressed by a scale factor: every policy duration
 and every wait is divided by it, so days play in seconds. Each story runs at a location of its
 own (a copy of the named store with the story's stock), so stories repeat identically.
+
+One module on purpose: the runner and every action a story file may name read together, so
+a new kind of action is added in one place.
 """
 
 from __future__ import annotations

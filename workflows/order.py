@@ -21,7 +21,7 @@ from temporalio.exceptions import ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     from domain import fulfilment as steps
-    from domain import holds, messages, notices, promises
+    from domain import holds, messages, notices, promises, reservation
     from domain import order as rules
     from domain.billing import PaymentCall, PaymentState
     from domain.carrier import Booking, CarrierCall
@@ -149,12 +149,12 @@ class OrderWorkflow:
 
     async def _reserve(self) -> None:
         s = self.state
-        if steps.needs_reservation(s):
+        if reservation.needs_reservation(s):
             await self._step(Step.RESERVE_STOCK)
             result = await self.gate.step(
-                StockCall.RESERVE, steps.reserve_request(s), result_type=StockReserved
+                StockCall.RESERVE, reservation.reserve_request(s), result_type=StockReserved
             )
-            if steps.take_reservation(s, result).status == ReservationStatus.RESERVED:
+            if reservation.take_reservation(s, result).status == ReservationStatus.RESERVED:
                 self._set_status(OrderStatus.RESERVED)
                 self.outbox.tell_customer("reserved", messages.stock_reserved(s))
         assert s.reservation is not None
@@ -166,7 +166,7 @@ class OrderWorkflow:
         assert s.reservation is not None
         self._set_status(OrderStatus.WAITLISTED)
         s.step = Step.WAIT_FOR_STOCK
-        promise = steps.promise_stock_date(s, workflow.now())
+        promise = reservation.promise_stock_date(s, workflow.now())
         if promise is not None:
             mail = messages.waitlisted(s, s.reservation.position or 0, promise)
             self.outbox.tell_customer("waitlisted", mail)
@@ -174,7 +174,7 @@ class OrderWorkflow:
         await self._wait(
             lambda: s.reservation is not None and s.reservation.status == ReservationStatus.RESERVED
         )
-        steps.stock_arrived(s, workflow.now())
+        reservation.stock_arrived(s, workflow.now())
         self._set_status(OrderStatus.RESERVED)
         self.outbox.tell_customer("stock_allocated", messages.stock_allocated(s))
 
@@ -183,10 +183,10 @@ class OrderWorkflow:
         await self.gate.step(call, request, summary=call.value)
 
     async def _release_stock(self, *, collected: bool) -> None:
-        request = steps.release_request(self.state, collected=collected)
+        request = reservation.release_request(self.state, collected=collected)
         if request is not None:
             await self.gate.step(StockCall.RELEASE, request)
-            steps.stock_released(self.state, collected=collected)
+            reservation.stock_released(self.state, collected=collected)
 
     async def _hand_over_in_store(self) -> bool:
         """Wait for the customer at the store. True when collected, False when put back in line."""
@@ -437,19 +437,19 @@ class OrderWorkflow:
 
     @workflow.signal
     def stock_allocated(self, fact: StockAllocated) -> None:
-        steps.stock_allocated(self.state, fact)
+        reservation.stock_allocated(self.state, fact)
         self._changed()
 
     @workflow.signal
     def stock_withdrawn(self, fact: StockWithdrawn) -> None:
         s = self.state
-        if steps.stock_withdrawn(s, fact):
+        if reservation.stock_withdrawn(s, fact):
             self.outbox.tell_customer("stock_withdrawn", messages.stock_withdrawn(s, fact.position))
             self._set_status(OrderStatus.WAITLISTED)
 
     @workflow.signal
     def waitlist_moved(self, fact: WaitlistMoved) -> None:
-        if steps.waitlist_moved(self.state, fact):
+        if reservation.waitlist_moved(self.state, fact):
             self._changed()
 
     @workflow.signal

@@ -8,6 +8,7 @@ from decimal import Decimal
 from domain.delivery import DeliveryInput, DeliveryState, DeliveryStatus
 from domain.order import OrderLine, OrderState, PlaceOrderInput
 from domain.registry import Carrier, Customer, Department, Policy
+from domain.stock import ReservationStatus, StockReserved
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 
@@ -64,4 +65,10 @@ def delivery(**policy: object) -> DeliveryState:
         window_end=inp.window_end,
         last_movement_at=NOW,
         status=DeliveryStatus.BOOKED,
+    )
+
+
+def reserved(status: ReservationStatus, position: int | None = None) -> StockReserved:
+    return StockReserved(
+        order_id="O-1", location="L-1", sku="S-1", qty=2, status=status, position=position
     )

@@ -9,9 +9,8 @@ from decimal import Decimal
 import pytest
 
 from domain import fulfilment as steps
-from domain import holds, promises
+from domain import holds, promises, reservation
 from domain import order as rules
-from domain.base import ENGINE
 from domain.billing import PaymentCall, PaymentState
 from domain.carrier import Booking
 from domain.delivery import DeliveryOutcome, DeliveryReport, DeliveryStatus, ReportKind
@@ -22,63 +21,8 @@ from domain.promises import MakePromise, PromiseKind, PromiseStatus
 from domain.registry import LostAction, Policy, UnpickedAction
 from domain.stock import (
     ReservationStatus,
-    StockAllocated,
-    StockReserved,
-    StockWithdrawn,
-    WaitlistMoved,
 )
-from tests.domain.factories import NOW, order
-
-
-def reserved(status: ReservationStatus, position: int | None = None) -> StockReserved:
-    return StockReserved(
-        order_id="O-1", location="L-1", sku="S-1", qty=2, status=status, position=position
-    )
-
-
-def test_a_reservation_is_asked_for_once_and_a_signal_that_came_first_wins() -> None:
-    s = order()
-    assert steps.needs_reservation(s)
-    req = steps.reserve_request(s)
-    assert (req.sku, req.qty, req.initial_on_hand) == ("S-1", 2, 5)
-    steps.stock_allocated(s, StockAllocated(location="L-1", sku="S-1", qty=2))
-    # The call's answer (still waitlisted) arrives after the allocation: the signal stands.
-    res = steps.take_reservation(s, reserved(ReservationStatus.WAITLISTED, 3))
-    assert res.status == ReservationStatus.RESERVED
-    assert not steps.needs_reservation(s)
-
-
-def test_waitlisted_order_gets_one_stock_date_promise_kept_on_arrival() -> None:
-    s = order()
-    steps.take_reservation(s, reserved(ReservationStatus.WAITLISTED, 2))
-    promise = steps.promise_stock_date(s, NOW)
-    assert promise is not None and promise.actor == ENGINE
-    assert promise.due_at == NOW + s.input.policy.restock_promise
-    assert steps.promise_stock_date(s, NOW) is None  # one per wait
-    assert steps.waitlist_moved(s, WaitlistMoved(location="L-1", sku="S-1", position=1))
-    assert s.reservation is not None and s.reservation.position == 1
-    steps.stock_arrived(s, NOW)
-    assert promise.status == PromiseStatus.KEPT and promise.note == "stock allocated"
-
-
-def test_stock_withdrawn_only_from_a_reservation_that_holds_stock() -> None:
-    s = order()
-    fact = StockWithdrawn(location="L-1", sku="S-1", position=1)
-    assert not steps.stock_withdrawn(s, fact)
-    steps.take_reservation(s, reserved(ReservationStatus.RESERVED))
-    assert steps.stock_withdrawn(s, fact)
-    assert s.reservation is not None and s.reservation.status == ReservationStatus.WAITLISTED
-
-
-def test_release_asks_only_for_what_is_held() -> None:
-    s = order()
-    assert steps.release_request(s, collected=True) is None
-    steps.take_reservation(s, reserved(ReservationStatus.RESERVED))
-    req = steps.release_request(s, collected=True)
-    assert req is not None and req.collected
-    steps.stock_released(s, collected=True)
-    assert s.reservation is not None and s.reservation.status == ReservationStatus.COLLECTED
-    assert steps.release_request(s, collected=False) is None
+from tests.domain.factories import NOW, order, reserved
 
 
 def test_payment_keys_are_per_order_and_call() -> None:
@@ -148,7 +92,7 @@ def test_lost_parcel_is_reshipped_or_refunded_by_policy() -> None:
 def test_unpicked_order_is_cancelled_or_back_in_line_by_policy() -> None:
     for action, cancelled in ((UnpickedAction.CANCEL, True), (UnpickedAction.WAITLIST, False)):
         s = order(pickup=True, policy=Policy(unpicked_action=action))
-        steps.take_reservation(s, reserved(ReservationStatus.RESERVED))
+        reservation.take_reservation(s, reserved(ReservationStatus.RESERVED))
         steps.open_pickup_window(s, NOW)
         s.status = OrderStatus.READY_FOR_PICKUP
         (deadline,) = rules.due(s, NOW + s.input.policy.pickup_window)
@@ -214,7 +158,7 @@ def test_pickup_is_checked_against_the_order() -> None:
     s = order(pickup=True)
     with pytest.raises(WrongState, match="not ready for pickup"):
         rules.check_pickup(s, CollectOrder(location="L-1"))
-    steps.take_reservation(s, reserved(ReservationStatus.RESERVED))
+    reservation.take_reservation(s, reserved(ReservationStatus.RESERVED))
     s.status = OrderStatus.READY_FOR_PICKUP
     with pytest.raises(WrongState, match="waits for collection at L-1"):
         rules.check_pickup(s, CollectOrder(location="L-2"))
