@@ -2,20 +2,20 @@
 
 The order starts this workflow, then books the shipment under this workflow's booking key, so
 the delivery is there before the carrier can know of the parcel. Carrier events arrive as
-validated updates; evidence decides whether an attempt counts (``domain.carrier_events``); silence past
-the scan SLA opens a trace, and past ``lost_after`` declares the parcel lost. Every event the
-customer must hear of is reported to the parent order at once, which alone talks to the
-customer; routine movements (pickup, scans) ride along with the next report or the outcome, so a
-delivery that goes to plan costs the order no signals at all.
+validated updates; evidence decides whether an attempt counts (``domain.carrier_events``).
+Silence past the scan SLA opens a trace, and past ``lost_after`` declares the parcel lost; the
+end of the window is the order's promise, watched here on the same timer
+(``workflows/support/timer.py``). Every event the customer must hear of is reported to the
+parent order at once, which alone talks to the customer; routine movements (pickup, scans) ride
+along with the next report or the outcome, so a delivery that goes to plan costs the order no
+signals at all.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from domain import carrier_events as events
@@ -39,18 +39,10 @@ with workflow.unsafe.imports_passed_through():
         ReportKind,
         Reschedule,
     )
-    from domain.errors import OrderflowError
     from workflows.search_attributes import CARRIER
     from workflows.support.gate import CallGate
+    from workflows.support.refusals import validate
     from workflows.support.timer import DeadlineTimer
-
-
-def _validate(check: Callable[[], object]) -> None:
-    """Run a rule; its refusal becomes the update's non-retryable error, before history."""
-    try:
-        check()
-    except OrderflowError as err:
-        raise ApplicationError(str(err), type=err.type, non_retryable=True) from None
 
 
 @workflow.defn
@@ -166,7 +158,7 @@ class DeliveryWorkflow:
 
     @carrier_event.validator
     def validate_carrier_event(self, event: CarrierEvent) -> None:
-        _validate(lambda: events.check_event(self.state, event))
+        validate(lambda: events.check_event(self.state, event))
 
     # -- self-service ------------------------------------------------------------------------
 
@@ -177,7 +169,7 @@ class DeliveryWorkflow:
 
     @reschedule.validator
     def validate_reschedule(self, cmd: Reschedule) -> None:
-        _validate(lambda: rules.check_reschedule(self.state, cmd, workflow.now()))
+        validate(lambda: rules.check_reschedule(self.state, cmd, workflow.now()))
 
     @workflow.update
     def redirect(self, cmd: Redirect) -> DeliveryUpdated:
@@ -186,7 +178,7 @@ class DeliveryWorkflow:
 
     @redirect.validator
     def validate_redirect(self, cmd: Redirect) -> None:
-        _validate(lambda: rules.check_redirect(self.state, cmd))
+        validate(lambda: rules.check_redirect(self.state, cmd))
 
     @workflow.query
     def status(self) -> DeliveryState:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError, ChildWorkflowError
+from temporalio.exceptions import ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     from domain import fulfilment as steps
@@ -26,7 +26,6 @@ with workflow.unsafe.imports_passed_through():
     from domain.billing import PaymentCall, PaymentState
     from domain.carrier import Booking, CarrierCall
     from domain.delivery import DeliveryOutcome, DeliveryReport, DeliveryReports, DeliveryStatus
-    from domain.errors import OrderflowError
     from domain.order import OrderState, OrderStatus, PlaceOrderInput
     from domain.registry import LostAction
     from domain.steps import Step
@@ -43,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.support.gate import CallGate
     from workflows.support.outbox import Outbox
     from workflows.support.publisher import Publisher
+    from workflows.support.refusals import validate
     from workflows.support.timer import DeadlineTimer
 
 # Seconds by which a far deadline's timer is armed early (see DeadlineTimer).
@@ -51,14 +51,6 @@ ARM_EARLY = 1.0
 
 class _Cancelled(Exception):
     """Raised inside the run when a cancel was accepted; compensation follows."""
-
-
-def _validate(check: Callable[[], object]) -> None:
-    """Run a rule; its refusal becomes the update's non-retryable error, before history."""
-    try:
-        check()
-    except OrderflowError as err:
-        raise ApplicationError(str(err), type=err.type, non_retryable=True) from None
 
 
 @workflow.defn
@@ -333,7 +325,7 @@ class OrderWorkflow:
 
     @place_hold.validator
     def validate_place_hold(self, cmd: holds.PlaceHold) -> None:
-        _validate(lambda: holds.check_place_hold(self.state, cmd))
+        validate(lambda: holds.check_place_hold(self.state, cmd))
 
     @workflow.update
     def release_hold(self, cmd: holds.ReleaseHold) -> holds.HoldReleased:
@@ -345,7 +337,7 @@ class OrderWorkflow:
 
     @release_hold.validator
     def validate_release_hold(self, cmd: holds.ReleaseHold) -> None:
-        _validate(lambda: holds.check_release_hold(self.state, cmd))
+        validate(lambda: holds.check_release_hold(self.state, cmd))
 
     @workflow.update
     def dispute_hold(self, cmd: holds.DisputeHold) -> holds.HoldDisputed:
@@ -357,7 +349,7 @@ class OrderWorkflow:
 
     @dispute_hold.validator
     def validate_dispute_hold(self, cmd: holds.DisputeHold) -> None:
-        _validate(lambda: holds.check_dispute_hold(self.state, cmd))
+        validate(lambda: holds.check_dispute_hold(self.state, cmd))
 
     @workflow.update
     def uphold_hold(self, cmd: holds.UpholdHold) -> holds.HoldUpheld:
@@ -369,7 +361,7 @@ class OrderWorkflow:
 
     @uphold_hold.validator
     def validate_uphold_hold(self, cmd: holds.UpholdHold) -> None:
-        _validate(lambda: holds.check_uphold_hold(self.state, cmd))
+        validate(lambda: holds.check_uphold_hold(self.state, cmd))
 
     # ======================================================================== cancel
 
@@ -385,7 +377,7 @@ class OrderWorkflow:
 
     @cancel.validator
     def validate_cancel(self, cmd: rules.CancelOrder) -> None:
-        _validate(lambda: rules.check_cancel(self.state, cmd))
+        validate(lambda: rules.check_cancel(self.state, cmd))
 
     # ======================================================================== promises
 
@@ -405,7 +397,7 @@ class OrderWorkflow:
     @make_promise.validator
     def validate_make_promise(self, cmd: promises.MakePromise) -> None:
         if promises.existing_promise(self.state, cmd) is None:
-            _validate(lambda: promises.check_make_promise(self.state, cmd, workflow.now()))
+            validate(lambda: promises.check_make_promise(self.state, cmd, workflow.now()))
 
     @workflow.update
     def keep_promise(self, cmd: promises.KeepPromise) -> promises.PromiseKept:
@@ -419,7 +411,7 @@ class OrderWorkflow:
 
     @keep_promise.validator
     def validate_keep_promise(self, cmd: promises.KeepPromise) -> None:
-        _validate(lambda: promises.check_keep_promise(self.state, cmd))
+        validate(lambda: promises.check_keep_promise(self.state, cmd))
 
     # ======================================================================== store pickup
 
@@ -431,7 +423,7 @@ class OrderWorkflow:
 
     @pickup.validator
     def validate_pickup(self, cmd: rules.CollectOrder) -> None:
-        _validate(lambda: rules.check_pickup(self.state, cmd))
+        validate(lambda: rules.check_pickup(self.state, cmd))
 
     # ======================================================================== facts (signals)
 

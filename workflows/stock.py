@@ -4,12 +4,10 @@ web share; never oversells because every change runs through this one workflow."
 from __future__ import annotations
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from domain import stock as rules
     from domain.base import Model
-    from domain.errors import OrderflowError
     from domain.ids import order_workflow_id
     from domain.stock import (
         RELEASE_UPDATE,
@@ -30,10 +28,7 @@ with workflow.unsafe.imports_passed_through():
         StockWithdrawn,
         WaitlistMoved,
     )
-
-
-def _refuse(err: OrderflowError) -> ApplicationError:
-    return ApplicationError(str(err), type=err.type, non_retryable=True)
+    from workflows.support.refusals import validate
 
 
 @workflow.defn(name=STOCK_WORKFLOW)
@@ -118,10 +113,7 @@ class StockWorkflow:
 
     @reserve.validator
     def validate_reserve(self, cmd: ReserveStock) -> None:
-        try:
-            rules.check_reserve(self.state, cmd)
-        except OrderflowError as err:
-            raise _refuse(err) from None
+        validate(lambda: rules.check_reserve(self.state, cmd))
 
     # -- release ---------------------------------------------------------------------------
 
@@ -151,10 +143,7 @@ class StockWorkflow:
 
     @receive.validator
     def validate_receive(self, cmd: ReceiveStock) -> None:
-        try:
-            rules.check_receive(self.state, cmd)
-        except OrderflowError as err:
-            raise _refuse(err) from None
+        validate(lambda: rules.check_receive(self.state, cmd))
 
     # -- adjust ----------------------------------------------------------------------------
 
@@ -184,10 +173,7 @@ class StockWorkflow:
 
     @adjust.validator
     def validate_adjust(self, cmd: AdjustStock) -> None:
-        try:
-            rules.check_adjust(self.state, cmd)
-        except OrderflowError as err:
-            raise _refuse(err) from None
+        validate(lambda: rules.check_adjust(self.state, cmd))
 
     # -- query -----------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from domain.durations import parse_duration
-from domain.order import CancelOrder
+from domain.order import CancelOrder, OrderStatus
 from domain.view import OrderView
 from orderflow.cli.common import (
     ACTOR,
@@ -168,7 +168,7 @@ def order_pickup(
 
 @orders_app.command("list")
 def orders_list(
-    status: str | None = typer.Option(None, "--status"),
+    status: str | None = typer.Option(None, "--status", help="|".join(OrderStatus)),
     blocked_by: str | None = typer.Option(
         None, "--blocked-by", help="Department with an active hold."
     ),
