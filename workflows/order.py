@@ -3,21 +3,20 @@
 Departments and partners act on the order only through its updates, each validated by a rule in
 ``domain`` before it reaches history. The run goes step by step (reserve, authorize, hand over
 or deliver, capture); a step stops while a hold is active and gives way to compensation when a
-cancel is accepted. Beside the run, three collaborators (``workflows/support``) each own one
-concern: the deadline timer (hold SLAs, promises, the pickup window), the outbox (every e-mail,
-in order, exactly once) and the publisher (search attributes and the UI's details). Every call
-to another system goes through the call gate, one at a time.
+cancel is accepted. Every decision is a function in ``domain``; the workflow holds the state
+and sequences. Small collaborators (``workflows/support``) each own one concern: the deadline
+timer (hold SLAs, promises, the pickup window), the outbox (every e-mail, in order, exactly
+once), the publisher (search attributes and the UI's details), the shipment (the running
+delivery and its reports), and the call gate every call to another system goes through, one
+at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
-from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     from domain import fulfilment as steps
@@ -38,11 +37,11 @@ with workflow.unsafe.imports_passed_through():
         WaitlistMoved,
     )
     from domain.view import OrderView, order_view
-    from workflows.delivery import DeliveryWorkflow
     from workflows.support.gate import CallGate
     from workflows.support.outbox import Outbox
     from workflows.support.publisher import Publisher
     from workflows.support.refusals import validate
+    from workflows.support.shipment import Shipment
     from workflows.support.timer import DeadlineTimer
 
 # Seconds by which a far deadline's timer is armed early (see DeadlineTimer).
@@ -60,9 +59,8 @@ class OrderWorkflow:
         if inp.placed_at is None:
             inp = inp.model_copy(update={"placed_at": workflow.now()})
         self.state = OrderState(input=inp)
-        self.reports: list[DeliveryReport] = []
         self.collect: rules.CollectOrder | None = None
-        self.child: Any = None
+        self.shipment = Shipment()
         self.publisher = Publisher(self.state)
         # A task with no command yet indexes the search attributes before its first call.
         self.gate = CallGate(self.publisher.index)
@@ -227,13 +225,7 @@ class OrderWorkflow:
         # after the booking that comes. It starts when this workflow task completes; the step's
         # e-mails wait for the next one.
         with self.gate.step_running():
-            self.child = await workflow.start_child_workflow(
-                DeliveryWorkflow.run,
-                delivery,
-                id=workflow_id,
-                static_summary=f"Delivery {delivery.delivery_id} of order {s.order_id} "
-                f"with {delivery.carrier}",
-            )
+            await self.shipment.start(delivery, workflow_id=workflow_id, order_id=s.order_id)
         booking: Booking = await self.gate.step(
             CarrierCall.BOOK,
             steps.book_request(s, delivery, workflow_id),
@@ -243,18 +235,7 @@ class OrderWorkflow:
         self._on_report(steps.booked(delivery, booking, workflow.now()))
         # The goods have left the store with the carrier.
         await self._release_stock(collected=True)
-        while True:
-            await self._wait(lambda: bool(self.reports) or self.child.done())
-            while self.reports:
-                self._on_report(self.reports.pop(0))
-            if self.child.done() and not self.reports:
-                break
-        outcome: DeliveryOutcome = self.child.result()
-        self.child = None
-        # What the delivery had not reported yet: routine movements, then how it ended.
-        for report in outcome.reports:
-            self._on_report(report)
-        return outcome
+        return await self.shipment.follow(self._on_report, self._wait)
 
     def _on_report(self, report: DeliveryReport) -> None:
         told = steps.apply_report(self.state, report, workflow.now())
@@ -267,10 +248,7 @@ class OrderWorkflow:
         s = self.state
         assert s.cancel is not None
         done: list[str] = []
-        if self.child is not None and not self.child.done():
-            self.child.cancel()
-            with contextlib.suppress(ChildWorkflowError, asyncio.CancelledError):
-                await self.child
+        if await self.shipment.cancel():
             done.append("carrier booking cancelled")
             steps.delivery_cancelled(s)
         undo = steps.payment_undo(s)
@@ -446,7 +424,7 @@ class OrderWorkflow:
 
     @workflow.signal
     def delivery_reports(self, batch: DeliveryReports) -> None:
-        self.reports.extend(batch.reports)
+        self.shipment.received(batch.reports)
         self._changed()
 
     # ======================================================================== queries
