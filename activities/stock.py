@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 from temporalio import activity
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
@@ -48,7 +49,7 @@ class StockActivities:
     @activity.defn(name=StockCall.RESERVE.value)
     async def reserve_stock(self, req: ReserveRequest) -> StockReserved:
         wf_id = stock_workflow_id(req.location, req.sku)
-        start = WithStartWorkflowOperation(
+        start: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
             STOCK_WORKFLOW,
             StockInput(location=req.location, sku=req.sku, on_hand=req.initial_on_hand),
             id=wf_id,
@@ -58,13 +59,14 @@ class StockActivities:
         )
         try:
             async with self._gate(wf_id):
-                return await self.client.execute_update_with_start_workflow(
+                reserved: StockReserved = await self.client.execute_update_with_start_workflow(
                     RESERVE_UPDATE,
                     ReserveStock(order_id=req.order_id, qty=req.qty),
                     start_workflow_operation=start,
                     result_type=StockReserved,
                     rpc_timeout=CALL_TIMEOUT,
                 )
+            return reserved
         except WorkflowUpdateFailedError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError):
@@ -76,9 +78,10 @@ class StockActivities:
         wf_id = stock_workflow_id(req.location, req.sku)
         handle = self.client.get_workflow_handle(wf_id)
         async with self._gate(wf_id):
-            return await handle.execute_update(
+            released: StockReleased = await handle.execute_update(
                 RELEASE_UPDATE,
                 ReleaseStock(order_id=req.order_id, collected=req.collected),
                 result_type=StockReleased,
                 rpc_timeout=CALL_TIMEOUT,
             )
+        return released

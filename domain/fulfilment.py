@@ -34,6 +34,7 @@ from domain.order import (
     OrderState,
     OrderStatus,
     PlaceOrderInput,
+    Told,
 )
 from domain.promises import (
     MakePromise,
@@ -67,7 +68,9 @@ def placed_view(inp: PlaceOrderInput) -> OrderView:
     """The view of an order just placed: what its workflow records first."""
     state = OrderState(input=inp)
     assert inp.placed_at is not None
-    state.told_customer(inp.placed_at, "placed", messages.summary(messages.order_placed(state)[1]))
+    state.told_customer(
+        inp.placed_at, Told.PLACED, messages.summary(messages.order_placed(state)[1])
+    )
     return order_view(state)
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from domain import messages
 from domain.base import Model
 from domain.holds import Hold, blocked_department
-from domain.order import OrderState
+from domain.order import OrderState, Told
 from domain.promises import Promise
 
 # The one call that sends e-mail (an activity).
@@ -62,14 +62,14 @@ def hold_placed(state: OrderState, hold: Hold) -> list[Notice]:
     dept = state.department(hold.department)
     blocked = blocked_department(state, hold)
     return [
-        Notice(messages.hold_placed_customer(state, hold, dept), kind="hold_placed"),
+        Notice(messages.hold_placed_customer(state, hold, dept), kind=Told.HOLD_PLACED),
         Notice(messages.hold_placed_department(state, hold, dept), to=blocked.notify_email),
     ]
 
 
 def hold_released(state: OrderState, hold: Hold) -> list[Notice]:
     dept = state.department(hold.department)
-    return [Notice(messages.hold_released_customer(state, hold, dept), kind="hold_released")]
+    return [Notice(messages.hold_released_customer(state, hold, dept), kind=Told.HOLD_RELEASED)]
 
 
 def hold_disputed(state: OrderState, hold: Hold) -> list[Notice]:
@@ -77,7 +77,7 @@ def hold_disputed(state: OrderState, hold: Hold) -> list[Notice]:
     dept = state.department(hold.department)
     mail = messages.hold_disputed_department(state, hold, dept)
     return [
-        Notice(messages.hold_disputed_customer(state, hold, dept), kind="hold_disputed"),
+        Notice(messages.hold_disputed_customer(state, hold, dept), kind=Told.HOLD_DISPUTED),
         Notice(mail, to=dept.notify_email),
         Notice(mail, to=dept.supervisor_email),
     ]
@@ -85,27 +85,27 @@ def hold_disputed(state: OrderState, hold: Hold) -> list[Notice]:
 
 def hold_upheld(state: OrderState, hold: Hold) -> list[Notice]:
     dept = state.department(hold.department)
-    return [Notice(messages.hold_upheld_customer(state, hold, dept), kind="hold_upheld")]
+    return [Notice(messages.hold_upheld_customer(state, hold, dept), kind=Told.HOLD_UPHELD)]
 
 
 def hold_escalated(state: OrderState, hold: Hold) -> list[Notice]:
     """The customer (the truth and a new date), then the department's supervisor."""
     dept = state.department(hold.department)
     return [
-        Notice(messages.hold_escalated_customer(state, hold, dept), kind="hold_escalated"),
+        Notice(messages.hold_escalated_customer(state, hold, dept), kind=Told.HOLD_ESCALATED),
         Notice(messages.hold_escalated_supervisor(state, hold, dept), to=dept.supervisor_email),
     ]
 
 
 def promise_made(state: OrderState, promise: Promise) -> list[Notice]:
     dept = state.department(promise.department)
-    return [Notice(messages.promise_made(state, promise, dept), kind="promise_made")]
+    return [Notice(messages.promise_made(state, promise, dept), kind=Told.PROMISE_MADE)]
 
 
 def promise_broken(state: OrderState, promise: Promise) -> list[Notice]:
     """The customer hears first, then the promiser's supervisor."""
     dept = state.department(promise.department)
     return [
-        Notice(messages.promise_broken_customer(state, promise, dept), kind="promise_broken"),
+        Notice(messages.promise_broken_customer(state, promise, dept), kind=Told.PROMISE_BROKEN),
         Notice(messages.promise_broken_supervisor(state, promise, dept), to=dept.supervisor_email),
     ]

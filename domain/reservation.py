@@ -56,14 +56,14 @@ def take_reservation(state: OrderState, result: StockReserved) -> Reservation:
         ReservationStatus.COLLECTED,
         ReservationStatus.PENDING,
     ):
-        state.reservation = Reservation(
+        res = state.reservation = Reservation(
             location=result.location,
             sku=result.sku,
             qty=result.qty,
             status=result.status,
             position=result.position,
         )
-    return state.reservation  # type: ignore[return-value]  # set above or already there
+    return res
 
 
 def promise_stock_date(state: OrderState, now: datetime) -> Promise | None:

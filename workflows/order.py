@@ -25,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.billing import PaymentCall, PaymentState
     from domain.carrier import Booking, CarrierCall
     from domain.delivery import DeliveryOutcome, DeliveryReport, DeliveryReports, DeliveryStatus
-    from domain.order import OrderState, OrderStatus, PlaceOrderInput
+    from domain.order import OrderState, OrderStatus, PlaceOrderInput, Told
     from domain.registry import LostAction
     from domain.steps import Step
     from domain.stock import (
@@ -77,7 +77,7 @@ class OrderWorkflow:
         # The first workflow task always completes with a command, even when a query or a slow
         # first call makes the worker complete it early (workflows/support/gate.py).
         self.gate.command_now()
-        self.outbox.tell_customer("placed", messages.order_placed(s))
+        self.outbox.tell_customer(Told.PLACED, messages.order_placed(s))
         self._changed()
         publisher = asyncio.create_task(self.publisher.run(lambda: self.gate.steps_idle))
         mailer = asyncio.create_task(self.outbox.run())
@@ -106,7 +106,7 @@ class OrderWorkflow:
                 await self._payment(PaymentCall.AUTHORIZE)
                 s.payment = PaymentState.AUTHORIZED
                 self._set_status(OrderStatus.PAYMENT_AUTHORIZED)
-                self.outbox.tell_customer("payment", messages.payment_authorized(s))
+                self.outbox.tell_customer(Told.PAYMENT, messages.payment_authorized(s))
             if s.input.pickup:
                 if await self._hand_over_in_store():
                     break
@@ -118,7 +118,7 @@ class OrderWorkflow:
         s.payment = PaymentState.CAPTURED
         s.charged = s.total
         self._set_status(OrderStatus.COMPLETED)
-        self.outbox.tell_customer("completed", messages.completed(s))
+        self.outbox.tell_customer(Told.COMPLETED, messages.completed(s))
 
     # ------------------------------------------------------------------ steps
 
@@ -146,7 +146,7 @@ class OrderWorkflow:
             )
             if reservation.take_reservation(s, result).status == ReservationStatus.RESERVED:
                 self._set_status(OrderStatus.RESERVED)
-                self.outbox.tell_customer("reserved", messages.stock_reserved(s))
+                self.outbox.tell_customer(Told.RESERVED, messages.stock_reserved(s))
         assert s.reservation is not None
         if s.reservation.status == ReservationStatus.WAITLISTED:
             await self._wait_for_stock()
@@ -159,14 +159,14 @@ class OrderWorkflow:
         promise = reservation.promise_stock_date(s, workflow.now())
         if promise is not None:
             mail = messages.waitlisted(s, s.reservation.position or 0, promise)
-            self.outbox.tell_customer("waitlisted", mail)
+            self.outbox.tell_customer(Told.WAITLISTED, mail)
         self._changed()
         await self._wait(
             lambda: s.reservation is not None and s.reservation.status == ReservationStatus.RESERVED
         )
         reservation.stock_arrived(s, workflow.now())
         self._set_status(OrderStatus.RESERVED)
-        self.outbox.tell_customer("stock_allocated", messages.stock_allocated(s))
+        self.outbox.tell_customer(Told.STOCK_ALLOCATED, messages.stock_allocated(s))
 
     async def _payment(self, call: PaymentCall) -> None:
         request = steps.payment_request(self.state, call, workflow.info().workflow_id)
@@ -184,16 +184,16 @@ class OrderWorkflow:
         await self._step(Step.HAND_OVER_IN_STORE)
         steps.open_pickup_window(s, workflow.now())
         self._set_status(OrderStatus.READY_FOR_PICKUP)
-        self.outbox.tell_customer("ready_for_pickup", messages.ready_for_pickup(s))
+        self.outbox.tell_customer(Told.READY_FOR_PICKUP, messages.ready_for_pickup(s))
         await self._wait(lambda: self.collect is not None or s.reservation.expires_at is None)  # type: ignore[union-attr]
         if self.collect is None:
             # Expired and policy says back in line: the deadline loop released it.
             await self._release_stock(collected=False)
             mail = messages.pickup_expired(s, cancelled=False)
-            self.outbox.tell_customer("pickup_expired", mail)
+            self.outbox.tell_customer(Told.PICKUP_EXPIRED, mail)
             return False
         await self._release_stock(collected=True)
-        self.outbox.tell_customer("collected", messages.collected(s))
+        self.outbox.tell_customer(Told.COLLECTED, messages.collected(s))
         self._set_status(OrderStatus.DELIVERED)
         return True
 
@@ -208,11 +208,15 @@ class OrderWorkflow:
                 self._set_status(OrderStatus.DELIVERED)
                 return
             if steps.reship(s, outcome):
-                self.outbox.tell_customer("lost", messages.lost_parcel(s, action=LostAction.RESHIP))
+                self.outbox.tell_customer(
+                    Told.LOST, messages.lost_parcel(s, action=LostAction.RESHIP)
+                )
                 await self._reserve()
                 continue
             if outcome.status == DeliveryStatus.LOST:
-                self.outbox.tell_customer("lost", messages.lost_parcel(s, action=LostAction.REFUND))
+                self.outbox.tell_customer(
+                    Told.LOST, messages.lost_parcel(s, action=LostAction.REFUND)
+                )
             s.cancel = steps.refund_after(outcome)
             raise _Cancelled
 
@@ -261,7 +265,7 @@ class OrderWorkflow:
         steps.close_cancelled(s, done, workflow.now())
         self._changed()
         mail = messages.cancelled(s, s.cancel.by, s.cancel.customer_message)
-        self.outbox.tell_customer("cancelled", mail)
+        self.outbox.tell_customer(Told.CANCELLED, mail)
 
     # ======================================================================== deadlines
 
@@ -383,7 +387,7 @@ class OrderWorkflow:
         promise = promises.check_keep_promise(s, cmd)
         now = workflow.now()
         promises.keep_promise(s, promise, now, by=cmd.actor, note=cmd.note)
-        s.log(now, "promise_kept", f"{promise.department} kept its promise: {promise.text}")
+        s.log(now, Told.PROMISE_KEPT, f"{promise.department} kept its promise: {promise.text}")
         self._changed()
         return promises.PromiseKept(promise_id=promise.promise_id, kept_at=now)
 
@@ -414,7 +418,9 @@ class OrderWorkflow:
     def stock_withdrawn(self, fact: StockWithdrawn) -> None:
         s = self.state
         if reservation.stock_withdrawn(s, fact):
-            self.outbox.tell_customer("stock_withdrawn", messages.stock_withdrawn(s, fact.position))
+            self.outbox.tell_customer(
+                Told.STOCK_WITHDRAWN, messages.stock_withdrawn(s, fact.position)
+            )
             self._set_status(OrderStatus.WAITLISTED)
 
     @workflow.signal
