@@ -68,3 +68,35 @@ def test_the_timeline_shows_the_body_without_greeting_and_footer() -> None:
     assert subject == "Order O-1 received"
     assert messages.summary(body).startswith("We have your order:")
     assert "Order O-1" not in messages.summary(body).splitlines()[-1][-10:]
+
+
+def test_every_delivery_report_has_words_or_is_only_recorded() -> None:
+    from domain import fulfilment
+    from domain.delivery import DeliveryReport, DeliveryStatus, ReportKind
+
+    s = order()
+    fulfilment.start_delivery(s, NOW)
+    said = {}
+    for kind in ReportKind:
+        report = DeliveryReport(
+            delivery_id=1, kind=kind, at=NOW, status=DeliveryStatus.IN_TRANSIT, verified=True
+        )
+        said[kind] = messages.delivery_event(s, report, "Fast Parcels")
+    # The order says what it does about a lost parcel in its own e-mail; a missed window is a
+    # broken promise, told as one; a scan is only recorded.
+    assert {k for k, mail in said.items() if mail is None} == {
+        ReportKind.LOST,
+        ReportKind.WINDOW_MISSED,
+        ReportKind.SCANNED,
+    }
+    booked = said[ReportKind.BOOKED]
+    assert booked is not None and "Fast Parcels" in booked[0]
+
+
+def test_a_customer_cancel_says_you_and_a_department_cancel_names_it() -> None:
+    from domain.order import CancelOrder
+
+    s = order()
+    s.cancel = CancelOrder(by="customer", reason="changed mind")
+    assert "You cancelled the order (changed mind)." in messages.cancelled(s, "customer", "")[1]
+    assert "billing cancelled" in messages.cancelled(s, "billing", "Sorry.")[1]
