@@ -92,7 +92,7 @@ class OrderWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         self.outbox.close()
         self.publisher.close()
-        self.deadlines.moved()
+        self.deadlines.close()
         await mailer
         await publisher
         return order_view(s)
@@ -270,10 +270,12 @@ class OrderWorkflow:
     # ======================================================================== deadlines
 
     async def _keep_deadlines(self) -> None:
+        """Every deadline of the order on one timer: at each wake-up, what has passed is applied
+        and told, soonest first."""
         s = self.state
         while True:
             await self.deadlines.wait()
-            if self.outbox.closing:
+            if self.deadlines.closed:
                 return
             now = workflow.now()
             for deadline in rules.due(s, now):

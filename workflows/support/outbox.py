@@ -55,10 +55,6 @@ class Outbox:
         """The order is done: send what is queued, then stop."""
         self._closing = True
 
-    @property
-    def closing(self) -> bool:
-        return self._closing
-
     async def run(self) -> None:
         while True:
             await workflow.wait_condition(

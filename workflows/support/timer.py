@@ -38,9 +38,19 @@ class DeadlineTimer:
         self._arm_early = arm_early
         self._moves = 0
         self._seen = -1
+        self._closed = False
 
     def moved(self) -> None:
         self._moves += 1
+
+    def close(self) -> None:
+        """The workflow is ending: whoever waits stops at its next wake-up."""
+        self._closed = True
+        self.moved()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     async def wait(
         self,
