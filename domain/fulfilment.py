@@ -34,7 +34,6 @@ from domain.order import (
     OrderState,
     OrderStatus,
     PlaceOrderInput,
-    Told,
 )
 from domain.promises import (
     MakePromise,
@@ -46,6 +45,7 @@ from domain.promises import (
     withdraw,
 )
 from domain.registry import LostAction, UnpickedAction
+from domain.timeline import Told
 from domain.view import OrderView, order_view
 
 

@@ -277,6 +277,14 @@ def released(state: OrderState, hold: Hold) -> HoldReleased:
     )
 
 
+def disputed(hold: Hold) -> HoldDisputed:
+    return HoldDisputed(hold_id=hold.hold_id, sla_due_at=hold.sla_due_at)
+
+
+def upheld(hold: Hold) -> HoldUpheld:
+    return HoldUpheld(hold_id=hold.hold_id, sla_due_at=hold.sla_due_at)
+
+
 def hold_period(state: OrderState, hold: Hold) -> timedelta:
     if hold.status == HoldStatus.DISPUTED:
         return state.input.policy.dispute_sla

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from domain import messages
 from domain.base import Model
 from domain.holds import Hold, blocked_department
-from domain.order import OrderState, Told
+from domain.order import OrderState
 from domain.promises import Promise
+from domain.timeline import Told
 
 # The one call that sends e-mail (an activity).
 SEND_EMAILS = "send_emails"

@@ -25,6 +25,7 @@ from domain.promises import Promise, PromiseKind, PromiseStatus
 from domain.registry import Carrier, Customer, Department, Policy
 from domain.steps import Step
 from domain.stock import Reservation
+from domain.timeline import TimelineEntry
 
 
 class OrderStatus(StrEnum):
@@ -71,39 +72,6 @@ class PlaceOrderInput(Model):
     @property
     def total(self) -> Decimal:
         return sum((line.unit_price * line.qty for line in self.lines), Decimal("0"))
-
-
-class Told(StrEnum):
-    """What the customer was told (or, for ``PROMISE_KEPT``, what was recorded): the kinds of
-    the order's timeline entries, beside the delivery's report kinds (``ReportKind``), which the
-    timeline takes as they are."""
-
-    PLACED = "placed"
-    PAYMENT = "payment"
-    COMPLETED = "completed"
-    RESERVED = "reserved"
-    WAITLISTED = "waitlisted"
-    STOCK_ALLOCATED = "stock_allocated"
-    READY_FOR_PICKUP = "ready_for_pickup"
-    PICKUP_EXPIRED = "pickup_expired"
-    COLLECTED = "collected"
-    LOST = "lost"
-    CANCELLED = "cancelled"
-    PROMISE_KEPT = "promise_kept"
-    STOCK_WITHDRAWN = "stock_withdrawn"
-    HOLD_PLACED = "hold_placed"
-    HOLD_RELEASED = "hold_released"
-    HOLD_DISPUTED = "hold_disputed"
-    HOLD_UPHELD = "hold_upheld"
-    HOLD_ESCALATED = "hold_escalated"
-    PROMISE_MADE = "promise_made"
-    PROMISE_BROKEN = "promise_broken"
-
-
-class TimelineEntry(Model):
-    at: datetime
-    kind: str
-    text: str
 
 
 # --------------------------------------------------------------------------- commands

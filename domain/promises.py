@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from domain.base import ENGINE, Model, required_text
 from domain.errors import InvalidInput, NotAllowed, WrongState
+from domain.timeline import Told
 
 if TYPE_CHECKING:
     from domain.order import OrderState
@@ -159,6 +160,18 @@ def keep_promise(
     promise.settled_at = now
     promise.settled_by = by
     promise.note = note
+
+
+def made(promise: Promise, *, already: bool = False) -> PromiseMade:
+    return PromiseMade(promise_id=promise.promise_id, due_at=promise.due_at, already_made=already)
+
+
+def kept_by_hand(state: OrderState, cmd: KeepPromise, now: datetime) -> PromiseKept:
+    """A department says it kept its promise: recorded, and on the timeline."""
+    promise = check_keep_promise(state, cmd)
+    keep_promise(state, promise, now, by=cmd.actor, note=cmd.note)
+    state.log(now, Told.PROMISE_KEPT, f"{promise.department} kept its promise: {promise.text}")
+    return PromiseKept(promise_id=promise.promise_id, kept_at=now)
 
 
 def break_promise(promise: Promise, now: datetime) -> None:

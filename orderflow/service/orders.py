@@ -29,9 +29,9 @@ from domain.order import (
     OrderLine,
     OrderStatus,
     PlaceOrderInput,
-    TimelineEntry,
 )
 from domain.registry import Policy
+from domain.timeline import TimelineEntry
 from domain.view import OrderView, running_delivery, with_live_delivery
 from orderflow.service.base import ServiceBase
 from orderflow.service.calls import QUERY_TIMEOUT, call, first_error, quote
