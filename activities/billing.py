@@ -14,14 +14,9 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.sqlite import open_db
+from domain.billing import PaymentCall, PaymentRequest
 
 log = structlog.get_logger("orderflow.billing")
-
-
-class PaymentRequest(BaseModel):
-    order_id: str
-    amount: Decimal
-    key: str
 
 
 class LedgerEntry(BaseModel):
@@ -96,18 +91,18 @@ class PaymentActivities:
         log.info("ledger_posted", kind=kind, order_id=req.order_id, amount=str(req.amount))
         return entry
 
-    @activity.defn
+    @activity.defn(name=PaymentCall.AUTHORIZE.value)
     async def authorize_payment(self, req: PaymentRequest) -> LedgerEntry:
         return await self._post("authorize", req)
 
-    @activity.defn
+    @activity.defn(name=PaymentCall.CAPTURE.value)
     async def capture_payment(self, req: PaymentRequest) -> LedgerEntry:
         return await self._post("capture", req)
 
-    @activity.defn
+    @activity.defn(name=PaymentCall.VOID.value)
     async def void_payment(self, req: PaymentRequest) -> LedgerEntry:
         return await self._post("void", req)
 
-    @activity.defn
+    @activity.defn(name=PaymentCall.REFUND.value)
     async def refund_payment(self, req: PaymentRequest) -> LedgerEntry:
         return await self._post("refund", req)

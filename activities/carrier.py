@@ -14,39 +14,12 @@ from pathlib import Path
 from typing import Protocol
 
 import structlog
-from pydantic import BaseModel
 from temporalio import activity
 
 from activities.sqlite import open_db
+from domain.carrier import Booking, BookShipment, CarrierCall, TraceRequest
 
 log = structlog.get_logger("orderflow.carrier")
-
-
-def booking_key(delivery_workflow_id: str) -> str:
-    """The idempotency key a delivery's shipment is booked, traced and cancelled under."""
-    return f"{delivery_workflow_id}.booking"
-
-
-class BookShipment(BaseModel):
-    key: str
-    order_id: str
-    delivery_id: int
-    carrier: str
-    destination: str
-
-
-class Booking(BaseModel):
-    key: str
-    carrier: str
-    tracking: str
-    status: str = "booked"
-
-
-class TraceRequest(BaseModel):
-    key: str
-    carrier: str
-    # The booking whose parcel is traced; the gateway knows its tracking number.
-    booking_key: str
 
 
 class CarrierGateway(Protocol):
@@ -109,7 +82,7 @@ class CarrierActivities:
     def __init__(self, gateway: CarrierGateway) -> None:
         self.gateway = gateway
 
-    @activity.defn
+    @activity.defn(name=CarrierCall.BOOK.value)
     async def book_shipment(self, req: BookShipment) -> Booking:
         booking = await asyncio.to_thread(self.gateway.book, req)
         log.info(
@@ -117,10 +90,10 @@ class CarrierActivities:
         )
         return booking
 
-    @activity.defn
+    @activity.defn(name=CarrierCall.CANCEL.value)
     async def cancel_shipment(self, key: str) -> Booking:
         return await asyncio.to_thread(self.gateway.cancel, key)
 
-    @activity.defn
+    @activity.defn(name=CarrierCall.OPEN_TRACE.value)
     async def open_trace(self, req: TraceRequest) -> str:
         return await asyncio.to_thread(self.gateway.open_trace, req)

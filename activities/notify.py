@@ -22,7 +22,7 @@ import structlog
 from temporalio import activity
 
 from activities.sqlite import open_db
-from domain.models import EmailBatch, Notification
+from domain.notices import SEND_EMAILS, EmailBatch, Notification
 
 # UTF-8 bodies as quoted-printable: mostly ASCII text stays readable in the raw message.
 UTF8_READABLE = Charset("utf-8")
@@ -110,7 +110,7 @@ class NotifyActivities:
     def __init__(self, mailer: Mailer) -> None:
         self.mailer = mailer
 
-    @activity.defn
+    @activity.defn(name=SEND_EMAILS)
     async def send_emails(self, batch: EmailBatch) -> list[str]:
         """Send an order's queued e-mails in order over one connection; returns the
         Message-IDs. Messages already sent (a retry) are skipped."""

@@ -5,35 +5,31 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
-from pydantic import BaseModel
 from temporalio import activity
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 
 from domain.ids import stock_workflow_id
-from domain.stock import ReleaseStock, ReserveStock, StockReleased, StockReserved
-from workflows.stock import StockInput, StockWorkflow
+from domain.stock import (
+    RELEASE_UPDATE,
+    RESERVE_UPDATE,
+    STOCK_WORKFLOW,
+    ReleaseRequest,
+    ReleaseStock,
+    ReserveRequest,
+    ReserveStock,
+    StockCall,
+    StockInput,
+    StockReleased,
+    StockReserved,
+)
 
 # A stock record that cannot answer in this time is retried later, on a durable timer, rather
 # than holding the order's workflow task (and a worker's shutdown) indefinitely.
 CALL_TIMEOUT = timedelta(seconds=4)
-
-
-class ReserveRequest(BaseModel):
-    location: str
-    sku: str
-    order_id: str
-    qty: int
-    initial_on_hand: int = 0
-
-
-class ReleaseRequest(BaseModel):
-    location: str
-    sku: str
-    order_id: str
-    collected: bool = False
 
 
 # The server admits 10 updates in flight per workflow; past that, calls are refused and
@@ -50,11 +46,11 @@ class StockActivities:
     def _gate(self, workflow_id: str) -> asyncio.Semaphore:
         return self._gates.setdefault(workflow_id, asyncio.Semaphore(PER_RECORD))
 
-    @activity.defn
+    @activity.defn(name=StockCall.RESERVE.value)
     async def reserve_stock(self, req: ReserveRequest) -> StockReserved:
         wf_id = stock_workflow_id(req.location, req.sku)
-        start = WithStartWorkflowOperation(
-            StockWorkflow.run,
+        start: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
+            STOCK_WORKFLOW,
             StockInput(location=req.location, sku=req.sku, on_hand=req.initial_on_hand),
             id=wf_id,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
@@ -63,25 +59,29 @@ class StockActivities:
         )
         try:
             async with self._gate(wf_id):
-                return await self.client.execute_update_with_start_workflow(
-                    StockWorkflow.reserve,
+                reserved: StockReserved = await self.client.execute_update_with_start_workflow(
+                    RESERVE_UPDATE,
                     ReserveStock(order_id=req.order_id, qty=req.qty),
                     start_workflow_operation=start,
+                    result_type=StockReserved,
                     rpc_timeout=CALL_TIMEOUT,
                 )
+            return reserved
         except WorkflowUpdateFailedError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError):
                 raise ApplicationError(cause.message, type=cause.type, non_retryable=True) from err
             raise
 
-    @activity.defn
+    @activity.defn(name=StockCall.RELEASE.value)
     async def release_stock(self, req: ReleaseRequest) -> StockReleased:
         wf_id = stock_workflow_id(req.location, req.sku)
         handle = self.client.get_workflow_handle(wf_id)
         async with self._gate(wf_id):
-            return await handle.execute_update(
-                StockWorkflow.release,
+            released: StockReleased = await handle.execute_update(
+                RELEASE_UPDATE,
                 ReleaseStock(order_id=req.order_id, collected=req.collected),
+                result_type=StockReleased,
                 rpc_timeout=CALL_TIMEOUT,
             )
+        return released

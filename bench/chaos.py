@@ -29,6 +29,8 @@ details go to stderr.
 
 Run: make chaos   (or .venv/bin/python bench/chaos.py [--orders 200] [--seed N] [--dump DIR],
 where DIR receives the history of each order that did not finish, to replay and study)
+
+One module on purpose, as every bench: it is read and run as one script, top to bottom.
 """
 
 from __future__ import annotations
@@ -68,17 +70,13 @@ sys.path.insert(0, str(CODE))
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 
 from activities.billing import Ledger
+from domain.carrier import CarrierEvent
 from domain.errors import OrderflowError
+from domain.holds import PlaceHold, ReleaseHold
 from domain.ids import order_workflow_id
-from domain.models import (
-    CarrierEvent,
-    KeepPromise,
-    Location,
-    MakePromise,
-    OrderView,
-    PlaceHold,
-    ReleaseHold,
-)
+from domain.promises import KeepPromise, MakePromise
+from domain.registry import Location
+from domain.view import OrderView
 from orderflow.config import Settings
 from orderflow.devserver import DevServer, dev_server_command, free_port, port_open
 from orderflow.logging import configure

@@ -32,10 +32,10 @@ from temporalio import activity
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from activities.stock import ReserveRequest, StockActivities
+from activities.stock import StockActivities
+from domain.holds import PlaceHold, ReleaseHold
 from domain.ids import order_workflow_id
-from domain.models import PlaceHold, ReleaseHold
-from domain.stock import StockReserved
+from domain.stock import ReserveRequest, StockReserved
 from orderflow.config import PROJECT_ROOT, Settings
 from orderflow.devserver import SQLITE_PRAGMAS, free_port, temporal_binary
 from orderflow.logging import configure

@@ -53,8 +53,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from domain.holds import PlaceHold
 from domain.ids import order_workflow_id
-from domain.models import MakePromise, PlaceHold
+from domain.promises import MakePromise
 from orderflow.config import PROJECT_ROOT, Settings
 from orderflow.devserver import SQLITE_PRAGMAS, free_port, temporal_binary
 from orderflow.logging import configure

@@ -21,6 +21,8 @@ into each continue-as-new, and a check that nothing was oversold.
 
 Run: .venv/bin/python bench/stock.py [--reservations 1000] [--long-run 10000] [--concurrency 10]
      [--contention-clients 50] [--contention-seconds 30]
+
+One module on purpose, as every bench: it is read and run as one script, top to bottom.
 """
 
 from __future__ import annotations
@@ -57,13 +59,13 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from domain.ids import stock_workflow_id
-from domain.stock import ReserveStock, StockReserved, StockView
+from domain.stock import ReserveStock, StockInput, StockReserved, StockView
 from orderflow.config import Settings
 from orderflow.devserver import SQLITE_PRAGMAS, temporal_binary
 from orderflow.logging import configure
 from orderflow.worker import build_worker
 from workflows.search_attributes import ALL
-from workflows.stock import StockInput, StockWorkflow
+from workflows.stock import StockWorkflow
 
 # The reserve_stock activity's retry policy (workflows/order.py RETRY): 200 ms, doubling, 30 s cap.
 RETRY_FIRST, RETRY_MAX = 0.2, 30.0

@@ -29,6 +29,9 @@ the stock records' events shared out per order, which the bare's shared records 
 core count. ``--show-history`` prints the events of one order, its delivery and one bare.
 
 Run: .venv/bin/python bench/throughput.py [--orders 300] [--concurrency 16] [--rounds 2]
+
+One module on purpose, as every bench: it is read and run as one script, top to bottom
+(the bare sides it compares with live in ``bench/bare.py``).
 """
 
 from __future__ import annotations
@@ -71,9 +74,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.carrier import Booking, BookShipment, CarrierActivities, SqliteCarrierGateway
+from activities.carrier import CarrierActivities, SqliteCarrierGateway
+from domain.carrier import Booking, BookShipment, CarrierEvent
 from domain.ids import delivery_workflow_id, order_workflow_id
-from domain.models import CarrierEvent, Location
+from domain.registry import Location
 from orderflow.config import PROJECT_ROOT, Settings
 from orderflow.devserver import SQLITE_PRAGMAS, free_port, temporal_binary
 from orderflow.logging import configure

@@ -8,9 +8,14 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from domain.base import CUSTOMER
+from domain.delivery import DeliveryReport, ReportKind
 from domain.durations import human_time
-from domain.models import DeliveryReport, Department, Hold, Promise
-from domain.order import OrderState, next_step
+from domain.holds import Hold
+from domain.order import OrderState
+from domain.promises import Promise
+from domain.registry import Department, LostAction
+from domain.view import next_step
 
 Mail = tuple[str, str]
 
@@ -135,7 +140,7 @@ def delivery_event(state: OrderState, report: DeliveryReport, carrier_name: str)
     if report.window_start and report.window_end:
         window = f" between {human_time(report.window_start)} and {human_time(report.window_end)}"
     match report.kind:
-        case "booked":
+        case ReportKind.BOOKED:
             return (
                 f"Order {oid}: shipped with {carrier_name}",
                 _sign(
@@ -144,12 +149,12 @@ def delivery_event(state: OrderState, report: DeliveryReport, carrier_name: str)
                     state,
                 ),
             )
-        case "picked_up":
+        case ReportKind.PICKED_UP:
             return (
                 f"Order {oid}: on its way",
                 _sign(f"{carrier_name} has picked up your order. Expected{window}.", state),
             )
-        case "attempted" if report.verified:
+        case ReportKind.ATTEMPTED if report.verified:
             return (
                 f"Order {oid}: we missed you",
                 _sign(
@@ -159,7 +164,7 @@ def delivery_event(state: OrderState, report: DeliveryReport, carrier_name: str)
                     state,
                 ),
             )
-        case "attempted":
+        case ReportKind.ATTEMPTED:
             missing = ", ".join(report.missing) or "evidence"
             return (
                 f"Order {oid}: a delivery attempt we could not verify",
@@ -170,14 +175,14 @@ def delivery_event(state: OrderState, report: DeliveryReport, carrier_name: str)
                     state,
                 ),
             )
-        case "rescheduled":
+        case ReportKind.RESCHEDULED:
             return (f"Order {oid}: new delivery window", _sign(f"Delivery is now{window}.", state))
-        case "redirected":
+        case ReportKind.REDIRECTED:
             return (
                 f"Order {oid}: sent to a pickup point",
                 _sign(f"Your order goes to the pickup point {report.pickup_point}.", state),
             )
-        case "trace_opened":
+        case ReportKind.TRACE_OPENED:
             return (
                 f"Order {oid}: we are tracing your parcel",
                 _sign(
@@ -187,9 +192,9 @@ def delivery_event(state: OrderState, report: DeliveryReport, carrier_name: str)
                     state,
                 ),
             )
-        case "lost":
+        case ReportKind.LOST:
             return None  # the order says what it does about it, in one e-mail
-        case "returned":
+        case ReportKind.RETURNED:
             return (
                 f"Order {oid}: returned to us after failed deliveries",
                 _sign(
@@ -199,9 +204,9 @@ def delivery_event(state: OrderState, report: DeliveryReport, carrier_name: str)
                     state,
                 ),
             )
-        case "delivered":
+        case ReportKind.DELIVERED:
             return (f"Order {oid}: delivered", _sign("Your order was delivered.", state))
-        case "exception":
+        case ReportKind.EXCEPTION:
             return (
                 f"Order {oid}: a delay with {carrier_name}",
                 _sign(f"{carrier_name} reported a problem: {report.reason}. We are on it.", state),
@@ -209,10 +214,10 @@ def delivery_event(state: OrderState, report: DeliveryReport, carrier_name: str)
     return None
 
 
-def lost_parcel(state: OrderState, *, action: str) -> Mail:
+def lost_parcel(state: OrderState, *, action: LostAction) -> Mail:
     then = (
         "A replacement is on its way at no cost to you."
-        if action == "reship"
+        if action == LostAction.RESHIP
         else f"Your payment of {_money(state.total)} is returned in full; nothing is charged."
     )
     return (
@@ -324,7 +329,7 @@ def hold_escalated_customer(state: OrderState, hold: Hold, dept: Department) -> 
 
 
 def cancelled(state: OrderState, by: str, message: str) -> Mail:
-    who = "You" if by == "customer" else by
+    who = "You" if by == CUSTOMER else by
     said = f"\n{message}" if message else ""
     refund = f" We returned {_money(state.refunded)}." if state.refunded else ""
     return (

@@ -6,19 +6,58 @@ Pure rules; the stock workflow holds one ``StockState`` and calls these.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from enum import StrEnum
 
 from pydantic import Field
 
+from domain.base import Model
 from domain.errors import InvalidInput, UnknownReference
-from domain.models import Model
+
+# The stock record's workflow and its updates, by name: the stock activities call them without
+# importing the workflow (activities and workflows depend on the domain, not on each other).
+STOCK_WORKFLOW = "StockWorkflow"
+RESERVE_UPDATE = "reserve"
+RELEASE_UPDATE = "release"
+
+
+class StockCall(StrEnum):
+    """The order's calls to stock records (activities)."""
+
+    RESERVE = "reserve_stock"
+    RELEASE = "release_stock"
+
+
+class ReservationStatus(StrEnum):
+    """A reservation's state, on the stock record (reserved, waitlisted) and on the order."""
+
+    PENDING = "pending"
+    RESERVED = "reserved"
+    WAITLISTED = "waitlisted"
+    RELEASED = "released"
+    COLLECTED = "collected"
+
+    @property
+    def holds_stock_or_place(self) -> bool:
+        """Reserved or waiting in line: something to release when the order ends."""
+        return self in (ReservationStatus.RESERVED, ReservationStatus.WAITLISTED)
 
 
 class StockReservation(Model):
     order_id: str
     qty: int
     since: datetime
-    status: Literal["reserved", "waitlisted"]
+    status: ReservationStatus
+    expires_at: datetime | None = None
+
+
+class Reservation(Model):
+    """The order's own record of its reservation."""
+
+    location: str
+    sku: str
+    qty: int
+    status: ReservationStatus = ReservationStatus.PENDING
+    position: int | None = None
     expires_at: datetime | None = None
 
 
@@ -32,7 +71,7 @@ class StockState(Model):
 
     @property
     def reserved(self) -> int:
-        return sum(r.qty for r in self.reservations if r.status == "reserved")
+        return sum(r.qty for r in self.reservations if r.status == ReservationStatus.RESERVED)
 
     @property
     def available(self) -> int:
@@ -40,7 +79,7 @@ class StockState(Model):
 
     @property
     def waitlist(self) -> list[StockReservation]:
-        return [r for r in self.reservations if r.status == "waitlisted"]
+        return [r for r in self.reservations if r.status == ReservationStatus.WAITLISTED]
 
     def position(self, order_id: str) -> int | None:
         for i, r in enumerate(self.waitlist, start=1):
@@ -65,7 +104,7 @@ class StockReserved(Model):
     location: str
     sku: str
     qty: int
-    status: Literal["reserved", "waitlisted"]
+    status: ReservationStatus
     position: int | None = None
     available: int = 0
 
@@ -103,6 +142,63 @@ class StockAdjusted(Model):
     allocated_to: list[str]
 
 
+class StockInput(Model):
+    location: str
+    sku: str
+    on_hand: int = 0
+    # Carried across continue-as-new; absent on the first run.
+    state: StockState | None = None
+    # Hand over to a fresh run after this many changes: keeps history short and stays far
+    # below the server's limit of 2,000 updates per run. Tests set a small number.
+    continue_as_new_after: int = Field(default=1000, ge=1)
+
+
+class ReserveRequest(Model):
+    """The order asks a stock record for a reservation (creating the record on first use)."""
+
+    location: str
+    sku: str
+    order_id: str
+    qty: int
+    initial_on_hand: int = 0
+
+
+class ReleaseRequest(Model):
+    location: str
+    sku: str
+    order_id: str
+    collected: bool = False
+
+
+# --------------------------------------------------------------------------- signals to orders
+
+
+class StockAllocated(Model):
+    """Signal from the stock record to an order: its waitlisted reservation now holds stock."""
+
+    location: str
+    sku: str
+    qty: int
+    reference: str = ""
+
+
+class StockWithdrawn(Model):
+    """Signal from the stock record: a stock take left this order's reservation unbacked."""
+
+    location: str
+    sku: str
+    position: int
+    reason: str = ""
+
+
+class WaitlistMoved(Model):
+    """Signal from the stock record: the line moved and this order's place in it changed."""
+
+    location: str
+    sku: str
+    position: int
+
+
 class StockView(Model):
     location: str
     sku: str
@@ -137,7 +233,7 @@ def reserve(state: StockState, cmd: ReserveStock, now: datetime) -> StockReserve
             order_id=cmd.order_id,
             qty=cmd.qty,
             since=now,
-            status="reserved" if fits else "waitlisted",
+            status=ReservationStatus.RESERVED if fits else ReservationStatus.WAITLISTED,
         )
         state.reservations.append(existing)
     return StockReserved(
@@ -157,7 +253,7 @@ def allocate(state: StockState) -> list[StockReservation]:
     for r in state.waitlist:
         if state.available < r.qty:
             break
-        r.status = "reserved"
+        r.status = ReservationStatus.RESERVED
         allocated.append(r)
     return allocated
 
@@ -167,7 +263,7 @@ def release(state: StockState, cmd: ReleaseStock) -> tuple[bool, list[StockReser
     if existing is None:
         return False, []
     state.reservations.remove(existing)
-    if cmd.collected and existing.status == "reserved":
+    if cmd.collected and existing.status == ReservationStatus.RESERVED:
         state.on_hand -= existing.qty
     return True, allocate(state)
 
@@ -201,11 +297,12 @@ def adjust(
     state.on_hand = cmd.count
     bumped: list[StockReservation] = []
     reserved = sorted(
-        (r for r in state.reservations if r.status == "reserved"), key=lambda r: r.since
+        (r for r in state.reservations if r.status == ReservationStatus.RESERVED),
+        key=lambda r: r.since,
     )
     while state.available < 0 and reserved:
         youngest = reserved.pop()
-        youngest.status = "waitlisted"
+        youngest.status = ReservationStatus.WAITLISTED
         bumped.append(youngest)
     if bumped:
         # Put the bumped reservations ahead of those who were already waiting, oldest first.
@@ -221,7 +318,7 @@ def view(state: StockState) -> StockView:
         sku=state.sku,
         on_hand=state.on_hand,
         available=state.available,
-        reserved=[r for r in state.reservations if r.status == "reserved"],
+        reserved=[r for r in state.reservations if r.status == ReservationStatus.RESERVED],
         waitlist=state.waitlist,
     )
 

@@ -11,8 +11,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
+from domain.carrier import CarrierEvent
 from domain.errors import InvalidInput
-from domain.models import CarrierEvent, OrderView
+from domain.view import OrderView
 from orderflow.service import Orderflow
 from orderflow.smtp_sink import read_inbox
 from orderflow.stories import DEFAULT_SCALE, Player, Step, Story, StoryReport, load_stories, pick

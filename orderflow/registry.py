@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from domain.durations import parse_duration
 from domain.errors import InvalidInput, UnknownReference
-from domain.models import Carrier, Customer, Department, Location, Sku
+from domain.registry import Carrier, Customer, Department, Location, Sku
 
 M = TypeVar("M", bound=BaseModel)
 

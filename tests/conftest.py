@@ -21,15 +21,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.billing import Ledger
-from domain.models import (
-    Department,
-    HoldPlaced,
-    Location,
-    OrderView,
-    PlaceHold,
-    PlaceOrderInput,
-    Policy,
-)
+from domain.holds import HoldPlaced, PlaceHold
+from domain.order import PlaceOrderInput
+from domain.registry import Department, Location, Policy
+from domain.view import OrderView
 from orderflow.config import PROJECT_ROOT, Settings
 from orderflow.devserver import free_port, temporal_binary
 from orderflow.registry import Registry

@@ -1,45 +1,48 @@
 """DeliveryWorkflow: one shipment with one partner carrier, a child of its order.
 
 The order starts this workflow, then books the shipment under this workflow's booking key, so
-the delivery is there before the carrier can know of the parcel. Carrier events arrive as validated updates; evidence decides whether an attempt counts; silence past the scan
-SLA opens a trace, and past ``lost_after`` declares the parcel lost. Every event the customer
-must hear of is reported to the parent order at once, which alone talks to the customer; routine
-movements (pickup, scans) ride along with the next report or the outcome, so a delivery that goes
-to plan costs the order no signals at all.
+the delivery is there before the carrier can know of the parcel. Carrier events arrive as
+validated updates; evidence decides whether an attempt counts (``domain.carrier_events``).
+Silence past the scan SLA opens a trace, and past ``lost_after`` declares the parcel lost; the
+end of the window is the order's promise, watched here on the same timer
+(``workflows/support/timer.py``). Every event the customer must hear of is reported to the
+parent order at once, which alone talks to the customer; routine movements (pickup, scans) ride
+along with the next report or the outcome, so a delivery that goes to plan costs the order no
+signals at all.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.carrier import CarrierActivities, TraceRequest, booking_key
+    from domain import carrier_events as events
     from domain import delivery as rules
-    from domain.delivery import DeliveryInput, DeliveryOutcome, DeliveryState
-    from domain.errors import OrderflowError
-    from domain.models import (
+    from domain.carrier import (
+        CarrierCall,
         CarrierEvent,
         CarrierEventRecorded,
+        TraceRequest,
+        booking_key,
+    )
+    from domain.delivery import (
+        DeliveryInput,
+        DeliveryOutcome,
         DeliveryReport,
         DeliveryReports,
+        DeliveryState,
+        DeliveryStatus,
         DeliveryUpdated,
         Redirect,
+        ReportKind,
         Reschedule,
     )
-    from workflows.calls import TaskGuard, local_call
     from workflows.search_attributes import CARRIER
-
-# Reports the order learns of with the next one, or with the outcome: nothing to tell anyone
-# yet (a pickup, a scan), or the end of the delivery, which the order learns of as the result.
-ROUTINE = ("picked_up", "scanned")
-
-
-def _refuse(err: OrderflowError) -> ApplicationError:
-    return ApplicationError(str(err), type=err.type, non_retryable=True)
+    from workflows.support.gate import CallGate
+    from workflows.support.refusals import validate
+    from workflows.support.timer import DeadlineTimer
 
 
 @workflow.defn
@@ -53,14 +56,15 @@ class DeliveryWorkflow:
             last_movement_at=workflow.now(),
             # The order books the shipment as soon as this workflow is running: the carrier
             # can only send events for a booking it has.
-            status="booked",
+            status=DeliveryStatus.BOOKED,
         )
-        self.version = 0
-        self.checked = -1
         self.pending: list[DeliveryReport] = []
-        # The delivery's command before a call (workflows/calls.py): it indexes its carrier.
-        self.guard = TaskGuard(
+        # A task with no command yet indexes the delivery's carrier before its first call.
+        self.gate = CallGate(
             lambda: workflow.upsert_search_attributes([CARRIER.value_set(inp.carrier)])
+        )
+        self.deadlines = DeadlineTimer(
+            lambda: rules.next_deadline(self.state), summary="trace-or-lost"
         )
 
     @property
@@ -79,94 +83,49 @@ class DeliveryWorkflow:
             await workflow.wait_condition(workflow.all_handlers_finished)
         except asyncio.CancelledError:
             # The order was cancelled: the booking goes too, then the cancellation stands.
-            await asyncio.shield(
-                local_call(CarrierActivities.cancel_shipment, self.booking_key, guard=self.guard)
-            )
-            s.status = "cancelled"
+            await asyncio.shield(self.gate.call(CarrierCall.CANCEL, self.booking_key))
+            s.status = DeliveryStatus.CANCELLED
             raise
-        return DeliveryOutcome(
-            delivery_id=inp.delivery_id,
-            status=s.status,
-            at=workflow.now(),
-            verified_attempts=s.verified_attempts,
-            unverified_attempts=s.unverified_attempts,
-            reports=self.pending,
-        )
+        return rules.outcome(s, workflow.now(), self.pending)
 
     async def _watch(self) -> None:
-        """One timer at a time for the next trace or lost deadline. Movement only pushes that
-        deadline later, so the armed timer is kept and re-checked when it fires; it is re-armed
-        at once only when the deadline comes sooner."""
+        """The trace, lost and window deadlines on one timer; reports the order must have now
+        are sent from here, so they reach the order in the order they happened."""
         s = self.state
         while True:
-            armed = rules.next_deadline(s)
-            self.checked = self.version
-            timeout = None
-            if armed is not None:
-                timeout = max((armed - workflow.now()).total_seconds(), 0.001)
-            try:
-                await workflow.wait_condition(
-                    lambda armed=armed: not s.terminal and (self.urgent or self._sooner(armed)),
-                    timeout=timeout,
-                    timeout_summary="trace-or-lost",
-                )
-            except TimeoutError:
+            fired = await self.deadlines.wait(
+                asleep_while=lambda: s.terminal, wake_when=lambda: rules.urgent(self.pending)
+            )
+            if fired:
                 now = workflow.now()
-                window = rules.window_deadline(s)
-                if window is not None and window <= now:
-                    s.window_missed = True
-                    self._report("window_missed")
-                silence = rules.silence_deadline(s)
-                if silence is not None and silence <= now:
+                missed = rules.window_passed(s, now)
+                if missed is not None:
+                    self._report(missed)
+                if rules.silence_passed(s, now):
                     await self._silence()
             if s.terminal:
                 return  # what is pending goes with the outcome
             await self._flush()
 
-    @property
-    def urgent(self) -> bool:
-        """A report waits that the order must have now, not with the next one."""
-        return any(r.kind not in ROUTINE for r in self.pending)
-
-    def _sooner(self, armed: datetime | None) -> bool:
-        if self.checked == self.version:
-            return False
-        self.checked = self.version
-        deadline = rules.next_deadline(self.state)
-        return deadline is not None and (armed is None or deadline < armed)
-
     async def _silence(self) -> None:
-        if not self.state.trace_opened:
-            self.state.trace_opened = True
-            await local_call(
-                CarrierActivities.open_trace,
+        s = self.state
+        if not s.trace_opened:
+            s.trace_opened = True
+            await self.gate.call(
+                CarrierCall.OPEN_TRACE,
                 TraceRequest(
                     key=f"{workflow.info().workflow_id}.trace",
-                    carrier=self.state.inp.carrier,
+                    carrier=s.inp.carrier,
                     booking_key=self.booking_key,
                 ),
-                guard=self.guard,
             )
-            self._report("trace_opened")
+            self._report(rules.report(s, ReportKind.TRACE_OPENED, workflow.now()))
         else:
-            self.state.status = "lost"
-            self._report("lost")
+            self._report(rules.declare_lost(s, workflow.now()))
 
-    def _report(self, kind: str, **extra: object) -> None:
-        s = self.state
-        self.pending.append(
-            DeliveryReport(
-                delivery_id=s.inp.delivery_id,
-                kind=kind,  # type: ignore[arg-type]
-                at=workflow.now(),
-                status=s.status,
-                window_start=s.window_start,
-                window_end=s.window_end,
-                pickup_point=s.pickup_point,
-                **extra,  # type: ignore[arg-type]
-            )
-        )
-        self.version += 1
+    def _report(self, report: DeliveryReport) -> None:
+        self.pending.append(report)
+        self.deadlines.moved()
         self._details()
 
     def _details(self) -> None:
@@ -178,9 +137,8 @@ class DeliveryWorkflow:
         )
 
     async def _flush(self) -> None:
-        """Tell the order what it must hear now, with the routine reports before it. Only the
-        run loop flushes, so reports reach the order in the order they happened."""
-        if not self.urgent:
+        """Tell the order what it must hear now, with the routine reports before it."""
+        if not rules.urgent(self.pending):
             return
         parent = workflow.info().parent
         reports, self.pending = self.pending, []
@@ -193,103 +151,34 @@ class DeliveryWorkflow:
 
     @workflow.update
     def carrier_event(self, event: CarrierEvent) -> CarrierEventRecorded:
-        key = rules.dedupe_key(event)
-        if key and key in self.state.results:
-            first = self.state.results[key].model_copy(update={"duplicate": True})
-            return first
-        s = self.state
-        now = workflow.now()
-        verified: bool | None = None
-        note = ""
-        match event.event:
-            case "picked-up":
-                s.status = "picked_up"
-                s.last_movement_at = now
-                self._report("picked_up")
-            case "scan":
-                s.status = "in_transit"
-                s.last_movement_at = now
-                self._report("scanned", location=event.location)
-            case "attempted":
-                attempt = rules.judge_attempt(s, event, now)
-                s.attempts.append(attempt)
-                s.status = "attempted"
-                s.last_movement_at = now
-                verified = attempt.verified
-                if not verified:
-                    note = "unverified: missing " + ", ".join(attempt.missing)
-                self._report(
-                    "attempted", verified=verified, reason=event.reason, missing=attempt.missing
-                )
-                if s.verified_attempts >= s.inp.policy.attempt_limit:
-                    s.status = "returned"
-                    self._report("returned")
-            case "delivered":
-                s.status = "delivered"
-                self._report("delivered")
-            case "exception":
-                s.status = "exception"
-                s.last_movement_at = now
-                self._report("exception", reason=event.code or event.reason)
-            case "lost":
-                s.status = "lost"
-                self._report("lost")
-        result = CarrierEventRecorded(
-            delivery_id=s.inp.delivery_id,
-            event=event.event,
-            status=s.status,
-            verified=verified,
-            note=note,
-        )
-        if key:
-            s.results[key] = result
+        result, reports = events.record_event(self.state, event, workflow.now())
+        for report in reports:
+            self._report(report)
         return result
 
     @carrier_event.validator
     def validate_carrier_event(self, event: CarrierEvent) -> None:
-        try:
-            rules.check_event(self.state, event)
-        except OrderflowError as err:
-            raise _refuse(err) from None
+        validate(lambda: events.check_event(self.state, event))
 
     # -- self-service ------------------------------------------------------------------------
 
     @workflow.update
     def reschedule(self, cmd: Reschedule) -> DeliveryUpdated:
-        self.state.window_start = cmd.window_start
-        self.state.window_end = cmd.window_end
-        self._report("rescheduled")
-        return self._updated()
+        self._report(rules.reschedule(self.state, cmd, workflow.now()))
+        return rules.updated(self.state)
 
     @reschedule.validator
     def validate_reschedule(self, cmd: Reschedule) -> None:
-        try:
-            rules.check_reschedule(self.state, cmd, workflow.now())
-        except OrderflowError as err:
-            raise _refuse(err) from None
+        validate(lambda: rules.check_reschedule(self.state, cmd, workflow.now()))
 
     @workflow.update
     def redirect(self, cmd: Redirect) -> DeliveryUpdated:
-        self.state.pickup_point = cmd.pickup_point.strip()
-        self._report("redirected")
-        return self._updated()
+        self._report(rules.redirect(self.state, cmd, workflow.now()))
+        return rules.updated(self.state)
 
     @redirect.validator
     def validate_redirect(self, cmd: Redirect) -> None:
-        try:
-            rules.check_redirect(self.state, cmd)
-        except OrderflowError as err:
-            raise _refuse(err) from None
-
-    def _updated(self) -> DeliveryUpdated:
-        s = self.state
-        return DeliveryUpdated(
-            delivery_id=s.inp.delivery_id,
-            status=s.status,
-            window_start=s.window_start,
-            window_end=s.window_end,
-            pickup_point=s.pickup_point,
-        )
+        validate(lambda: rules.check_redirect(self.state, cmd))
 
     @workflow.query
     def status(self) -> DeliveryState:

@@ -4,46 +4,34 @@ web share; never oversells because every change runs through this one workflow."
 from __future__ import annotations
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import Field
-
     from domain import stock as rules
-    from domain.errors import OrderflowError
+    from domain.base import Model
     from domain.ids import order_workflow_id
-    from domain.models import Model, StockAllocated, StockWithdrawn, WaitlistMoved
     from domain.stock import (
+        RELEASE_UPDATE,
+        RESERVE_UPDATE,
+        STOCK_WORKFLOW,
         AdjustStock,
         ReceiveStock,
         ReleaseStock,
         ReserveStock,
         StockAdjusted,
+        StockAllocated,
+        StockInput,
         StockReceived,
         StockReleased,
         StockReserved,
         StockState,
         StockView,
+        StockWithdrawn,
+        WaitlistMoved,
     )
+    from workflows.support.refusals import validate
 
 
-class StockInput(Model):
-    location: str
-    sku: str
-    on_hand: int = 0
-    # Carried across continue-as-new; absent on the first run.
-    state: StockState | None = None
-    # Tests set a small number to force continue-as-new after that many changes.
-    # Hand over to a fresh run after this many changes: keeps history short and stays far
-    # below the server's limit of 2,000 updates per run.
-    continue_as_new_after: int = Field(default=1000, ge=1)
-
-
-def _refuse(err: OrderflowError) -> ApplicationError:
-    return ApplicationError(str(err), type=err.type, non_retryable=True)
-
-
-@workflow.defn
+@workflow.defn(name=STOCK_WORKFLOW)
 class StockWorkflow:
     @workflow.init
     def __init__(self, inp: StockInput) -> None:
@@ -117,7 +105,7 @@ class StockWorkflow:
 
     # -- reserve ---------------------------------------------------------------------------
 
-    @workflow.update
+    @workflow.update(name=RESERVE_UPDATE)
     def reserve(self, cmd: ReserveStock) -> StockReserved:
         result = rules.reserve(self.state, cmd, workflow.now())
         self._changed()
@@ -125,14 +113,11 @@ class StockWorkflow:
 
     @reserve.validator
     def validate_reserve(self, cmd: ReserveStock) -> None:
-        try:
-            rules.check_reserve(self.state, cmd)
-        except OrderflowError as err:
-            raise _refuse(err) from None
+        validate(lambda: rules.check_reserve(self.state, cmd))
 
     # -- release ---------------------------------------------------------------------------
 
-    @workflow.update
+    @workflow.update(name=RELEASE_UPDATE)
     async def release(self, cmd: ReleaseStock) -> StockReleased:
         before = self._positions()
         released, allocated = rules.release(self.state, cmd)
@@ -158,10 +143,7 @@ class StockWorkflow:
 
     @receive.validator
     def validate_receive(self, cmd: ReceiveStock) -> None:
-        try:
-            rules.check_receive(self.state, cmd)
-        except OrderflowError as err:
-            raise _refuse(err) from None
+        validate(lambda: rules.check_receive(self.state, cmd))
 
     # -- adjust ----------------------------------------------------------------------------
 
@@ -191,10 +173,7 @@ class StockWorkflow:
 
     @adjust.validator
     def validate_adjust(self, cmd: AdjustStock) -> None:
-        try:
-            rules.check_adjust(self.state, cmd)
-        except OrderflowError as err:
-            raise _refuse(err) from None
+        validate(lambda: rules.check_adjust(self.state, cmd))
 
     # -- query -----------------------------------------------------------------------------
 

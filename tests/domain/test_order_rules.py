@@ -7,23 +7,14 @@ from decimal import Decimal
 
 import pytest
 
+from domain import holds, promises
 from domain import order as rules
 from domain.durations import format_duration, parse_duration, parse_time
 from domain.errors import InvalidInput, NotAllowed, UnknownReference, WrongState
-from domain.models import (
-    CancelOrder,
-    Customer,
-    Department,
-    DisputeHold,
-    KeepPromise,
-    MakePromise,
-    OrderLine,
-    OrderStatus,
-    PlaceHold,
-    PlaceOrderInput,
-    Policy,
-    ReleaseHold,
-)
+from domain.holds import DisputeHold, PlaceHold, ReleaseHold
+from domain.order import CancelOrder, OrderLine, OrderStatus, PlaceOrderInput
+from domain.promises import KeepPromise, MakePromise
+from domain.registry import Customer, Department, Policy
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 BILLING = Department(
@@ -66,7 +57,7 @@ def test_price_is_captured_at_placement() -> None:
 
 def test_hold_gets_an_sla_from_its_department_and_blocks() -> None:
     s = state()
-    h = rules.place_hold(s, hold(), NOW)
+    h = holds.place_hold(s, hold(), NOW)
     assert h.hold_id == "H1" and h.sla_due_at == NOW + timedelta(hours=24)
     assert s.blocked and s.blocked_by == ["billing"]
     assert rules.next_deadline(s) == h.sla_due_at
@@ -84,7 +75,7 @@ def test_hold_gets_an_sla_from_its_department_and_blocks() -> None:
 def test_incomplete_holds_are_refused(cmd: PlaceHold, error: type[Exception]) -> None:
     s = state()
     with pytest.raises(error):
-        rules.check_place_hold(s, cmd)
+        holds.check_place_hold(s, cmd)
     assert s.holds == []
 
 
@@ -92,17 +83,17 @@ def test_finished_order_takes_no_hold() -> None:
     s = state()
     s.status = OrderStatus.COMPLETED
     with pytest.raises(WrongState):
-        rules.check_place_hold(s, hold())
+        holds.check_place_hold(s, hold())
 
 
 def test_release_only_by_department_or_supervisor() -> None:
     s = state()
-    h = rules.place_hold(s, hold(), NOW)
+    h = holds.place_hold(s, hold(), NOW)
     with pytest.raises(NotAllowed, match="Dana"):
-        rules.check_release_hold(
+        holds.check_release_hold(
             s, ReleaseHold(hold_id=h.hold_id, department="care", actor="x", resolution="r")
         )
-    rules.release_hold(
+    holds.release_hold(
         s, ReleaseHold(hold_id=h.hold_id, department="care", actor="Dana", resolution="ok"), NOW
     )
     assert not s.blocked
@@ -110,16 +101,16 @@ def test_release_only_by_department_or_supervisor() -> None:
 
 def test_dispute_shortens_sla_and_escalation_moves_it() -> None:
     s = state()
-    h = rules.place_hold(s, hold(), NOW)
-    rules.dispute_hold(s, DisputeHold(hold_id=h.hold_id, customer_message="wrong"), NOW)
+    h = holds.place_hold(s, hold(), NOW)
+    holds.dispute_hold(s, DisputeHold(hold_id=h.hold_id, customer_message="wrong"), NOW)
     assert h.sla_due_at == NOW + Policy().dispute_sla
-    rules.escalate_hold(s, h, h.sla_due_at)
+    holds.escalate_hold(s, h, h.sla_due_at)
     assert h.escalations == 1 and h.sla_due_at == NOW + 2 * Policy().dispute_sla
 
 
 def test_promises_are_deadlines_and_due_ones_are_found() -> None:
     s = state()
-    p = rules.make_promise(
+    p = promises.make_promise(
         s,
         MakePromise(
             kind="callback", due_at=NOW + timedelta(hours=1), text="call", department="billing"
@@ -129,12 +120,12 @@ def test_promises_are_deadlines_and_due_ones_are_found() -> None:
     assert rules.due(s, NOW) == []
     assert [d.ref for d in rules.due(s, NOW + timedelta(hours=1))] == [p.promise_id]
     with pytest.raises(InvalidInput, match="past"):
-        rules.check_make_promise(
+        promises.check_make_promise(
             s, MakePromise(kind="callback", due_at=NOW, text="x", department="billing"), NOW
         )
-    rules.keep_promise(s, p, NOW, by="me")
+    promises.keep_promise(s, p, NOW, by="me")
     with pytest.raises(WrongState):
-        rules.check_keep_promise(s, KeepPromise(promise_id=p.promise_id))
+        promises.check_keep_promise(s, KeepPromise(promise_id=p.promise_id))
     assert rules.next_deadline(s) is None
 
 
@@ -170,9 +161,9 @@ def test_policy_scales_every_duration() -> None:
 
 def test_a_retried_hold_after_its_release_is_the_same_hold() -> None:
     s = state()
-    h = rules.place_hold(s, hold(reference="INV-9"), NOW)
-    rules.release_hold(
+    h = holds.place_hold(s, hold(reference="INV-9"), NOW)
+    holds.release_hold(
         s, ReleaseHold(hold_id=h.hold_id, department="billing", actor="a", resolution="paid"), NOW
     )
-    assert rules.existing_hold(s, hold(reference="INV-9")) is h
-    assert rules.existing_hold(s, hold(reference="INV-10")) is None
+    assert holds.existing_hold(s, hold(reference="INV-9")) is h
+    assert holds.existing_hold(s, hold(reference="INV-10")) is None

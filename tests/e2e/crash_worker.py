@@ -12,7 +12,8 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from activities.stock import ReserveRequest, StockActivities
+from activities.stock import StockActivities
+from domain.stock import ReserveRequest
 from orderflow.config import Settings
 from orderflow.worker import build_worker
 

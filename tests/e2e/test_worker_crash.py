@@ -4,7 +4,7 @@ When a call is still running as its workflow task must complete (a query that ca
 order's first task, or a call past 8 of the task's 10 seconds), the worker completes the task
 early and carries on in a new one. If that worker then dies and a department's update comes
 in, the next worker must build exactly what a later replay builds; otherwise a fresh worker
-hands one call's result to another and the order stops for good (workflows/calls.py).
+hands one call's result to another and the order stops for good (workflows/support/gate.py).
 
 Each test kills a real worker process with SIGKILL, places a hold while no worker runs, lets a
 second worker take the hold, kills that one too, and then releases the hold through a third
@@ -24,7 +24,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from activities.billing import Ledger
-from domain.models import PlaceHold, ReleaseHold
+from domain.holds import PlaceHold, ReleaseHold
 from orderflow.config import PROJECT_ROOT
 from orderflow.registry import Registry
 from orderflow.service import Orderflow

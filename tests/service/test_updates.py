@@ -10,7 +10,7 @@ from temporalio.api.common.v1 import GrpcStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.errors import WrongState
-from orderflow import service
+from orderflow.service import calls as service
 
 
 def rpc_error(message: str, detail: str | None) -> RPCError:

@@ -35,12 +35,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.billing import Ledger
-from domain.models import (
-    CarrierEvent,
-    KeepPromise,
-    OrderView,
-    ReleaseHold,
-)
+from domain.carrier import CarrierEvent
+from domain.holds import ReleaseHold
+from domain.promises import KeepPromise
+from domain.view import OrderView
 from orderflow.config import PROJECT_ROOT, Settings
 from orderflow.devserver import free_port, temporal_binary
 from orderflow.registry import Registry

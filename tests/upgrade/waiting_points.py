@@ -27,10 +27,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-
-from domain.ids import stock_workflow_id
 from domain.models import (
     CancelOrder,
     CarrierEvent,
@@ -45,6 +41,10 @@ from domain.models import (
     Reschedule,
     UpholdHold,
 )
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from domain.ids import stock_workflow_id
 from orderflow.config import PROJECT_ROOT, Settings
 from orderflow.registry import Registry
 from orderflow.service import Orderflow

@@ -7,8 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from domain.carrier import CarrierEvent
+from domain.delivery import Redirect, Reschedule
 from domain.errors import OrderflowError
-from domain.models import CarrierEvent, Policy, Redirect, Reschedule
+from domain.registry import Policy
 from tests.conftest import FAST, Stack
 
 CUSTOMER = "maria.lopez@example.com"

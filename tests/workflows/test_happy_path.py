@@ -8,7 +8,8 @@ from pathlib import Path
 from temporalio.testing import WorkflowEnvironment
 
 from activities.billing import Ledger
-from domain.models import CarrierEvent, PlaceHold, ReleaseHold
+from domain.carrier import CarrierEvent
+from domain.holds import PlaceHold, ReleaseHold
 from orderflow.registry import Registry
 from orderflow.service import Orderflow
 from orderflow.smtp_sink import SmtpSink

@@ -13,16 +13,11 @@ from typing import Any
 import pytest
 from temporalio.api.enums.v1 import EventType
 
+from domain.carrier import CarrierEvent
 from domain.errors import OrderflowError
+from domain.holds import DisputeHold, PlaceHold, ReleaseHold, UpholdHold
 from domain.ids import order_workflow_id
-from domain.models import (
-    CancelOrder,
-    CarrierEvent,
-    DisputeHold,
-    PlaceHold,
-    ReleaseHold,
-    UpholdHold,
-)
+from domain.order import CancelOrder
 from tests.conftest import Stack
 
 CUSTOMER = "maria.lopez@example.com"

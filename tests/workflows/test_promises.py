@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from temporalio.api.enums.v1 import EventType
 
+from domain.carrier import CarrierEvent
 from domain.errors import OrderflowError
 from domain.ids import order_workflow_id
-from domain.models import CarrierEvent, KeepPromise, MakePromise
+from domain.promises import KeepPromise, MakePromise
 from tests.conftest import Stack
 
 CUSTOMER = "maria.lopez@example.com"

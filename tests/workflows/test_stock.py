@@ -13,10 +13,10 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from domain.errors import OrderflowError
 from domain.ids import stock_workflow_id
-from domain.stock import ReleaseStock, ReserveStock, StockView
+from domain.stock import ReleaseStock, ReserveStock, StockInput, StockView
 from orderflow.service import call
 from tests.conftest import FAST, Stack
-from workflows.stock import StockInput, StockWorkflow
+from workflows.stock import StockWorkflow
 
 
 def start_op(

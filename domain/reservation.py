@@ -1,0 +1,138 @@
+"""The order's reservation: asking a stock record for one, taking its answer and its signals
+(allocated, withdrawn, moved in line), the engine's stock-date promise, and giving the stock
+back. Pure rules over the order's state."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from domain.base import ENGINE
+from domain.order import OrderState
+from domain.promises import (
+    MakePromise,
+    Promise,
+    PromiseKind,
+    keep_promise,
+    make_promise,
+    open_promises,
+)
+from domain.stock import (
+    ReleaseRequest,
+    Reservation,
+    ReservationStatus,
+    ReserveRequest,
+    StockAllocated,
+    StockReserved,
+    StockWithdrawn,
+    WaitlistMoved,
+)
+
+# The note on a stock-date promise the engine kept.
+STOCK_ALLOCATED = "stock allocated"
+
+
+def needs_reservation(state: OrderState) -> bool:
+    """No reservation yet, or the last one was given back (a reship, back in line)."""
+    res = state.reservation
+    return res is None or res.status in (ReservationStatus.RELEASED, ReservationStatus.COLLECTED)
+
+
+def reserve_request(state: OrderState) -> ReserveRequest:
+    line = state.input.lines[0]
+    return ReserveRequest(
+        location=state.input.location,
+        sku=line.sku,
+        order_id=state.order_id,
+        qty=line.qty,
+        initial_on_hand=state.input.initial_stock.get(line.sku, 0),
+    )
+
+
+def take_reservation(state: OrderState, result: StockReserved) -> Reservation:
+    """The stock record's answer. A stock signal that arrived while the call ran wins."""
+    res = state.reservation
+    if res is None or res.status in (
+        ReservationStatus.RELEASED,
+        ReservationStatus.COLLECTED,
+        ReservationStatus.PENDING,
+    ):
+        res = state.reservation = Reservation(
+            location=result.location,
+            sku=result.sku,
+            qty=result.qty,
+            status=result.status,
+            position=result.position,
+        )
+    return res
+
+
+def promise_stock_date(state: OrderState, now: datetime) -> Promise | None:
+    """Waitlisted: the engine promises a date for stock, once per wait."""
+    if open_promises(state, PromiseKind.STOCK_DATE):
+        return None
+    return make_promise(
+        state,
+        MakePromise(
+            kind=PromiseKind.STOCK_DATE,
+            due_at=now + state.input.policy.restock_promise,
+            text="e-mail you the moment stock arrives",
+            department="stock",
+            actor=ENGINE,
+        ),
+        now,
+    )
+
+
+def stock_arrived(state: OrderState, now: datetime) -> None:
+    for promise in open_promises(state, PromiseKind.STOCK_DATE):
+        keep_promise(state, promise, now, by=ENGINE, note=STOCK_ALLOCATED)
+
+
+def release_request(state: OrderState, *, collected: bool) -> ReleaseRequest | None:
+    """What to give back to the stock record, if the order holds anything there."""
+    res = state.reservation
+    if res is None or res.status in (
+        ReservationStatus.RELEASED,
+        ReservationStatus.COLLECTED,
+        ReservationStatus.PENDING,
+    ):
+        return None
+    return ReleaseRequest(
+        location=res.location, sku=res.sku, order_id=state.order_id, collected=collected
+    )
+
+
+def stock_released(state: OrderState, *, collected: bool) -> None:
+    res = state.reservation
+    assert res is not None
+    res.status = ReservationStatus.COLLECTED if collected else ReservationStatus.RELEASED
+    res.position = None
+
+
+def stock_allocated(state: OrderState, fact: StockAllocated) -> None:
+    res = state.reservation
+    if res is not None and res.sku == fact.sku and res.location == fact.location:
+        res.status = ReservationStatus.RESERVED
+        res.position = None
+    elif res is None:
+        state.reservation = Reservation(
+            location=fact.location, sku=fact.sku, qty=fact.qty, status=ReservationStatus.RESERVED
+        )
+
+
+def stock_withdrawn(state: OrderState, fact: StockWithdrawn) -> bool:
+    """A stock take took the order's stock: back in line. False when it held none."""
+    res = state.reservation
+    if res is None or res.status != ReservationStatus.RESERVED:
+        return False
+    res.status = ReservationStatus.WAITLISTED
+    res.position = fact.position
+    return True
+
+
+def waitlist_moved(state: OrderState, fact: WaitlistMoved) -> bool:
+    res = state.reservation
+    if res is not None and res.status == ReservationStatus.WAITLISTED and res.sku == fact.sku:
+        res.position = fact.position
+        return True
+    return False

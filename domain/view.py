@@ -1,0 +1,157 @@
+"""The one order view every channel reads (the workflow's ``view`` query), what the order waits
+for in words, and what the Temporal UI shows of it. Derived from the order's state, never kept
+beside it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from domain.base import Model, Money
+from domain.delivery import TERMINAL, DeliveryState, DeliveryStatus, DeliverySummary
+from domain.holds import HoldView
+from domain.order import OrderLine, OrderState, OrderStatus
+from domain.promises import PromiseKind, PromiseView, open_promises
+from domain.stock import Reservation
+
+
+class OrderView(Model):
+    order_id: str
+    status: str
+    customer_id: str
+    lines: list[OrderLine]
+    total: Money
+    placed_at: datetime
+    blocked_by: list[str]
+    holds: list[HoldView]
+    promises: list[PromiseView]
+    reservation: Reservation | None
+    deliveries: list[DeliverySummary]
+    next_step: str
+    next_step_due_at: datetime | None
+    payment: str
+    charged: Money
+    cancelled_reason: str = ""
+    customer_emails: int = 0
+
+
+STAGE_WORDS: dict[OrderStatus, str] = {
+    OrderStatus.PLACED: "reserving stock",
+    OrderStatus.WAITLISTED: "waiting for stock to arrive",
+    OrderStatus.RESERVED: "authorizing payment",
+    OrderStatus.PAYMENT_AUTHORIZED: "booking the carrier",
+    OrderStatus.SHIPPING: "waiting for the carrier to pick up",
+    OrderStatus.IN_TRANSIT: "on its way with the carrier",
+    OrderStatus.READY_FOR_PICKUP: "waiting for the customer to collect it in store",
+    OrderStatus.DELIVERED: "capturing payment",
+    OrderStatus.COMPLETED: "nothing: the order is complete",
+    OrderStatus.CANCELLED: "nothing: the order is cancelled",
+}
+
+
+def next_step(state: OrderState) -> tuple[str, datetime | None]:
+    """What the order waits for, in words, and when that is due."""
+    if state.finished:
+        return STAGE_WORDS[state.status], None
+    active = state.active_holds
+    if active:
+        first = min(active, key=lambda h: h.sla_due_at)
+        depts = " and ".join(state.blocked_by)
+        return (
+            f"held by {depts}: {first.reason_text} (hold {first.hold_id}); then {state.step}",
+            first.sla_due_at,
+        )
+    words = STAGE_WORDS[state.status]
+    due_at: datetime | None = None
+    if state.status == OrderStatus.WAITLISTED:
+        stock = open_promises(state, PromiseKind.STOCK_DATE)
+        due_at = stock[0].due_at if stock else None
+    elif state.status == OrderStatus.READY_FOR_PICKUP and state.reservation:
+        due_at = state.reservation.expires_at
+    elif state.status in (OrderStatus.SHIPPING, OrderStatus.IN_TRANSIT):
+        windows = open_promises(state, PromiseKind.DELIVERY_WINDOW)
+        due_at = windows[0].due_at if windows else None
+    return words, due_at
+
+
+def order_view(state: OrderState) -> OrderView:
+    step, step_due = next_step(state)
+    return OrderView(
+        order_id=state.order_id,
+        status=state.status.value,
+        customer_id=state.input.customer.customer_id,
+        lines=state.input.lines,
+        total=state.total,
+        placed_at=state.input.placed_at or state.timeline[0].at,
+        blocked_by=state.blocked_by,
+        holds=[HoldView.of(h) for h in state.holds],
+        promises=[PromiseView.of(p) for p in state.promises],
+        reservation=state.reservation,
+        deliveries=state.deliveries,
+        next_step=step,
+        next_step_due_at=step_due,
+        payment=state.payment,
+        charged=state.charged - state.refunded,
+        cancelled_reason=state.cancel.reason if state.cancel else "",
+        customer_emails=state.emails_sent,
+    )
+
+
+# --------------------------------------------------------------------------- what the UI shows
+
+# The UI's details stay short: the order view has everything.
+DETAIL_ITEMS = 10
+
+
+def index_values(state: OrderState) -> tuple[str, tuple[str, ...], str]:
+    """What the order's search attributes say: status, blocking departments, carrier."""
+    carrier = state.deliveries[-1].carrier if state.deliveries else (state.input.carrier or "")
+    return state.status.value, tuple(state.blocked_by), carrier
+
+
+def details(state: OrderState) -> str:
+    """The Temporal UI's markdown for the order: where it stands, its holds and promises."""
+    step, due_at = next_step(state)
+    lines = [f"**{state.status.value.replace('_', ' ')}**: next, {step}"]
+    if due_at:
+        lines[0] += f" (due {due_at.isoformat(timespec='seconds')})"
+    for h in state.active_holds:
+        lines.append(
+            f"- hold {h.hold_id} by **{h.department}** ({h.reason}), placed by {h.actor}, "
+            f"SLA {h.sla_due_at.isoformat(timespec='seconds')}, escalations {h.escalations}"
+        )
+    promises = open_promises(state)
+    for p in promises[:DETAIL_ITEMS]:
+        lines.append(
+            f"- promise {p.promise_id} ({p.kind}) by {p.department}, "
+            f"due {p.due_at.isoformat(timespec='seconds')}"
+        )
+    if len(promises) > DETAIL_ITEMS:
+        lines.append(f"- and {len(promises) - DETAIL_ITEMS} more open promises")
+    return "\n".join(lines)
+
+
+def running_delivery(view: OrderView) -> DeliverySummary | None:
+    """The delivery whose routine movements the order may not have heard of yet. A delivery
+    tells its order at once what the customer must hear, but pickups and scans only with its
+    next report, to keep the order's history short; a reader who wants them now asks it."""
+    if not view.deliveries or view.status not in (OrderStatus.SHIPPING, OrderStatus.IN_TRANSIT):
+        return None
+    summary = view.deliveries[-1]
+    return None if summary.status in TERMINAL else summary
+
+
+def with_live_delivery(view: OrderView, live: DeliveryState) -> OrderView:
+    """The order's view with its running delivery as the delivery has it now, put where the
+    order will put it once it hears."""
+    summary = view.deliveries[-1]
+    summary.status = live.status
+    summary.window_start, summary.window_end = live.window_start, live.window_end
+    summary.pickup_point = live.pickup_point or summary.pickup_point
+    if live.status != DeliveryStatus.BOOKED:
+        summary.last_scan_at = live.last_movement_at
+        if view.status == OrderStatus.SHIPPING:
+            view.status = OrderStatus.IN_TRANSIT.value
+            if view.next_step == STAGE_WORDS[OrderStatus.SHIPPING]:
+                view.next_step = STAGE_WORDS[OrderStatus.IN_TRANSIT]
+    return view

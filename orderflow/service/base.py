@@ -1,0 +1,87 @@
+"""What every part of the service shares: the client, the registry and settings, the handle of
+an order, and its updates and view."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, TypeVar
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.workflow import UpdateMethodMultiParam
+
+from domain.errors import UnknownReference, WrongState
+from domain.ids import order_workflow_id
+from domain.registry import Policy
+from domain.view import OrderView
+from orderflow.config import Settings
+from orderflow.registry import Registry
+from orderflow.service.calls import NotFound, call, send_update
+from orderflow.temporal import ServerUnreachable
+from workflows.order import OrderWorkflow
+
+P = TypeVar("P")
+R = TypeVar("R")
+
+
+class ServiceBase:
+    """The application's parts: a Temporal client, the registry and the settings."""
+
+    def __init__(self, client: Client, registry: Registry, settings: Settings) -> None:
+        self.client = client
+        self.registry = registry
+        self.settings = settings
+
+    @property
+    def address(self) -> str:
+        return self.client.service_client.config.target_host
+
+    def policy(self) -> Policy:
+        policy = Policy()
+        return policy.scaled(self.settings.time_scale) if self.settings.time_scale != 1 else policy
+
+    def ui_link(self, workflow_id: str) -> str:
+        ns = self.client.namespace
+        return f"{self.settings.ui_url}/namespaces/{ns}/workflows/{workflow_id}"
+
+    def _order(self, order_id: str) -> WorkflowHandle[OrderWorkflow, OrderView]:
+        return self.client.get_workflow_handle_for(OrderWorkflow.run, order_workflow_id(order_id))
+
+    async def _view(self, handle: WorkflowHandle[Any, Any], order_id: str) -> OrderView:
+        """The order's own view (its ``view`` query)."""
+        try:
+            return await call(
+                handle.query(OrderWorkflow.view), what=f"order {order_id}", address=self.address
+            )
+        except UnknownReference:
+            raise UnknownReference(
+                f"no order '{order_id}'; check the id with orderflow orders list"
+            ) from None
+
+    async def view(self, order_id: str) -> OrderView:
+        return await self._view(self._order(order_id), order_id)
+
+    async def _update(
+        self, order_id: str, update: UpdateMethodMultiParam[[OrderWorkflow, P], R], arg: P
+    ) -> R:
+        """Send an update straight to the order; only when it finds no running order do we
+        look closer, to say whether the order is unknown or already finished."""
+        try:
+            return await send_update(
+                self._order(order_id), update, arg, what=f"order {order_id}", address=self.address
+            )
+        except NotFound:
+            view = await self.view(order_id)  # raises "no order" when there is none
+            raise WrongState(
+                f"order {order_id} is {view.status}; it takes no more changes"
+            ) from None
+
+    async def _list(self, query: str, limit: int) -> AsyncIterator[Any]:
+        """Workflows found by a visibility query."""
+        try:
+            async for wf in self.client.list_workflows(query, limit=limit):
+                yield wf
+        except RPCError as err:
+            if err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+                raise ServerUnreachable(self.address) from None
+            raise

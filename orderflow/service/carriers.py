@@ -1,0 +1,120 @@
+"""Carriers: their events on an order's delivery, the customer's changes to it, and each
+carrier's scorecard."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from temporalio.client import WorkflowHandle
+from temporalio.workflow import UpdateMethodMultiParam
+
+from domain.carrier import CarrierEvent, CarrierEventRecorded
+from domain.delivery import (
+    TERMINAL,
+    DeliveryOutcome,
+    DeliveryState,
+    DeliveryStatus,
+    DeliveryUpdated,
+    Redirect,
+    Reschedule,
+)
+from domain.errors import InvalidInput, OrderflowError, UnknownReference, WrongState
+from domain.ids import delivery_workflow_id
+from orderflow.service.base import ServiceBase
+from orderflow.service.calls import NotFound, call, quote, send_update
+from workflows.delivery import DeliveryWorkflow
+
+P = TypeVar("P")
+R = TypeVar("R")
+
+SCORES = ("deliveries", "delivered", "on_time", "attempts", "unverified_attempts", "traces", "lost")
+
+
+class CarrierService(ServiceBase):
+    async def _delivery(
+        self, order_id: str, delivery: int | None
+    ) -> WorkflowHandle[DeliveryWorkflow, DeliveryOutcome]:
+        # The order's own record says which deliveries it has; no need to read the live one.
+        v = await self._view(self._order(order_id), order_id)
+        if not v.deliveries:
+            raise WrongState(f"order {order_id} has no delivery yet (it is {v.status})")
+        if delivery is not None and delivery < 1:
+            raise InvalidInput(f"--delivery must be 1 or more (got {delivery})")
+        n = delivery or v.deliveries[-1].delivery_id
+        summary = next((d for d in v.deliveries if d.delivery_id == n), None)
+        if summary is None:
+            raise UnknownReference(f"order {order_id} has no delivery {n}")
+        if summary.status in TERMINAL:
+            raise WrongState(
+                f"delivery {n} of order {order_id} is already {summary.status}; it takes no more events"
+            )
+        return self.client.get_workflow_handle_for(
+            DeliveryWorkflow.run, delivery_workflow_id(order_id, n)
+        )
+
+    async def _delivery_update(
+        self,
+        order_id: str,
+        delivery: int | None,
+        update: UpdateMethodMultiParam[[DeliveryWorkflow, P], R],
+        arg: P,
+    ) -> R:
+        handle = await self._delivery(order_id, delivery)
+        try:
+            return await send_update(
+                handle, update, arg, what=f"delivery of order {order_id}", address=self.address
+            )
+        except NotFound:  # closed between our look and the update
+            raise WrongState(
+                f"the delivery of order {order_id} has finished; it takes no more events"
+            ) from None
+
+    async def carrier_event(
+        self, order_id: str, event: CarrierEvent, delivery: int | None = None
+    ) -> CarrierEventRecorded:
+        return await self._delivery_update(
+            order_id, delivery, DeliveryWorkflow.carrier_event, event
+        )
+
+    async def reschedule(self, order_id: str, cmd: Reschedule) -> DeliveryUpdated:
+        return await self._delivery_update(order_id, None, DeliveryWorkflow.reschedule, cmd)
+
+    async def redirect(self, order_id: str, cmd: Redirect) -> DeliveryUpdated:
+        return await self._delivery_update(order_id, None, DeliveryWorkflow.redirect, cmd)
+
+    async def scorecard(self) -> list[dict[str, Any]]:
+        """Per carrier: deliveries, how many on time, attempts (and unverified ones), traces,
+        losses; read from every delivery workflow visibility finds."""
+        cards = {c: _card(c, carrier.name) for c, carrier in self.registry.carriers.items()}
+        query = (
+            f"WorkflowType = 'DeliveryWorkflow' AND TaskQueue = {quote(self.settings.task_queue)}"
+        )
+        async for wf in self._list(query, 5000):
+            try:
+                st: DeliveryState = await call(
+                    self.client.get_workflow_handle(wf.id, run_id=wf.run_id).query(
+                        DeliveryWorkflow.status
+                    ),
+                    what=wf.id,
+                )
+            except OrderflowError:
+                continue
+            card = cards.setdefault(st.inp.carrier, _card(st.inp.carrier, st.inp.carrier))
+            card["deliveries"] += 1
+            card["attempts"] += len(st.attempts)
+            card["unverified_attempts"] += st.unverified_attempts
+            card["traces"] += int(st.trace_opened)
+            card["lost"] += int(st.status == DeliveryStatus.LOST)
+            if st.status == DeliveryStatus.DELIVERED:
+                card["delivered"] += 1
+                card["on_time"] += int(wf.close_time is None or wf.close_time <= st.window_end)
+        for card in cards.values():
+            card["on_time_rate"] = (
+                round(card["on_time"] / card["delivered"], 3) if card["delivered"] else None
+            )
+        return list(cards.values())
+
+
+def _card(carrier_id: str, name: str) -> dict[str, Any]:
+    """A carrier's empty scorecard."""
+    return {"carrier_id": carrier_id, "name": name, **dict.fromkeys(SCORES, 0)}

@@ -1,0 +1,61 @@
+"""Holds and promises: the departments' messages to an order, and finding promises."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from domain.holds import (
+    DisputeHold,
+    HoldDisputed,
+    HoldPlaced,
+    HoldReleased,
+    HoldUpheld,
+    PlaceHold,
+    ReleaseHold,
+    UpholdHold,
+)
+from domain.promises import (
+    KeepPromise,
+    MakePromise,
+    PromiseKept,
+    PromiseMade,
+    PromiseStatus,
+)
+from orderflow.service.orders import OrderService
+from workflows.order import OrderWorkflow
+
+
+class HoldService(OrderService):
+    async def place_hold(self, order_id: str, cmd: PlaceHold) -> HoldPlaced:
+        return await self._update(order_id, OrderWorkflow.place_hold, cmd)
+
+    async def release_hold(self, order_id: str, cmd: ReleaseHold) -> HoldReleased:
+        return await self._update(order_id, OrderWorkflow.release_hold, cmd)
+
+    async def dispute_hold(self, order_id: str, cmd: DisputeHold) -> HoldDisputed:
+        return await self._update(order_id, OrderWorkflow.dispute_hold, cmd)
+
+    async def uphold_hold(self, order_id: str, cmd: UpholdHold) -> HoldUpheld:
+        return await self._update(order_id, OrderWorkflow.uphold_hold, cmd)
+
+    async def make_promise(self, order_id: str, cmd: MakePromise) -> PromiseMade:
+        return await self._update(order_id, OrderWorkflow.make_promise, cmd)
+
+    async def keep_promise(self, order_id: str, cmd: KeepPromise) -> PromiseKept:
+        return await self._update(order_id, OrderWorkflow.keep_promise, cmd)
+
+    async def list_promises(
+        self, *, broken: bool = False, department: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Every promise on the orders visibility finds, as rows."""
+        if department:
+            self.registry.department(department)
+        rows: list[dict[str, Any]] = []
+        for v in await self.list_orders(limit=2000):
+            for p in v.promises:
+                if broken and p.status != PromiseStatus.BROKEN:
+                    continue
+                if department and p.department != department:
+                    continue
+                rows.append({"order_id": v.order_id, **p.model_dump(mode="json")})
+        return rows

@@ -1,0 +1,232 @@
+"""Orders: placing, showing, finding, cancelling and collecting them."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from temporalio.client import WithStartWorkflowOperation, WorkflowQueryFailedError
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from domain.delivery import DeliveryState
+from domain.errors import InvalidInput, OrderflowError, WrongState
+from domain.fulfilment import placed_view
+from domain.holds import HoldPlaced, PlaceHold
+from domain.ids import order_workflow_id
+from domain.order import (
+    CancelOrder,
+    CollectOrder,
+    OrderCancelled,
+    OrderLine,
+    OrderStatus,
+    PlaceOrderInput,
+)
+from domain.registry import Policy
+from domain.timeline import TimelineEntry
+from domain.view import OrderView, running_delivery, with_live_delivery
+from orderflow.service.base import ServiceBase
+from orderflow.service.calls import QUERY_TIMEOUT, call, first_error, quote
+from workflows.delivery import DeliveryWorkflow
+from workflows.order import OrderWorkflow
+from workflows.search_attributes import CARRIER, CUSTOMER_ID, ORDER_STATUS
+
+
+class OrderService(ServiceBase):
+    def order_input(
+        self,
+        *,
+        customer_id: str,
+        sku: str,
+        qty: int,
+        location: str | None,
+        carrier: str | None,
+        pickup: bool,
+        order_id: str | None,
+        any_location: bool = False,
+        actor: str = "web",
+        policy: Policy | None = None,
+    ) -> PlaceOrderInput:
+        reg = self.registry
+        customer = reg.customer(customer_id)
+        item = reg.sku(sku)
+        if qty <= 0:
+            raise InvalidInput(f"quantity must be at least 1 (got {qty})")
+        if any_location:
+            loc = reg.nearest_with_stock(sku, qty)
+            if loc is None:
+                if location is None:
+                    raise InvalidInput(
+                        f"no location has {qty} x {sku} in stock; name one with --location to join its waitlist"
+                    )
+                loc = reg.location(location)
+        elif location is None:
+            raise InvalidInput("--location is required (or use --any-location)")
+        else:
+            loc = reg.location(location)
+        if carrier is not None:
+            reg.carrier(carrier)
+        if pickup and carrier is not None:
+            raise InvalidInput(
+                "--pickup and --carrier exclude each other: a pickup order is not shipped"
+            )
+        try:
+            return PlaceOrderInput(
+                order_id=order_id or f"ORD-{uuid.uuid4().hex[:8].upper()}",
+                customer=customer,
+                lines=[OrderLine(sku=item.sku, name=item.name, qty=qty, unit_price=item.price)],
+                location=loc.location,
+                carrier=carrier or (None if pickup else next(iter(reg.carriers), None)),
+                pickup=pickup,
+                placed_at=datetime.now(UTC),
+                actor=actor,
+                policy=policy or self.policy(),
+                departments=list(reg.departments.values()),
+                carriers=list(reg.carriers.values()),
+                initial_stock=dict(loc.stock),
+            )
+        except ValueError as err:  # pydantic's ValidationError is a ValueError
+            raise InvalidInput(first_error(err)) from None
+
+    def _start_options(self, inp: PlaceOrderInput) -> dict[str, Any]:
+        line = inp.lines[0]
+        return {
+            "id": order_workflow_id(inp.order_id),
+            "task_queue": self.settings.task_queue,
+            "id_conflict_policy": WorkflowIDConflictPolicy.FAIL,
+            "id_reuse_policy": WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            "search_attributes": TypedSearchAttributes(
+                [
+                    SearchAttributePair(ORDER_STATUS, OrderStatus.PLACED.value),
+                    SearchAttributePair(CUSTOMER_ID, inp.customer.customer_id),
+                ]
+                + ([SearchAttributePair(CARRIER, inp.carrier)] if inp.carrier else [])
+            ),
+            "static_summary": (
+                f"Order {inp.order_id}: {line.qty} x {line.sku} for customer "
+                f"{inp.customer.customer_id}, "
+                + ("store pickup" if inp.pickup else f"delivery by {inp.carrier}")
+                + f" from {inp.location}"
+            ),
+        }
+
+    async def place_order(self, inp: PlaceOrderInput) -> tuple[OrderView, bool]:
+        """Start the order; with an id that exists already, return that order instead.
+
+        Returns the view and whether this call created the order.
+        """
+        if inp.placed_at is None:
+            inp = inp.model_copy(update={"placed_at": datetime.now(UTC)})
+        try:
+            await call(
+                self.client.start_workflow(OrderWorkflow.run, inp, **self._start_options(inp)),
+                what=f"placing order {inp.order_id}",
+                address=self.address,
+            )
+        except WorkflowAlreadyStartedError:
+            return await self._view(self._order(inp.order_id), inp.order_id), False
+        # The order as it stands when placed, without asking it: a query that reaches a new
+        # order before its first workflow task starts rides on that task and makes the worker
+        # close it early, with its first calls still running.
+        return placed_view(inp), True
+
+    async def place_order_on_hold(self, inp: PlaceOrderInput, hold: PlaceHold) -> HoldPlaced:
+        """Start the order with a hold already on it, atomically (update-with-start): for a
+        department whose check must come before the order's first step, such as a finance
+        partner's approval at checkout. A refused hold starts nothing."""
+        start = WithStartWorkflowOperation(OrderWorkflow.run, inp, **self._start_options(inp))
+        try:
+            return await call(
+                self.client.execute_update_with_start_workflow(
+                    OrderWorkflow.place_hold, hold, start_workflow_operation=start
+                ),
+                what=f"placing order {inp.order_id}",
+                address=self.address,
+            )
+        except WorkflowAlreadyStartedError:
+            raise WrongState(
+                f"order {inp.order_id} exists already; place the hold on it instead"
+            ) from None
+
+    async def view(self, order_id: str) -> OrderView:
+        """The order's view, with its running delivery's latest movements."""
+        view = await self._view(self._order(order_id), order_id)
+        summary = running_delivery(view)
+        if summary is None:
+            return view
+        handle = self.client.get_workflow_handle_for(DeliveryWorkflow.run, summary.workflow_id)
+        try:
+            live: DeliveryState = await handle.query(DeliveryWorkflow.status)
+        except (RPCError, WorkflowQueryFailedError):
+            return view  # not started yet, or just closed: the order's record stands
+        return with_live_delivery(view, live)
+
+    async def timeline(self, order_id: str) -> list[TimelineEntry]:
+        await self.view(order_id)  # a clear "no order" first
+        return await call(
+            self._order(order_id).query(OrderWorkflow.timeline), what=f"order {order_id}"
+        )
+
+    async def cancel(self, order_id: str, cmd: CancelOrder) -> OrderCancelled:
+        return await self._update(order_id, OrderWorkflow.cancel, cmd)
+
+    async def pickup(self, order_id: str, location: str) -> OrderView:
+        self.registry.location(location)
+        return await self._update(order_id, OrderWorkflow.pickup, CollectOrder(location=location))
+
+    async def list_orders(
+        self,
+        *,
+        status: str | None = None,
+        blocked_by: str | None = None,
+        customer: str | None = None,
+        older_than: datetime | None = None,
+        limit: int = 500,
+    ) -> list[OrderView]:
+        """Visibility finds the candidates; each order's own view is the truth shown."""
+        clauses = [
+            "WorkflowType = 'OrderWorkflow'",
+            f"TaskQueue = {quote(self.settings.task_queue)}",
+        ]
+        if status:
+            clauses.append(f"OrderStatus = {quote(status)}")
+        if blocked_by:
+            self.registry.department(blocked_by)
+            clauses.append(f"BlockedBy = {quote(blocked_by)}")
+        if customer:
+            clauses.append(f"CustomerId = {quote(customer)}")
+        if older_than:
+            clauses.append(f"StartTime < '{older_than.isoformat().replace('+00:00', 'Z')}'")
+        query = " AND ".join(clauses)
+        found = [wf async for wf in self._list(query, limit)]
+        gate = asyncio.Semaphore(16)
+
+        async def one(wf: Any) -> OrderView | None:
+            async with gate:
+                try:
+                    return await call(
+                        self.client.get_workflow_handle_for(
+                            OrderWorkflow.run, wf.id, run_id=wf.run_id
+                        ).query(OrderWorkflow.view, rpc_timeout=QUERY_TIMEOUT),
+                        what=wf.id,
+                    )
+                except (OrderflowError, RPCError):
+                    return None
+
+        views: list[OrderView] = []
+        for v in await asyncio.gather(*(one(wf) for wf in found)):
+            # Visibility is eventually consistent; the order's own view decides.
+            if v is None or (status and v.status != status):
+                continue
+            if blocked_by and blocked_by not in v.blocked_by:
+                continue
+            views.append(v)
+        return views

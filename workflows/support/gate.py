@@ -1,0 +1,134 @@
+"""How a workflow calls other systems: as local activities, one at a time, each attempt kept
+well inside a workflow task, and never from a task that has issued no command.
+
+**One call at a time.** A step's call and the outbox's send never start together: a step waits
+while a send is under way, and the outbox and the publisher wait while steps run, so a run of
+steps that nothing blocks completes in one workflow task and its e-mails go out together once it
+stops. The gate keeps this as its own state, looked at through ``workflow.wait_condition`` at the
+same points the workflow waits: when a coroutine wakes decides the order of commands in a task,
+and saved histories fix that order (an ``asyncio.Lock`` would wake its waiters at other points).
+
+**The early-completion guard** (``TaskGuard``). A local activity still running when its workflow
+task has to complete (after 8 of the task's 10 seconds, or when a query arrives with the task)
+makes the worker complete the task with whatever commands it has and carry on in a new one. When
+that completion holds no command at all and the worker then dies, a new worker can group the
+next update with the earlier jobs differently from a later replay of the same history, and the
+replay hands one call's result to another (seen under ``make chaos``; README, Reliability; the
+closest upstream report is temporalio/sdk-python#673, an update replayed ahead of an activity
+result that came first). So:
+
+- an attempt may take at most ``ATTEMPT_TIMEOUT``, far under the 8 seconds;
+- every retry waits on a durable timer (a command) rather than a local sleep;
+- a workflow task that has issued no command yet issues one before its first call: the order
+  indexes its search attributes (which it does anyway whenever they change), the delivery its
+  carrier.
+
+*When it can go:* once the SDK replays an early-completed, command-less task with the same job
+grouping as the live run (``make chaos`` with the guard disabled shows no nondeterminism over
+several runs). Its commands are in saved histories, so removing it goes behind
+``workflow.patched``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+ATTEMPT_TIMEOUT = timedelta(seconds=5)
+RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=30)
+)
+# Any backoff longer than this goes on a durable timer: in practice, every retry.
+TIMER_BACKOFF_FROM = timedelta(milliseconds=1)
+
+
+class TaskGuard:
+    """Knows whether the current workflow task has issued a command, and issues one when a call
+    is about to start without. A workflow task's time (``workflow.now()``) is the same for every
+    activation of that task and moves on with the next, which tells the tasks apart; a call's
+    result is itself a command (its marker)."""
+
+    def __init__(self, command: Callable[[], None]) -> None:
+        self._command = command
+        self._at: datetime | None = None
+
+    def issued(self) -> None:
+        self._at = workflow.now()
+
+    def command_now(self) -> None:
+        if self._at != workflow.now():
+            self._command()
+            self.issued()
+
+
+class CallGate:
+    """Every call a workflow makes goes through here (see the module's docstring).
+
+    Args:
+        command: what to issue when a task would otherwise start a call with no command.
+    """
+
+    def __init__(self, command: Callable[[], None]) -> None:
+        self._guard = TaskGuard(command)
+        self._steps = 0
+        self._sends = 0
+
+    def command_now(self) -> None:
+        """Make sure this workflow task carries a command (the order's first task always does)."""
+        self._guard.command_now()
+
+    @property
+    def steps_idle(self) -> bool:
+        """No step is calling out or starting a child: what the outbox and publisher wait for."""
+        return self._steps == 0
+
+    @contextmanager
+    def step_running(self) -> Iterator[None]:
+        """A step's command that is not a call (a child workflow's start) holds the gate too."""
+        self._steps += 1
+        try:
+            yield
+        finally:
+            self._steps -= 1
+
+    async def step(
+        self, name: str, arg: Any, *, summary: str | None = None, result_type: type | None = None
+    ) -> Any:
+        """A step's call. It waits for a send under way; the outbox waits for it."""
+        if self._sends:
+            await workflow.wait_condition(lambda: not self._sends)
+        with self.step_running():
+            return await self.call(name, arg, summary=summary, result_type=result_type)
+
+    async def send(self, name: str, arg: Any, *, summary: str) -> Any:
+        """The outbox's call, started once no step runs; steps wait for it."""
+        self._sends += 1
+        try:
+            return await self.call(name, arg, summary=summary)
+        finally:
+            self._sends -= 1
+
+    async def call(
+        self, name: str, arg: Any, *, summary: str | None = None, result_type: type | None = None
+    ) -> Any:
+        """One call as a local activity, by its name in ``domain``: one marker event in history
+        instead of three events and a workflow task of its own. Every call is idempotent (keyed
+        by its workflow), so a retry after a crash is safe."""
+        self._guard.command_now()
+        try:
+            return await workflow.execute_local_activity(
+                str(name),
+                arg,
+                result_type=result_type,
+                start_to_close_timeout=ATTEMPT_TIMEOUT,
+                retry_policy=RETRY,
+                local_retry_threshold=TIMER_BACKOFF_FROM,
+                summary=summary,
+            )
+        finally:
+            self._guard.issued()
