@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from pydantic import BaseModel
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
@@ -19,6 +18,7 @@ from temporalio.client import (
     WorkflowHistoryEventFilterType,
 )
 from temporalio.common import (
+    SearchAttributeKey,
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
@@ -26,11 +26,11 @@ from temporalio.common import (
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from activities.carrier import booking_key
-from domain.followup import EndedAs, EndedOrder, FollowUpInput
+from domain.carrier import booking_key
+from domain.followup import EndedAs, EndedOrder, FollowUpInput, SweepRequest
 from domain.ids import order_workflow_id
-from domain.models import OrderView, PlaceOrderInput
-from workflows.search_attributes import CUSTOMER_ID, ORDER_STATUS
+from domain.order import PlaceOrderInput
+from domain.view import OrderView
 
 log = structlog.get_logger("orderflow.followup")
 
@@ -48,13 +48,14 @@ def followup_workflow_id(order_id: str) -> str:
     return f"order-followup-{order_id}"
 
 
-class SweepRequest(BaseModel):
-    task_queue: str
-
-
 class FollowUpActivities:
-    def __init__(self, client: Client) -> None:
+    def __init__(
+        self, client: Client, status: SearchAttributeKey[str], customer: SearchAttributeKey[str]
+    ) -> None:
+        # The follow-up's search attributes, handed in by the worker that defines them.
         self.client = client
+        self.status = status
+        self.customer = customer
 
     @activity.defn
     async def start_followups(self, req: SweepRequest) -> list[str]:
@@ -79,7 +80,7 @@ class FollowUpActivities:
                 if ended_as == EndedAs.FAILED
                 else "",
             )
-            customer = wf.typed_search_attributes.get(CUSTOMER_ID) or ""
+            customer = wf.typed_search_attributes.get(self.customer) or ""
             try:
                 await self.client.start_workflow(
                     "FollowUpWorkflow",
@@ -90,8 +91,8 @@ class FollowUpActivities:
                     id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                     search_attributes=TypedSearchAttributes(
                         [
-                            SearchAttributePair(ORDER_STATUS, ended_as.value),
-                            SearchAttributePair(CUSTOMER_ID, customer),
+                            SearchAttributePair(self.status, ended_as.value),
+                            SearchAttributePair(self.customer, customer),
                         ]
                     ),
                     static_summary=f"Follow-up of order {order_id}, {ended_as.value} "

@@ -20,6 +20,17 @@ class EndedAs(StrEnum):
     FAILED = "failed"
 
 
+class FollowUpCall(StrEnum):
+    """The follow-up's own calls (activities)."""
+
+    START_FOLLOWUPS = "start_followups"
+    READ_ENDED_ORDER = "read_ended_order"
+
+
+class SweepRequest(BaseModel):
+    task_queue: str
+
+
 class FollowUpInput(BaseModel):
     order_id: str
     ended_as: EndedAs
