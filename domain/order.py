@@ -115,6 +115,8 @@ class OrderState(Model):
     cancel: CancelOrder | None = None
     compensations: list[str] = Field(default_factory=list)
     emails_sent: int = 0
+    # Subjects of e-mails the mail server would not take within the policy's time.
+    undeliverable: list[str] = Field(default_factory=list)
 
     @property
     def delivery_running(self) -> bool:

@@ -83,6 +83,9 @@ class Policy(Model):
     unpicked_action: UnpickedAction = UnpickedAction.CANCEL
     # Distance, in metres, within which a carrier's GPS fix counts as "at the address".
     gps_tolerance_m: int = 150
+    # How long an e-mail is retried while the mail server is unreachable before the order
+    # records it as undeliverable and alerts.
+    mail_give_up: timedelta = timedelta(hours=24)
 
     def scaled(self, factor: float) -> Policy:
         """The same policy with every duration divided by ``factor`` (story time, tests)."""

@@ -36,6 +36,7 @@ class Told(StrEnum):
     HOLD_ESCALATED = "hold_escalated"
     PROMISE_MADE = "promise_made"
     PROMISE_BROKEN = "promise_broken"
+    EMAIL_UNDELIVERABLE = "email_undeliverable"
 
 
 class TimelineEntry(Model):

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from pydantic import Field
+
 from domain.base import Model, Money
 from domain.delivery import TERMINAL, DeliveryState, DeliveryStatus, DeliverySummary
 from domain.holds import HoldView
@@ -33,6 +35,7 @@ class OrderView(Model):
     charged: Money
     cancelled_reason: str = ""
     customer_emails: int = 0
+    undeliverable_emails: list[str] = Field(default_factory=list)
 
 
 STAGE_WORDS: dict[OrderStatus, str] = {
@@ -94,6 +97,7 @@ def order_view(state: OrderState) -> OrderView:
         charged=state.charged - state.refunded,
         cancelled_reason=state.cancel.reason if state.cancel else "",
         customer_emails=state.emails_sent,
+        undeliverable_emails=list(state.undeliverable),
     )
 
 

@@ -1,20 +1,41 @@
 """The order's outbox: every e-mail the order sends, in order, exactly once.
 
-Handlers and steps only queue; the outbox sends what history already holds, in one call per
-batch, once no step runs (a hold's e-mail goes before the department's call returns, since the
-update's answer leaves with the same workflow task). The customer hears first: their e-mail is
-queued before the department's.
+Handlers and steps only queue; the outbox sends in one call per batch, once no step runs. The
+customer hears first: their e-mail is queued before the department's.
+
+**E-mail only about what history holds** (orders that record the ``MAIL_AFTER_RECORD`` patch).
+A batch is an activity scheduled by the workflow task that recorded its facts, so the server
+hands it to a worker only once that task is in history: an update whose task then fails (too
+large to record, a worker gone) e-mails no one. Steps never wait for it, so a mail-server outage
+delays the e-mails and nothing else; the activity retries with backoff for the policy's
+``mail_give_up`` (24 hours), after which the order records the batch as undeliverable on its
+view and timeline, logs an error and counts it in ``orderflow_emails_undeliverable``.
+
+Orders started before keep sending as a local activity inside the task (their histories hold
+those calls), which could let an e-mail leave for a task that then failed.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from domain import messages
     from domain.notices import SEND_EMAILS, EmailBatch, Notice, Notification, notification_key
     from domain.order import OrderState
+    from domain.timeline import Told
     from workflows.support.gate import CallGate
+
+MAIL_AFTER_RECORD = "mail-after-record"
+# One attempt: one SMTP conversation for a batch. Retries back off to every five minutes.
+MAIL_ATTEMPT = timedelta(seconds=30)
+MAIL_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5)
+)
 
 
 class Outbox:
@@ -56,6 +77,7 @@ class Outbox:
         self._closing = True
 
     async def run(self) -> None:
+        after_record: bool | None = None
         while True:
             await workflow.wait_condition(
                 lambda: (
@@ -65,10 +87,40 @@ class Outbox:
             )
             if not self._queue:
                 return
+            if after_record is None:
+                after_record = workflow.patched(MAIL_AFTER_RECORD)
             batch = list(self._queue)
-            await self._gate.send(
+            summary = f"{len(batch)} e-mail" + ("s" if len(batch) > 1 else "")
+            if after_record:
+                del self._queue[: len(batch)]
+                await self._deliver(batch, summary)
+            else:
+                await self._gate.send(SEND_EMAILS, EmailBatch(notes=batch), summary=summary)
+                del self._queue[: len(batch)]
+
+    async def _deliver(self, batch: list[Notification], summary: str) -> None:
+        try:
+            await workflow.execute_activity(
                 SEND_EMAILS,
                 EmailBatch(notes=batch),
-                summary=f"{len(batch)} e-mail" + ("s" if len(batch) > 1 else ""),
+                start_to_close_timeout=MAIL_ATTEMPT,
+                schedule_to_close_timeout=self._state.input.policy.mail_give_up,
+                retry_policy=MAIL_RETRY,
+                summary=summary,
             )
-            del self._queue[: len(batch)]
+        except ActivityError:
+            s = self._state
+            subjects = [note.subject for note in batch]
+            s.undeliverable.extend(subjects)
+            s.log(
+                workflow.now(),
+                Told.EMAIL_UNDELIVERABLE,
+                "The mail server did not take these e-mails in time: " + "; ".join(subjects),
+            )
+            # What an operator alerts on: e-mail the customer or a department never got.
+            workflow.logger.error(
+                "e-mail undeliverable for order %s: %s", s.order_id, "; ".join(subjects)
+            )
+            workflow.metric_meter().create_counter(
+                "orderflow_emails_undeliverable", "E-mails given up after the policy's time"
+            ).add(len(batch))
