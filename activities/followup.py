@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from pydantic import BaseModel
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
@@ -26,11 +25,20 @@ from temporalio.common import (
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from activities.carrier import booking_key
-from domain.followup import EndedAs, EndedOrder, FollowUpInput
-from domain.ids import order_workflow_id
-from domain.models import OrderView, PlaceOrderInput
-from workflows.search_attributes import CUSTOMER_ID, ORDER_STATUS
+from domain.carrier import booking_key
+from domain.delivery import DeliveryStatus
+from domain.followup import (
+    FOLLOWUP_WORKFLOW,
+    EndedAs,
+    EndedOrder,
+    FollowUpCall,
+    FollowUpInput,
+    SweepRequest,
+)
+from domain.ids import followup_workflow_id, order_workflow_id
+from domain.order import PlaceOrderInput
+from domain.search_attributes import CUSTOMER_ID, ORDER_STATUS
+from domain.view import OrderView
 
 log = structlog.get_logger("orderflow.followup")
 
@@ -41,22 +49,14 @@ ENDED = {
     WorkflowExecutionStatus.TIMED_OUT: EndedAs.TIMED_OUT,
     WorkflowExecutionStatus.FAILED: EndedAs.FAILED,
 }
-OPEN_DELIVERY = ("booking", "booked", "picked_up", "in_transit", "attempted", "exception")
-
-
-def followup_workflow_id(order_id: str) -> str:
-    return f"order-followup-{order_id}"
-
-
-class SweepRequest(BaseModel):
-    task_queue: str
+OPEN_DELIVERY = tuple(s for s in DeliveryStatus if not s.terminal)
 
 
 class FollowUpActivities:
     def __init__(self, client: Client) -> None:
         self.client = client
 
-    @activity.defn
+    @activity.defn(name=FollowUpCall.START_FOLLOWUPS.value)
     async def start_followups(self, req: SweepRequest) -> list[str]:
         """Start a follow-up for every ended order that has none yet; returns their order ids."""
         since = (datetime.now(UTC) - LOOK_BACK).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -82,7 +82,7 @@ class FollowUpActivities:
             customer = wf.typed_search_attributes.get(CUSTOMER_ID) or ""
             try:
                 await self.client.start_workflow(
-                    "FollowUpWorkflow",
+                    FOLLOWUP_WORKFLOW,
                     inp,
                     id=followup_workflow_id(order_id),
                     task_queue=req.task_queue,
@@ -117,7 +117,7 @@ class FollowUpActivities:
                 return failure.application_failure_info.type
         return ""
 
-    @activity.defn
+    @activity.defn(name=FollowUpCall.READ_ENDED_ORDER.value)
     async def read_ended_order(self, order_id: str) -> EndedOrder:
         """The order's input (from its first event) and its last view (a query, which the
         worker answers by replaying the closed order)."""

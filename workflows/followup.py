@@ -17,15 +17,19 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.billing import PaymentActivities, PaymentRequest
-    from activities.carrier import CarrierActivities
-    from activities.followup import FollowUpActivities, SweepRequest
-    from activities.notify import NotifyActivities
-    from activities.stock import ReleaseRequest, StockActivities
     from domain import followup as rules
-    from domain.followup import EndedOrder, FollowUpInput, FollowUpResult
+    from domain.billing import PaymentCall, PaymentRequest, PaymentState
+    from domain.carrier import CarrierCall
+    from domain.followup import (
+        EndedOrder,
+        FollowUpCall,
+        FollowUpInput,
+        FollowUpResult,
+        SweepRequest,
+    )
     from domain.ids import order_workflow_id
-    from domain.models import EmailBatch, Notification
+    from domain.notices import SEND_EMAILS, EmailBatch, Notification
+    from domain.stock import ReleaseRequest, ReservationStatus, StockCall
 
 CALL = {
     "start_to_close_timeout": timedelta(seconds=30),
@@ -38,9 +42,10 @@ CALL = {
 class SweepWorkflow:
     @workflow.run
     async def run(self, req: SweepRequest) -> list[str]:
-        return await workflow.execute_activity_method(
-            FollowUpActivities.start_followups, req, **CALL
+        started: list[str] = await workflow.execute_activity(
+            FollowUpCall.START_FOLLOWUPS.value, req, result_type=list[str], **CALL
         )
+        return started
 
 
 @workflow.defn
@@ -56,32 +61,30 @@ class FollowUpWorkflow:
                 "charged or reserved."
             )
             return FollowUpResult(order_id=inp.order_id, ended_as=inp.ended_as, rejected=True)
-        order: EndedOrder = await workflow.execute_activity_method(
-            FollowUpActivities.read_ended_order, inp.order_id, **CALL
+        order: EndedOrder = await workflow.execute_activity(
+            FollowUpCall.READ_ENDED_ORDER.value, inp.order_id, result_type=EndedOrder, **CALL
         )
         key = order_workflow_id(order.order_id)
         if order.open_booking:
-            await workflow.execute_activity_method(
-                CarrierActivities.cancel_shipment, order.open_booking, **CALL
-            )
+            await workflow.execute_activity(CarrierCall.CANCEL.value, order.open_booking, **CALL)
             self.actions.append("cancelled the delivery with the carrier")
-        if order.payment == "authorized":
-            await workflow.execute_activity_method(
-                PaymentActivities.void_payment,
+        if order.payment == PaymentState.AUTHORIZED:
+            await workflow.execute_activity(
+                PaymentCall.VOID.value,
                 PaymentRequest(order_id=order.order_id, amount=order.total, key=f"{key}.void"),
                 **CALL,
             )
             self.actions.append(f"voided the payment authorization of {order.total:.2f}")
-        elif order.payment == "captured":
-            await workflow.execute_activity_method(
-                PaymentActivities.refund_payment,
+        elif order.payment == PaymentState.CAPTURED:
+            await workflow.execute_activity(
+                PaymentCall.REFUND.value,
                 PaymentRequest(order_id=order.order_id, amount=order.charged, key=f"{key}.refund"),
                 **CALL,
             )
             self.actions.append(f"refunded {order.charged:.2f}")
-        if order.reservation_status in ("reserved", "waitlisted"):
-            await workflow.execute_activity_method(
-                StockActivities.release_stock,
+        if order.reservation_status in (ReservationStatus.RESERVED, ReservationStatus.WAITLISTED):
+            await workflow.execute_activity(
+                StockCall.RELEASE.value,
                 ReleaseRequest(
                     location=order.reservation_location,
                     sku=order.reservation_sku,
@@ -108,9 +111,7 @@ class FollowUpWorkflow:
             )
             for n, to in enumerate(order.alert_emails, start=1)
         ]
-        await workflow.execute_activity_method(
-            NotifyActivities.send_emails, EmailBatch(notes=notes), **CALL
-        )
+        await workflow.execute_activity(SEND_EMAILS, EmailBatch(notes=notes), **CALL)
         workflow.set_current_details(
             f"**Order {order.order_id} {inp.ended_as.value}** while {order.status}. "
             + ("Undone: " + "; ".join(self.actions) + ". " if self.actions else "")

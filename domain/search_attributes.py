@@ -1,4 +1,9 @@
-"""The custom search attributes the engine keeps current, and the server registers at start."""
+"""The custom search attributes the engine keeps current, and the server registers at start.
+
+Names with their types, as values (no I/O): the workflows upsert them, the follow-up activity
+starts workflows with them, the shell registers and queries them. They live here, below all
+three, so neither workflows nor activities import the other for them.
+"""
 
 from __future__ import annotations
 
