@@ -18,6 +18,7 @@ from temporalio.client import (
     WorkflowHistoryEventFilterType,
 )
 from temporalio.common import (
+    SearchAttributeKey,
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
@@ -26,18 +27,9 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from domain.carrier import booking_key
-from domain.delivery import DeliveryStatus
-from domain.followup import (
-    FOLLOWUP_WORKFLOW,
-    EndedAs,
-    EndedOrder,
-    FollowUpCall,
-    FollowUpInput,
-    SweepRequest,
-)
-from domain.ids import followup_workflow_id, order_workflow_id
+from domain.followup import EndedAs, EndedOrder, FollowUpInput, SweepRequest
+from domain.ids import order_workflow_id
 from domain.order import PlaceOrderInput
-from domain.search_attributes import CUSTOMER_ID, ORDER_STATUS
 from domain.view import OrderView
 
 log = structlog.get_logger("orderflow.followup")
@@ -49,14 +41,23 @@ ENDED = {
     WorkflowExecutionStatus.TIMED_OUT: EndedAs.TIMED_OUT,
     WorkflowExecutionStatus.FAILED: EndedAs.FAILED,
 }
-OPEN_DELIVERY = tuple(s for s in DeliveryStatus if not s.terminal)
+OPEN_DELIVERY = ("booking", "booked", "picked_up", "in_transit", "attempted", "exception")
+
+
+def followup_workflow_id(order_id: str) -> str:
+    return f"order-followup-{order_id}"
 
 
 class FollowUpActivities:
-    def __init__(self, client: Client) -> None:
+    def __init__(
+        self, client: Client, status: SearchAttributeKey[str], customer: SearchAttributeKey[str]
+    ) -> None:
+        # The follow-up's search attributes, handed in by the worker that defines them.
         self.client = client
+        self.status = status
+        self.customer = customer
 
-    @activity.defn(name=FollowUpCall.START_FOLLOWUPS.value)
+    @activity.defn
     async def start_followups(self, req: SweepRequest) -> list[str]:
         """Start a follow-up for every ended order that has none yet; returns their order ids."""
         since = (datetime.now(UTC) - LOOK_BACK).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -79,10 +80,10 @@ class FollowUpActivities:
                 if ended_as == EndedAs.FAILED
                 else "",
             )
-            customer = wf.typed_search_attributes.get(CUSTOMER_ID) or ""
+            customer = wf.typed_search_attributes.get(self.customer) or ""
             try:
                 await self.client.start_workflow(
-                    FOLLOWUP_WORKFLOW,
+                    "FollowUpWorkflow",
                     inp,
                     id=followup_workflow_id(order_id),
                     task_queue=req.task_queue,
@@ -90,8 +91,8 @@ class FollowUpActivities:
                     id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                     search_attributes=TypedSearchAttributes(
                         [
-                            SearchAttributePair(ORDER_STATUS, ended_as.value),
-                            SearchAttributePair(CUSTOMER_ID, customer),
+                            SearchAttributePair(self.status, ended_as.value),
+                            SearchAttributePair(self.customer, customer),
                         ]
                     ),
                     static_summary=f"Follow-up of order {order_id}, {ended_as.value} "
@@ -117,7 +118,7 @@ class FollowUpActivities:
                 return failure.application_failure_info.type
         return ""
 
-    @activity.defn(name=FollowUpCall.READ_ENDED_ORDER.value)
+    @activity.defn
     async def read_ended_order(self, order_id: str) -> EndedOrder:
         """The order's input (from its first event) and its last view (a query, which the
         worker answers by replaying the closed order)."""

@@ -35,7 +35,6 @@ from temporalio.testing import WorkflowEnvironment
 from activities.stock import StockActivities
 from domain.holds import PlaceHold, ReleaseHold
 from domain.ids import order_workflow_id
-from domain.search_attributes import ALL
 from domain.stock import ReserveRequest, StockReserved
 from orderflow.config import PROJECT_ROOT, Settings
 from orderflow.devserver import SQLITE_PRAGMAS, free_port, temporal_binary
@@ -45,6 +44,7 @@ from orderflow.service import Orderflow
 from orderflow.smtp_sink import MaildirHandler, SmtpSink
 from orderflow.worker import build_worker
 from workflows.order import OrderWorkflow
+from workflows.search_attributes import ALL
 
 # When each order's reserve_stock call started, by order id.
 reserve_started: dict[str, float] = {}

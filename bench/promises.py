@@ -56,7 +56,6 @@ from temporalio.testing import WorkflowEnvironment
 from domain.holds import PlaceHold
 from domain.ids import order_workflow_id
 from domain.promises import MakePromise
-from domain.search_attributes import ALL
 from orderflow.config import PROJECT_ROOT, Settings
 from orderflow.devserver import SQLITE_PRAGMAS, free_port, temporal_binary
 from orderflow.logging import configure
@@ -64,6 +63,7 @@ from orderflow.registry import Registry
 from orderflow.service import Orderflow
 from orderflow.smtp_sink import MaildirHandler, SmtpSink
 from workflows.order import OrderWorkflow
+from workflows.search_attributes import ALL
 
 BROKEN_SUBJECT = b"we did not keep our promise"
 ORDER_HEADER = b"X-Orderflow-Order:"

@@ -59,12 +59,12 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from domain.ids import stock_workflow_id
-from domain.search_attributes import ALL
 from domain.stock import ReserveStock, StockInput, StockReserved, StockView
 from orderflow.config import Settings
 from orderflow.devserver import SQLITE_PRAGMAS, temporal_binary
 from orderflow.logging import configure
 from orderflow.worker import build_worker
+from workflows.search_attributes import ALL
 from workflows.stock import StockWorkflow
 
 # The reserve_stock activity's retry policy (workflows/order.py RETRY): 200 ms, doubling, 30 s cap.

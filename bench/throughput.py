@@ -78,7 +78,6 @@ from activities.carrier import CarrierActivities, SqliteCarrierGateway
 from domain.carrier import Booking, BookShipment, CarrierEvent
 from domain.ids import delivery_workflow_id, order_workflow_id
 from domain.registry import Location
-from domain.search_attributes import ALL
 from orderflow.config import PROJECT_ROOT, Settings
 from orderflow.devserver import SQLITE_PRAGMAS, free_port, temporal_binary
 from orderflow.logging import configure
@@ -88,6 +87,7 @@ from orderflow.smtp_sink import SmtpSink, read_inbox
 from orderflow.worker import build_worker, workflow_runner
 from workflows.delivery import DeliveryWorkflow
 from workflows.order import OrderWorkflow
+from workflows.search_attributes import ALL
 
 # Eight stock records (four bench locations x two SKUs), each with far more stock than needed.
 SKUS = ("CASE-X12", "ROUTER-F1")

@@ -13,24 +13,22 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-# The sweep's and the follow-up's workflows and calls, by name: the activities start them and
-# the workflows call them without importing each other.
-FOLLOWUP_WORKFLOW = "FollowUpWorkflow"
+
+class EndedAs(StrEnum):
+    TERMINATED = "terminated"
+    TIMED_OUT = "timed_out"
+    FAILED = "failed"
 
 
 class FollowUpCall(StrEnum):
+    """The follow-up's own calls (activities)."""
+
     START_FOLLOWUPS = "start_followups"
     READ_ENDED_ORDER = "read_ended_order"
 
 
 class SweepRequest(BaseModel):
     task_queue: str
-
-
-class EndedAs(StrEnum):
-    TERMINATED = "terminated"
-    TIMED_OUT = "timed_out"
-    FAILED = "failed"
 
 
 class FollowUpInput(BaseModel):

@@ -18,8 +18,3 @@ def stock_workflow_id(location: str, sku: str) -> str:
 
 def delivery_workflow_id(order_id: str, n: int) -> str:
     return f"delivery-{order_id}-{n}"
-
-
-def followup_workflow_id(order_id: str) -> str:
-    """The follow-up of an order ended outside the engine: one per order, never reused."""
-    return f"order-followup-{order_id}"

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from domain.search_attributes import registration_args
+from workflows.search_attributes import registration_args
 
 # WAL with synchronous=normal: 2-3x the write throughput of SQLite's default file mode while
 # staying durable across a process crash.

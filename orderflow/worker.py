@@ -31,13 +31,15 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.billing import Ledger, PaymentActivities
 from activities.carrier import CarrierActivities, SqliteCarrierGateway
-from activities.followup import FollowUpActivities, SweepRequest
+from activities.followup import FollowUpActivities
 from activities.notify import Mailer, NotifyActivities, SentLog
 from activities.stock import StockActivities
+from domain.followup import SweepRequest
 from orderflow.config import Settings
 from workflows.delivery import DeliveryWorkflow
 from workflows.followup import FollowUpWorkflow, SweepWorkflow
 from workflows.order import OrderWorkflow
+from workflows.search_attributes import CUSTOMER_ID, ORDER_STATUS
 from workflows.stock import StockWorkflow
 
 log = structlog.get_logger("orderflow.worker")
@@ -59,7 +61,7 @@ def activities_for(client: Client, settings: Settings) -> list[object]:
     payments = PaymentActivities(Ledger(settings.ledger_path))
     carrier = CarrierActivities(SqliteCarrierGateway(settings.carrier_path))
     stock = StockActivities(client, settings.task_queue)
-    followup = FollowUpActivities(client)
+    followup = FollowUpActivities(client, ORDER_STATUS, CUSTOMER_ID)
     return [
         notify.send_emails,
         payments.authorize_payment,

@@ -24,7 +24,6 @@ from activities.billing import Ledger
 from domain.holds import HoldPlaced, PlaceHold
 from domain.order import PlaceOrderInput
 from domain.registry import Department, Location, Policy
-from domain.search_attributes import ALL
 from domain.view import OrderView
 from orderflow.config import PROJECT_ROOT, Settings
 from orderflow.devserver import free_port, temporal_binary
@@ -32,6 +31,7 @@ from orderflow.registry import Registry
 from orderflow.service import Orderflow
 from orderflow.smtp_sink import InboxMessage, SmtpSink, read_inbox
 from orderflow.worker import build_worker
+from workflows.search_attributes import ALL
 
 SEEDS = PROJECT_ROOT / "seeds"
 

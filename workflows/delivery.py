@@ -39,7 +39,7 @@ with workflow.unsafe.imports_passed_through():
         ReportKind,
         Reschedule,
     )
-    from domain.search_attributes import CARRIER
+    from workflows.search_attributes import CARRIER
     from workflows.support.gate import CallGate
     from workflows.support.refusals import validate
     from workflows.support.timer import DeadlineTimer

@@ -18,7 +18,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from domain import followup as rules
-    from domain.billing import PaymentCall, PaymentRequest, PaymentState
+    from domain.billing import PaymentCall, PaymentRequest
     from domain.carrier import CarrierCall
     from domain.followup import (
         EndedOrder,
@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.ids import order_workflow_id
     from domain.notices import SEND_EMAILS, EmailBatch, Notification
-    from domain.stock import ReleaseRequest, ReservationStatus, StockCall
+    from domain.stock import ReleaseRequest, StockCall
 
 CALL = {
     "start_to_close_timeout": timedelta(seconds=30),
@@ -43,7 +43,7 @@ class SweepWorkflow:
     @workflow.run
     async def run(self, req: SweepRequest) -> list[str]:
         started: list[str] = await workflow.execute_activity(
-            FollowUpCall.START_FOLLOWUPS.value, req, result_type=list[str], **CALL
+            FollowUpCall.START_FOLLOWUPS, req, result_type=list[str], **CALL
         )
         return started
 
@@ -62,29 +62,29 @@ class FollowUpWorkflow:
             )
             return FollowUpResult(order_id=inp.order_id, ended_as=inp.ended_as, rejected=True)
         order: EndedOrder = await workflow.execute_activity(
-            FollowUpCall.READ_ENDED_ORDER.value, inp.order_id, result_type=EndedOrder, **CALL
+            FollowUpCall.READ_ENDED_ORDER, inp.order_id, result_type=EndedOrder, **CALL
         )
         key = order_workflow_id(order.order_id)
         if order.open_booking:
-            await workflow.execute_activity(CarrierCall.CANCEL.value, order.open_booking, **CALL)
+            await workflow.execute_activity(CarrierCall.CANCEL, order.open_booking, **CALL)
             self.actions.append("cancelled the delivery with the carrier")
-        if order.payment == PaymentState.AUTHORIZED:
+        if order.payment == "authorized":
             await workflow.execute_activity(
-                PaymentCall.VOID.value,
+                PaymentCall.VOID,
                 PaymentRequest(order_id=order.order_id, amount=order.total, key=f"{key}.void"),
                 **CALL,
             )
             self.actions.append(f"voided the payment authorization of {order.total:.2f}")
-        elif order.payment == PaymentState.CAPTURED:
+        elif order.payment == "captured":
             await workflow.execute_activity(
-                PaymentCall.REFUND.value,
+                PaymentCall.REFUND,
                 PaymentRequest(order_id=order.order_id, amount=order.charged, key=f"{key}.refund"),
                 **CALL,
             )
             self.actions.append(f"refunded {order.charged:.2f}")
-        if order.reservation_status in (ReservationStatus.RESERVED, ReservationStatus.WAITLISTED):
+        if order.reservation_status in ("reserved", "waitlisted"):
             await workflow.execute_activity(
-                StockCall.RELEASE.value,
+                StockCall.RELEASE,
                 ReleaseRequest(
                     location=order.reservation_location,
                     sku=order.reservation_sku,

@@ -150,3 +150,15 @@ def inbox(
         out.print()
     if not messages:
         out.print("no mail yet")
+
+
+@app.command()
+def schema(
+    update: str | None = typer.Argument(None, help="One update (e.g. place_hold); default: all."),
+    as_json: bool = JSON,
+) -> None:
+    """Print the JSON Schema of each update's input and result (for systems in other languages).
+    The output is JSON either way; ``--json`` is accepted as on every read command."""
+    from orderflow.schema import update_schema, update_schemas
+
+    emit_json(update_schema(update) if update else update_schemas())

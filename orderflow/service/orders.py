@@ -31,13 +31,13 @@ from domain.order import (
     PlaceOrderInput,
 )
 from domain.registry import Policy
-from domain.search_attributes import CARRIER, CUSTOMER_ID, ORDER_STATUS
 from domain.timeline import TimelineEntry
 from domain.view import OrderView, running_delivery, with_live_delivery
 from orderflow.service.base import ServiceBase
 from orderflow.service.calls import QUERY_TIMEOUT, call, first_error, quote
 from workflows.delivery import DeliveryWorkflow
 from workflows.order import OrderWorkflow
+from workflows.search_attributes import CARRIER, CUSTOMER_ID, ORDER_STATUS
 
 
 class OrderService(ServiceBase):

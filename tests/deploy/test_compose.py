@@ -2,7 +2,7 @@
 
 Each test reads the files as they are and compares them with what the code reads or does:
 the settings in ``orderflow.config.Settings``, the variables ``temporalio.envconfig`` reads,
-the search attributes in ``domain.search_attributes.ALL``, the pins in ``pyproject.toml``.
+the search attributes in ``workflows.search_attributes.ALL``, the pins in ``pyproject.toml``.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from temporalio.common import SearchAttributeIndexedValueType
 from temporalio.envconfig import ClientConfigProfile
 
 import orderflow.worker
-from domain.search_attributes import ALL
 from orderflow.config import PROJECT_ROOT, Settings
+from workflows.search_attributes import ALL
 
 ROOT = PROJECT_ROOT
 COMPOSE_FILE = ROOT / "docker-compose.yml"

@@ -287,3 +287,68 @@ def test_order_show_links_the_ui_of_the_stack_it_talks_to(cli: Cli) -> None:
     )
     shown = cli.run("order", "show", "E2E-LINK").stdout
     assert f"http://localhost:{cli.ui_port}/namespaces/default/workflows/order-E2E-LINK" in shown
+
+
+def test_a_system_in_another_language_places_a_hold_from_the_published_schema(cli: Cli) -> None:
+    schema = cli.json("schema", "place_hold")
+    assert schema["workflow"] == "OrderWorkflow"
+    required = set(schema["input"]["required"])
+    assert required == {"department", "reason_code", "customer_message"}
+    cli.run(
+        "order",
+        "place",
+        "--customer",
+        "C-1001",
+        "--sku",
+        "PHONE-A5",
+        "--location",
+        "warehouse-north",
+        "--order-id",
+        "E2E-SCHEMA",
+    )
+    hold = {
+        "department": "billing",
+        "reason_code": "arrears",
+        "actor": "ledger-bot",
+        "customer_message": "Your account shows 20.00 unpaid.",
+    }
+    assert required <= set(hold)
+    sent = subprocess.run(
+        [
+            str(temporal_binary()),
+            "workflow",
+            "update",
+            "execute",
+            "--address",
+            cli.env["TEMPORAL_ADDRESS"],
+            "-w",
+            "order-E2E-SCHEMA",
+            "--name",
+            "place_hold",
+            "--input",
+            json.dumps(hold),
+            "--output",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert sent.returncode == 0, sent.stderr
+    view = cli.json("order", "show", "E2E-SCHEMA")
+    assert [h["department"] for h in view["holds"]] == ["billing"]
+    assert set(cli.json("schema")) == {
+        "place_hold",
+        "release_hold",
+        "dispute_hold",
+        "uphold_hold",
+        "cancel",
+        "make_promise",
+        "keep_promise",
+        "pickup",
+        "carrier_event",
+        "reschedule",
+        "redirect",
+        "receive",
+        "adjust",
+    }

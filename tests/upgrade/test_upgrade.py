@@ -38,7 +38,6 @@ from activities.billing import Ledger
 from domain.carrier import CarrierEvent
 from domain.holds import ReleaseHold
 from domain.promises import KeepPromise
-from domain.search_attributes import ALL
 from domain.view import OrderView
 from orderflow.config import PROJECT_ROOT, Settings
 from orderflow.devserver import free_port, temporal_binary
@@ -46,6 +45,7 @@ from orderflow.registry import Registry
 from orderflow.service import Orderflow
 from orderflow.smtp_sink import SmtpSink, read_inbox
 from tests.conftest import HISTORIES, RECORD, save_history
+from workflows.search_attributes import ALL
 
 HERE = Path(__file__).parent
 BASE_VERSION, BASE_COMMIT = (HERE / "BASE").read_text().split()

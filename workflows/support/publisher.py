@@ -12,8 +12,8 @@ from temporalio.common import SearchAttributeUpdate
 
 with workflow.unsafe.imports_passed_through():
     from domain.order import OrderState
-    from domain.search_attributes import BLOCKED_BY, CARRIER, ORDER_STATUS
     from domain.view import details, index_values
+    from workflows.search_attributes import BLOCKED_BY, CARRIER, ORDER_STATUS
 
 
 class Publisher:

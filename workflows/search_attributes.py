@@ -1,9 +1,4 @@
-"""The custom search attributes the engine keeps current, and the server registers at start.
-
-Names with their types, as values (no I/O): the workflows upsert them, the follow-up activity
-starts workflows with them, the shell registers and queries them. They live here, below all
-three, so neither workflows nor activities import the other for them.
-"""
+"""The custom search attributes the engine keeps current, and the server registers at start."""
 
 from __future__ import annotations
 
