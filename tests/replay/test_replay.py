@@ -25,7 +25,13 @@ HISTORIES = sorted(ROOT.rglob("*.json"))
 
 def test_histories_are_saved_for_every_workflow_type() -> None:
     types = {path.name.split(".")[-3] for path in HISTORIES}
-    assert {"OrderWorkflow", "StockWorkflow", "DeliveryWorkflow"} <= types
+    assert {
+        "OrderWorkflow",
+        "StockWorkflow",
+        "DeliveryWorkflow",
+        "FollowUpWorkflow",
+        "SweepWorkflow",
+    } <= types
 
 
 def test_every_history_belongs_to_a_version() -> None:
