@@ -136,6 +136,19 @@ class Driver:
         )
         return inp.order_id
 
+    async def callback(self, order_id: str, text: str) -> None:
+        """Care promises to call the customer back within 20 minutes."""
+        await self.app.make_promise(
+            order_id,
+            MakePromise(
+                kind="callback",
+                due_at=datetime.now(UTC) + timedelta(minutes=20),
+                text=text,
+                department="care",
+                actor="sam",
+            ),
+        )
+
     async def event(
         self, order_id: str, event: str, delivery: int | None = None, **evidence: str
     ) -> None:
@@ -257,32 +270,14 @@ async def redirected(d: Driver) -> None:
 
 async def promise_pending(d: Driver) -> None:
     order_id = await d.shipped("promise-pending")
-    await d.app.make_promise(
-        order_id,
-        MakePromise(
-            kind="callback",
-            due_at=datetime.now(UTC) + timedelta(minutes=20),
-            text="call you back about your upgrade options",
-            department="care",
-            actor="sam",
-        ),
-    )
+    await d.callback(order_id, "call you back about your upgrade options")
 
 
 async def cancelled_in_delivery(d: Driver) -> None:
     # Cancelled while the parcel is out: the order stays open for the callback it promised.
     order_id = await d.shipped("cancelled-in-delivery")
     await d.event(order_id, "picked-up")
-    await d.app.make_promise(
-        order_id,
-        MakePromise(
-            kind="callback",
-            due_at=datetime.now(UTC) + timedelta(minutes=20),
-            text="call you about the cancelled order",
-            department="care",
-            actor="sam",
-        ),
-    )
+    await d.callback(order_id, "call you about the cancelled order")
     await d.app.cancel(
         order_id, CancelOrder(by="customer", actor="C-1001", reason="changed my mind")
     )
