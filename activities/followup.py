@@ -28,7 +28,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from domain.carrier import booking_key
 from domain.followup import EndedAs, EndedOrder, FollowUpInput, SweepRequest
-from domain.ids import order_workflow_id
+from domain.ids import followup_workflow_id, order_workflow_id
 from domain.order import PlaceOrderInput
 from domain.view import OrderView
 
@@ -41,11 +41,6 @@ ENDED = {
     WorkflowExecutionStatus.TIMED_OUT: EndedAs.TIMED_OUT,
     WorkflowExecutionStatus.FAILED: EndedAs.FAILED,
 }
-OPEN_DELIVERY = ("booking", "booked", "picked_up", "in_transit", "attempted", "exception")
-
-
-def followup_workflow_id(order_id: str) -> str:
-    return f"order-followup-{order_id}"
 
 
 class FollowUpActivities:
@@ -152,7 +147,7 @@ class FollowUpActivities:
             reservation_sku=res.sku if res else "",
             reservation_status=res.status if res else "",
             open_booking=booking_key(last.workflow_id)
-            if last and last.tracking and last.status in OPEN_DELIVERY
+            if last and last.tracking and not last.status.terminal
             else "",
             alert_emails=alert,
         )

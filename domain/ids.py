@@ -18,3 +18,8 @@ def stock_workflow_id(location: str, sku: str) -> str:
 
 def delivery_workflow_id(order_id: str, n: int) -> str:
     return f"delivery-{order_id}-{n}"
+
+
+def followup_workflow_id(order_id: str) -> str:
+    """The record of an order that ended outside the engine (workflows/followup.py)."""
+    return f"order-followup-{order_id}"

@@ -9,8 +9,8 @@ from datetime import timedelta
 
 from temporalio.client import WorkflowExecutionStatus
 
-from activities.followup import followup_workflow_id
 from domain.followup import FollowUpResult
+from domain.ids import followup_workflow_id
 from orderflow.worker import ensure_sweep_schedule, sweep_schedule_id
 from tests.conftest import FAST, Stack
 from workflows.search_attributes import CUSTOMER_ID, ORDER_STATUS
