@@ -22,6 +22,7 @@ from temporalio.client import (
 )
 from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.worker import (
+    Interceptor,
     UnsandboxedWorkflowRunner,
     Worker,
     WorkerDeploymentConfig,
@@ -96,9 +97,16 @@ def deployment(settings: Settings) -> WorkerDeploymentConfig | None:
     )
 
 
-def build_worker(client: Client, settings: Settings, *, replace: Sequence[Any] = ()) -> Worker:
+def build_worker(
+    client: Client,
+    settings: Settings,
+    *,
+    replace: Sequence[Any] = (),
+    interceptors: Sequence[Interceptor] = (),
+) -> Worker:
     """The engine's worker. ``replace`` swaps standard activities for ones of the same name
-    (the benches wrap a call to time it)."""
+    (the benches wrap a call to time it); ``interceptors`` are added to the worker's own (the
+    reliability tests inject faults with them)."""
     swaps = {fn.__name__: fn for fn in replace}
     activities = [swaps.get(fn.__name__, fn) for fn in activities_for(client, settings)]  # type: ignore[attr-defined]
     return Worker(
@@ -111,6 +119,7 @@ def build_worker(client: Client, settings: Settings, *, replace: Sequence[Any] =
         max_cached_workflows=settings.max_cached_workflows,
         workflow_runner=workflow_runner(settings),
         deployment_config=deployment(settings),
+        interceptors=list(interceptors),
         # On SIGTERM, running activities get this long to finish before the worker stops.
         graceful_shutdown_timeout=timedelta(seconds=20),
     )
