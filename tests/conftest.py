@@ -9,7 +9,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import timedelta
 from importlib.metadata import version
 from pathlib import Path
@@ -19,6 +19,7 @@ import pytest
 from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Interceptor
 
 from activities.billing import Ledger
 from domain.holds import HoldPlaced, PlaceHold
@@ -253,12 +254,18 @@ def stack_settings(sink: SmtpSink, data_dir: Path) -> Settings:
 
 @contextlib.asynccontextmanager
 async def make_stack(
-    env: WorkflowEnvironment, sink: SmtpSink, data_dir: Path, name: str
+    env: WorkflowEnvironment,
+    sink: SmtpSink,
+    data_dir: Path,
+    name: str,
+    *,
+    interceptors: Sequence[Interceptor] = (),
 ) -> AsyncIterator[Stack]:
-    """A worker on a fresh task queue with its own ledger and sent-log, and the app to drive it."""
+    """A worker on a fresh task queue with its own ledger and sent-log, and the app to drive it.
+    ``interceptors`` inject faults into the worker."""
     settings = stack_settings(sink, data_dir)
     app = Orderflow(env.client, Registry(SEEDS), settings)
-    async with build_worker(env.client, settings):
+    async with build_worker(env.client, settings, interceptors=interceptors):
         yield Stack(app, sink.handler.dir, Ledger(settings.ledger_path))
         if RECORD:
             await asyncio.sleep(1)  # let visibility catch up
