@@ -1,13 +1,15 @@
 """Crash and restart: 200 orders in flight while the worker is killed with SIGKILL five times and
-the Temporal dev server once; every order must still reach its terminal state with nothing lost,
-no e-mail sent twice and nobody charged twice.
+the Temporal dev server once, and the mail server is down for a minute; every order must still
+reach its terminal state with nothing lost, no e-mail sent twice or left unsent, and nobody
+charged twice.
 
 What runs, all on loopback:
 
 - the Temporal dev server as a subprocess (``orderflow.devserver``), persisting to an SQLite file
   in WAL mode; killed with SIGKILL once and restarted on the same file and port;
 - the SMTP sink in this process, with a handler that counts every DATA it receives by
-  Message-ID (the sink itself stores a repeated Message-ID once);
+  Message-ID (the sink itself stores a repeated Message-ID once); stopped 20 seconds in for
+  ``--mail-outage`` seconds (60) and started again on the same port and Maildir;
 - the worker as a subprocess (``orderflow worker``), killed with SIGKILL at five random moments
   and restarted.
 
@@ -20,15 +22,18 @@ idempotency (order ids, hold references, carrier event ids), and a promise is on
 if the order's view does not show it.
 
 At the end it checks every order's view (completed; its hold released; its promises kept; nothing
-extra), the sink's counts and Maildir, and the payment ledger, then prints one line:
+extra; no e-mail given up), the sink's counts and Maildir against the worker's sent-log (every
+e-mail sent is in the Maildir, every e-mail waiting when the outage ended among them), and the
+payment ledger, then prints one line:
 
     orders N, worker kills K, server restarts R, lost 0, duplicate emails 0, double charges 0
 
-and exits non-zero if lost, duplicate e-mails or double charges is not zero. Progress and
-details go to stderr.
+and exits non-zero if lost, duplicate e-mails or double charges is not zero, or an e-mail is
+missing. Progress and details go to stderr.
 
-Run: make chaos   (or .venv/bin/python bench/chaos.py [--orders 200] [--seed N] [--dump DIR],
-where DIR receives the history of each order that did not finish, to replay and study)
+Run: make chaos   (or .venv/bin/python bench/chaos.py [--orders 200] [--seed N] [--dump DIR]
+[--mail-outage SECONDS], where DIR receives the history of each order that did not finish, to
+replay and study, and 0 seconds means no mail outage)
 
 One module on purpose, as every bench: it is read and run as one script, top to bottom.
 """
@@ -40,6 +45,7 @@ import asyncio
 import collections
 import email
 import email.policy
+import functools
 import os
 import random
 import shutil
@@ -67,13 +73,16 @@ for _pkg in ("domain", "workflows", "activities", "orderflow", "seeds"):
     shutil.copytree(ROOT / _pkg, CODE / _pkg, ignore=shutil.ignore_patterns("__pycache__"))
 sys.path.insert(0, str(CODE))
 
+from temporalio.api.enums.v1 import EventType
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 
 from activities.billing import Ledger
+from activities.notify import message_id
 from domain.carrier import CarrierEvent
 from domain.errors import OrderflowError
 from domain.holds import PlaceHold, ReleaseHold
 from domain.ids import order_workflow_id
+from domain.notices import SEND_EMAILS, EmailBatch
 from domain.promises import KeepPromise, MakePromise
 from domain.registry import Location
 from domain.view import OrderView
@@ -92,6 +101,7 @@ HOST = "127.0.0.1"
 OVERALL_TIMEOUT = 330.0  # seconds for the whole run, verification included (a last resort)
 DRIVE_TIMEOUT = 210.0  # seconds for the orders to finish
 VERIFY_TIMEOUT = 45.0  # seconds to read every order's final view
+MAIL_OUTAGE_AT = 20.0  # seconds into the drive: every order placed, the kills under way
 # What is known so far, for the result line if the overall timeout strikes.
 LAST: dict[str, Any] = {"worker_kills": 0, "server_restarts": 0, "handler": None, "data": None}
 SKUS = ("CASE-X12", "ROUTER-F1", "PHONE-A5")
@@ -125,6 +135,30 @@ class CountingHandler(MaildirHandler):
                 f"{msg.get('X-Orderflow-Order', '')} to {msg.get('To', '')}: {msg.get('Subject', '')}"
             )
         return await super().handle_DATA(server, session, envelope)
+
+
+class MailServer:
+    """The sink, which this bench stops and starts again: a new ``SmtpSink`` each time (aiosmtpd
+    closes a stopped controller's loop), on the same port and Maildir, with the same handler."""
+
+    def __init__(self, handler: CountingHandler, maildir: Path, port: int) -> None:
+        self.handler = handler
+        self.maildir = maildir
+        self.port = port
+        self.sink: SmtpSink | None = None
+        self.waiting: set[str] = set()  # Message-IDs owed, not delivered, when the outage ended
+
+    def start(self) -> None:
+        sink = SmtpSink(self.maildir, host=HOST, port=self.port)
+        sink.handler = self.handler
+        sink.controller.handler = self.handler
+        sink.start()
+        self.sink = sink
+
+    def stop(self) -> None:
+        if self.sink is not None:
+            self.sink.stop()
+            self.sink = None
 
 
 # ============================================================================ the processes
@@ -265,6 +299,43 @@ async def chaos(procs: Processes, rng: random.Random, kills: int, window: float)
                 await asyncio.sleep(rng.uniform(0.2, 2.0))
                 await procs.start_worker()
                 say(f"worker restarted (pid {procs.worker and procs.worker.pid})")
+
+
+async def mail_outage(mail: MailServer, driver: Driver, ids: list[str], length: float) -> None:
+    """Stop the sink ``MAIL_OUTAGE_AT`` seconds in, start it again ``length`` seconds later, and
+    note which e-mails were waiting then: those the orders had handed to the mailer (their
+    ``send_emails`` batches in history) that the sink had not received. E-mails an order still
+    holds behind a waiting batch are not in history yet, and not counted."""
+    await asyncio.sleep(MAIL_OUTAGE_AT)
+    say(f"t={MAIL_OUTAGE_AT:.0f}s: SMTP sink down for {length:.0f}s")
+    await asyncio.to_thread(mail.stop)
+    await asyncio.sleep(length)
+    delivered = set(mail.handler.by_id)  # nothing arrives while it is down
+    ended = datetime.now(UTC)
+    await asyncio.to_thread(mail.start)
+    say(f"SMTP sink back on port {mail.port}, same Maildir; counting the e-mails waiting")
+
+    async def handed_over(order_id: str) -> set[str]:
+        mids: set[str] = set()
+        handle = driver.app.client.get_workflow_handle(order_workflow_id(order_id))
+        async for e in handle.fetch_history_events():
+            attrs = e.activity_task_scheduled_event_attributes
+            if (
+                e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+                and attrs.activity_type.name == SEND_EMAILS
+                and e.event_time.ToDatetime(tzinfo=UTC) < ended
+            ):
+                [batch] = await driver.app.client.data_converter.decode(
+                    attrs.input.payloads, [EmailBatch]
+                )
+                mids.update(message_id(note.key) for note in batch.notes)
+        return mids
+
+    owed = await asyncio.gather(
+        *(driver.attempt("read history", functools.partial(handed_over, o)) for o in ids)
+    )
+    mail.waiting = set().union(*(mids or set() for mids in owed)) - delivered
+    say(f"{len(mail.waiting)} e-mails were waiting when the outage ended")
 
 
 # ============================================================================ the driver
@@ -451,6 +522,8 @@ def check_order(view: OrderView | None, exp: dict[str, Any]) -> list[str]:
         want.append(("callback", "care", "kept"))
     if promises != sorted(want):
         problems.append(f"promises {promises}, expected {sorted(want)}")
+    if view.undeliverable_emails:
+        problems.append(f"e-mails given up: {view.undeliverable_emails}")
     return problems
 
 
@@ -472,7 +545,9 @@ def maildir_ids(maildir: Path) -> tuple[int, collections.Counter[str], dict[str,
 # ============================================================================ main
 
 
-async def run(orders: int, kills: int, seed: int, dump: Path | None = None) -> int:
+async def run(
+    orders: int, kills: int, seed: int, dump: Path | None = None, outage: float = 60.0
+) -> int:
     configure("WARNING")
     started = time.monotonic()
     rng = random.Random(seed)
@@ -483,17 +558,16 @@ async def run(orders: int, kills: int, seed: int, dump: Path | None = None) -> i
     say(f"seed {seed}, data {data}, Temporal {HOST}:{port}, SMTP {HOST}:{smtp_port}")
 
     handler = CountingHandler(data / "maildir")
-    sink = SmtpSink(data / "maildir", host=HOST, port=smtp_port)
-    sink.handler = handler
-    sink.controller.handler = handler
+    mail = MailServer(handler, data / "maildir", smtp_port)
     procs = Processes(data, port, smtp_port, task_queue)
     LAST.update(handler=handler, data=data)
     supervisor: asyncio.Task[None] | None = None
+    outage_task: asyncio.Task[None] | None = None
     driver: Driver | None = None
     ids = [f"CH-{tag}-{i:03d}" for i in range(orders)]
     views: dict[str, OrderView | None] = {}
     try:
-        sink.start()
+        mail.start()
         await procs.start_server()
         await procs.start_worker()
         supervisor = asyncio.create_task(procs.supervise())
@@ -517,15 +591,23 @@ async def run(orders: int, kills: int, seed: int, dump: Path | None = None) -> i
                 stock=dict.fromkeys(SKUS, 10_000),
             )
         app = Orderflow(client, registry, settings)
-        driver = Driver(app, data, rng, time.monotonic() + DRIVE_TIMEOUT)
+        # An order ends once its e-mails are sent, and the mailer's retries back off (doubling):
+        # the last e-mails leave up to about as long again as the outage after it, later still
+        # when a worker died with an attempt (a 30 s attempt timeout).
+        drive_timeout = DRIVE_TIMEOUT + 2 * outage
+        driver = Driver(app, data, rng, time.monotonic() + drive_timeout)
         say(f"placing {orders} orders; {kills} worker kills and one server kill to come")
         drive = asyncio.gather(*(driver.order(i, o) for i, o in enumerate(ids)))
         havoc = asyncio.create_task(chaos(procs, rng, kills, window=45))
+        if outage > 0:
+            outage_task = asyncio.create_task(mail_outage(mail, driver, ids, outage))
         try:
-            await asyncio.wait_for(drive, DRIVE_TIMEOUT + 5)
+            await asyncio.wait_for(drive, drive_timeout + 5)
         except TimeoutError as err:
             say(f"orders did not all finish: {err}")
         await havoc
+        if outage_task is not None:
+            await outage_task
         LAST.update(worker_kills=procs.worker_kills, server_restarts=procs.server_restarts)
         say(f"orders driven in {time.monotonic() - started:.0f}s; verifying")
         top = driver.errors.most_common(8)
@@ -559,8 +641,10 @@ async def run(orders: int, kills: int, seed: int, dump: Path | None = None) -> i
     finally:
         if supervisor is not None:
             supervisor.cancel()
+        if outage_task is not None:
+            outage_task.cancel()
         procs.stop_all()
-        sink.stop()
+        mail.stop()
 
     assert driver is not None
     # -- lost: orders not completed, holds or promises missing, wrong or extra
@@ -593,6 +677,31 @@ async def run(orders: int, kills: int, seed: int, dump: Path | None = None) -> i
         f"{len(stored_ids)} Message-IDs; customer e-mails the orders sent and the sink lacks: "
         f"{missing_mail}"
     )
+    # -- the outage: the Maildir holds exactly what the worker's sent-log says it sent, and
+    # every e-mail that was waiting when the sink came back arrived after it, stored once. A
+    # completed order has sent all it queued (it waits for its outbox; an e-mail given up shows
+    # on its view), each recorded in the sent-log: so the sent-log is every e-mail owed.
+    sent: set[str] = set()
+    if (data / "sent.sqlite3").exists():
+        with sqlite3.connect(data / "sent.sqlite3", timeout=5) as db:
+            sent = {mid for (mid,) in db.execute("SELECT message_id FROM sent")}
+    unsent, unlogged = sent - stored_ids.keys(), stored_ids.keys() - sent
+    late = mail.waiting - stored_ids.keys()
+    for mid in sorted(unsent):
+        say(f"MAIL {mid}: in the sent-log, not in the Maildir")
+    for mid in sorted(unlogged):
+        say(f"MAIL {mid}: in the Maildir, not in the sent-log")
+    for mid in sorted(late):
+        say(f"MAIL {mid}: waiting when the outage ended, never delivered")
+    missing_mail += len(unsent) + len(unlogged) + len(late)
+    if outage > 0:
+        say(
+            f"mail outage {outage:.0f}s: {len(mail.waiting)} e-mails waiting when it ended, "
+            f"{len(mail.waiting) - len(late)} delivered since "
+            f"({sum(1 for m in mail.waiting if handler.by_id[m] > 1)} of them more than once, "
+            f"stored once); sent-log {len(sent)} e-mails, Maildir {len(stored_ids)}: "
+            f"{len(unsent)} sent and not stored, {len(unlogged)} stored and not logged"
+        )
 
     # -- double charges: at most one capture per order, for exactly the order's total
     entries = Ledger(data / "ledger.sqlite3").entries()
@@ -635,14 +744,24 @@ def main() -> None:
     parser.add_argument(
         "--dump", type=Path, default=None, help="save the history of each unfinished order here"
     )
+    parser.add_argument(
+        "--mail-outage",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long the SMTP sink is down mid-run (0: not at all)",
+    )
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**6)
+    overall = OVERALL_TIMEOUT + 2 * args.mail_outage  # as the drive's own timeout grows
     try:
         code = asyncio.run(
-            asyncio.wait_for(run(args.orders, args.kills, seed, args.dump), OVERALL_TIMEOUT)
+            asyncio.wait_for(
+                run(args.orders, args.kills, seed, args.dump, args.mail_outage), overall
+            )
         )
     except TimeoutError:
-        say(f"gave up after {OVERALL_TIMEOUT:.0f}s; orders unverified count as lost")
+        say(f"gave up after {overall:.0f}s; orders unverified count as lost")
         handler = LAST["handler"]
         dup = sum(n - 1 for n in handler.by_id.values() if n > 1) if handler else 0
         double = 0
