@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from domain.base import Model
+from domain.base import Command, Model, Name, Words
 
 
 class CarrierEventName(StrEnum):
@@ -22,14 +22,14 @@ class CarrierEventName(StrEnum):
     LOST = "lost"
 
 
-class CarrierEvent(Model):
+class CarrierEvent(Command):
     event: CarrierEventName
-    location: str = ""
-    evidence: dict[str, str] = Field(default_factory=dict)
-    reason: str = ""
-    code: str = ""
-    actor: str = "carrier"
-    event_id: str = ""
+    location: Name = ""
+    evidence: dict[Name, Words] = Field(default_factory=dict)
+    reason: Words = ""
+    code: Name = ""
+    actor: Name = "carrier"
+    event_id: Name = ""
 
 
 class CarrierEventRecorded(Model):

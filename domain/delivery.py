@@ -12,7 +12,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from domain.base import Model, NonEmpty
+from domain.base import Command, Model, Name, NonEmpty
 from domain.carrier import CarrierEventRecorded
 from domain.errors import InvalidInput, WrongState
 from domain.registry import Policy
@@ -88,15 +88,15 @@ class DeliverySummary(Model):
     last_scan_at: datetime | None = None
 
 
-class Reschedule(Model):
+class Reschedule(Command):
     window_start: datetime
     window_end: datetime
-    actor: str = "customer"
+    actor: Name = "customer"
 
 
-class Redirect(Model):
+class Redirect(Command):
     pickup_point: NonEmpty
-    actor: str = "customer"
+    actor: Name = "customer"
 
 
 class DeliveryUpdated(Model):

@@ -19,8 +19,17 @@ class InvalidInput(OrderflowError):
     """A field is missing, malformed or out of range."""
 
 
-class UnknownReference(OrderflowError):
-    """An SKU, location, customer, department, carrier, hold or promise that does not exist."""
+class NotFound(OrderflowError):
+    """An SKU, location, customer, department, carrier, hold, promise or order that does not
+    exist."""
+
+
+class TooLarge(OrderflowError):
+    """A message larger than the engine takes (see ``domain.base.MAX_MESSAGE_BYTES``)."""
+
+
+class LimitReached(OrderflowError):
+    """The order already has as many holds, promises or e-mails as one order may have."""
 
 
 class NotAllowed(OrderflowError):

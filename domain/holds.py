@@ -11,7 +11,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from domain.base import ENGINE, Model, Money, check_amount, required_text
+from domain.base import ENGINE, Command, Model, Money, Name, Words, check_amount, required_text
 from domain.errors import InvalidInput, NotAllowed, WrongState
 from domain.registry import Department
 from domain.steps import Step
@@ -77,12 +77,12 @@ class HoldView(Model):
 # --------------------------------------------------------------------------- commands
 
 
-class PlaceHold(Model):
-    department: str
-    actor: str = "unknown"
-    reason_code: str
-    customer_message: str
-    reference: str = ""
+class PlaceHold(Command):
+    department: Name
+    actor: Name = "unknown"
+    reason_code: Name
+    customer_message: Words
+    reference: Name = ""
     amount: Decimal | None = None
 
 
@@ -93,11 +93,11 @@ class HoldPlaced(Model):
     already_placed: bool = False
 
 
-class ReleaseHold(Model):
-    hold_id: str
-    department: str
-    actor: str = "unknown"
-    resolution: str
+class ReleaseHold(Command):
+    hold_id: Name
+    department: Name
+    actor: Name = "unknown"
+    resolution: Words
 
 
 class HoldReleased(Model):
@@ -106,9 +106,9 @@ class HoldReleased(Model):
     blocked_by: list[str]
 
 
-class DisputeHold(Model):
-    hold_id: str
-    customer_message: str
+class DisputeHold(Command):
+    hold_id: Name
+    customer_message: Words
 
 
 class HoldDisputed(Model):
@@ -116,11 +116,11 @@ class HoldDisputed(Model):
     sla_due_at: datetime
 
 
-class UpholdHold(Model):
-    hold_id: str
-    department: str
-    actor: str = "unknown"
-    customer_message: str
+class UpholdHold(Command):
+    hold_id: Name
+    department: Name
+    actor: Name = "unknown"
+    customer_message: Words
 
 
 class HoldUpheld(Model):

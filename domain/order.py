@@ -16,10 +16,10 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from domain.base import CUSTOMER, Identifier, Model, Money, required_text
+from domain.base import CUSTOMER, Command, Identifier, Model, Money, Name, Words, required_text
 from domain.billing import PaymentState
 from domain.delivery import DeliverySummary
-from domain.errors import UnknownReference, WrongState
+from domain.errors import NotFound, WrongState
 from domain.holds import Hold
 from domain.promises import Promise, PromiseKind, PromiseStatus
 from domain.registry import Carrier, Customer, Department, Policy
@@ -77,11 +77,11 @@ class PlaceOrderInput(Model):
 # --------------------------------------------------------------------------- commands
 
 
-class CancelOrder(Model):
-    by: str
-    actor: str = "unknown"
-    reason: str
-    customer_message: str = ""
+class CancelOrder(Command):
+    by: Name
+    actor: Name = "unknown"
+    reason: Words
+    customer_message: Words = ""
 
 
 class OrderCancelled(Model):
@@ -90,9 +90,9 @@ class OrderCancelled(Model):
     compensations: list[str]
 
 
-class CollectOrder(Model):
-    location: str
-    actor: str = "store"
+class CollectOrder(Command):
+    location: Name
+    actor: Name = "store"
 
 
 # --------------------------------------------------------------------------- state
@@ -136,7 +136,7 @@ class OrderState(Model):
             if dept.department == name:
                 return dept
         known = ", ".join(sorted(d.department for d in self.input.departments)) or "none"
-        raise UnknownReference(f"unknown department '{name}'; known departments: {known}")
+        raise NotFound(f"unknown department '{name}'; known departments: {known}")
 
     def carrier_name(self, carrier_id: str) -> str:
         for c in self.input.carriers:
@@ -148,13 +148,13 @@ class OrderState(Model):
         for hold in self.holds:
             if hold.hold_id == hold_id:
                 return hold
-        raise UnknownReference(f"order {self.order_id} has no hold '{hold_id}'")
+        raise NotFound(f"order {self.order_id} has no hold '{hold_id}'")
 
     def promise(self, promise_id: str) -> Promise:
         for promise in self.promises:
             if promise.promise_id == promise_id:
                 return promise
-        raise UnknownReference(f"order {self.order_id} has no promise '{promise_id}'")
+        raise NotFound(f"order {self.order_id} has no promise '{promise_id}'")
 
     @property
     def active_holds(self) -> list[Hold]:

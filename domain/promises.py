@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from domain.base import ENGINE, Model, required_text
+from domain.base import ENGINE, Command, Model, Name, Words, required_text
 from domain.errors import InvalidInput, NotAllowed, WrongState
 from domain.timeline import Told
 
@@ -68,15 +68,15 @@ class PromiseView(Model):
 # --------------------------------------------------------------------------- commands
 
 
-class MakePromise(Model):
+class MakePromise(Command):
     # Free text on the wire, so a wrong kind is refused with the list of right ones.
-    kind: str
+    kind: Name
     due_at: datetime
-    text: str
-    department: str
-    actor: str = "unknown"
+    text: Words
+    department: Name
+    actor: Name = "unknown"
     # The department's own reference: repeating it returns the same promise.
-    reference: str = ""
+    reference: Name = ""
 
 
 class PromiseMade(Model):
@@ -85,10 +85,10 @@ class PromiseMade(Model):
     already_made: bool = False
 
 
-class KeepPromise(Model):
-    promise_id: str
-    note: str = ""
-    actor: str = "unknown"
+class KeepPromise(Command):
+    promise_id: Name
+    note: Words = ""
+    actor: Name = "unknown"
 
 
 class PromiseKept(Model):

@@ -10,8 +10,8 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from domain.base import Model
-from domain.errors import InvalidInput, UnknownReference
+from domain.base import Command, Model, Name, Words
+from domain.errors import InvalidInput, NotFound
 
 # The stock record's workflow and its updates, by name: the stock activities call them without
 # importing the workflow (activities and workflows depend on the domain, not on each other).
@@ -94,8 +94,8 @@ class StockState(Model):
         return None
 
 
-class ReserveStock(Model):
-    order_id: str
+class ReserveStock(Command):
+    order_id: Name
     qty: int
 
 
@@ -109,8 +109,8 @@ class StockReserved(Model):
     available: int = 0
 
 
-class ReleaseStock(Model):
-    order_id: str
+class ReleaseStock(Command):
+    order_id: Name
     collected: bool = False  # True when the goods left with the customer or the carrier
 
 
@@ -120,9 +120,9 @@ class StockReleased(Model):
     allocated_to: list[str] = Field(default_factory=list)
 
 
-class ReceiveStock(Model):
+class ReceiveStock(Command):
     qty: int
-    reference: str = ""
+    reference: Name = ""
 
 
 class StockReceived(Model):
@@ -131,9 +131,9 @@ class StockReceived(Model):
     duplicate: bool = False
 
 
-class AdjustStock(Model):
+class AdjustStock(Command):
     count: int
-    reason: str
+    reason: Words
 
 
 class StockAdjusted(Model):
@@ -325,6 +325,6 @@ def view(state: StockState) -> StockView:
 
 def require_known(sku: str, location: str, skus: set[str], locations: set[str]) -> None:
     if sku not in skus:
-        raise UnknownReference(f"unknown SKU '{sku}'; see orderflow catalog")
+        raise NotFound(f"unknown SKU '{sku}'; see orderflow catalog")
     if location not in locations:
-        raise UnknownReference(f"unknown location '{location}'; see orderflow catalog")
+        raise NotFound(f"unknown location '{location}'; see orderflow catalog")

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from domain.durations import parse_duration
-from domain.errors import InvalidInput, UnknownReference
+from domain.errors import InvalidInput, NotFound
 from domain.registry import Carrier, Customer, Department, Location, Sku
 
 M = TypeVar("M", bound=BaseModel)
@@ -144,20 +144,20 @@ class Registry:
         try:
             return self.skus[sku]
         except KeyError:
-            raise UnknownReference(f"unknown SKU '{sku}'; known: {', '.join(self.skus)}") from None
+            raise NotFound(f"unknown SKU '{sku}'; known: {', '.join(self.skus)}") from None
 
     def location(self, location: str) -> Location:
         try:
             return self.locations[location]
         except KeyError:
             known = ", ".join(self.locations)
-            raise UnknownReference(f"unknown location '{location}'; known: {known}") from None
+            raise NotFound(f"unknown location '{location}'; known: {known}") from None
 
     def customer(self, customer_id: str) -> Customer:
         try:
             return self.customers[customer_id]
         except KeyError:
-            raise UnknownReference(
+            raise NotFound(
                 f"unknown customer '{customer_id}'; see orderflow catalog for customer ids"
             ) from None
 
@@ -166,14 +166,14 @@ class Registry:
             return self.carriers[carrier_id]
         except KeyError:
             known = ", ".join(self.carriers)
-            raise UnknownReference(f"unknown carrier '{carrier_id}'; known: {known}") from None
+            raise NotFound(f"unknown carrier '{carrier_id}'; known: {known}") from None
 
     def department(self, name: str) -> Department:
         try:
             return self.departments[name]
         except KeyError:
             known = ", ".join(self.departments)
-            raise UnknownReference(f"unknown department '{name}'; known: {known}") from None
+            raise NotFound(f"unknown department '{name}'; known: {known}") from None
 
     def nearest_with_stock(self, sku: str, qty: int) -> Location | None:
         """For --any-location: the nearest location whose seeded stock covers the order."""

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import TypeAdapter
 from temporalio import workflow
 
-from domain.errors import UnknownReference
+from domain.errors import NotFound
 from workflows.delivery import DeliveryWorkflow
 from workflows.order import OrderWorkflow
 from workflows.stock import StockWorkflow
@@ -32,6 +32,12 @@ def _schema(hint: Any, mode: typing.Literal["validation", "serialization"]) -> d
     return TypeAdapter(hint).json_schema(mode=mode)
 
 
+def _model(hint: Any) -> Any:
+    if typing.get_origin(hint) is typing.Annotated:
+        return typing.get_args(hint)[1]
+    return hint
+
+
 def update_schemas() -> dict[str, dict[str, Any]]:
     """Every update by name: the workflow it goes to, its input and its result."""
     out: dict[str, dict[str, Any]] = {}
@@ -40,9 +46,10 @@ def update_schemas() -> dict[str, dict[str, Any]]:
         for name, update in sorted(defn.updates.items()):
             if name is None or name in ENGINE_ONLY:
                 continue
-            hints = typing.get_type_hints(update.fn)
+            hints = typing.get_type_hints(update.fn, include_extras=True)
             result = hints.pop("return", None)
-            args = [h for key, h in hints.items() if key != "self"]
+            # An input is taken raw (``Annotated[RawValue, Model]``) and read by its model.
+            args = [_model(h) for key, h in hints.items() if key != "self"]
             out[name] = {
                 "workflow": defn.name,
                 "workflow_id": workflow_id,
@@ -55,5 +62,5 @@ def update_schemas() -> dict[str, dict[str, Any]]:
 def update_schema(name: str) -> dict[str, Any]:
     schemas = update_schemas()
     if name not in schemas:
-        raise UnknownReference(f"no update '{name}'; known: {', '.join(schemas)}")
+        raise NotFound(f"no update '{name}'; known: {', '.join(schemas)}")
     return {"update": name, **schemas[name]}

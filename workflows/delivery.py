@@ -14,8 +14,11 @@ signals at all.
 from __future__ import annotations
 
 import asyncio
+from functools import partial
+from typing import Annotated
 
 from temporalio import workflow
+from temporalio.common import RawValue
 
 with workflow.unsafe.imports_passed_through():
     from domain import carrier_events as events
@@ -41,7 +44,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.search_attributes import CARRIER
     from workflows.support.gate import CallGate
-    from workflows.support.refusals import validate
+    from workflows.support.refusals import accepted, door
     from workflows.support.timer import DeadlineTimer
 
 
@@ -150,35 +153,43 @@ class DeliveryWorkflow:
     # -- carrier events ---------------------------------------------------------------------
 
     @workflow.update
-    def carrier_event(self, event: CarrierEvent) -> CarrierEventRecorded:
+    def carrier_event(self, raw: Annotated[RawValue, CarrierEvent]) -> CarrierEventRecorded:
+        event = accepted(raw, CarrierEvent)
         result, reports = events.record_event(self.state, event, workflow.now())
         for report in reports:
             self._report(report)
         return result
 
     @carrier_event.validator
-    def validate_carrier_event(self, event: CarrierEvent) -> None:
-        validate(lambda: events.check_event(self.state, event))
+    def validate_carrier_event(self, raw: Annotated[RawValue, CarrierEvent]) -> None:
+        door(raw, CarrierEvent, "carrier_event", partial(events.check_event, self.state))
 
     # -- self-service ------------------------------------------------------------------------
 
     @workflow.update
-    def reschedule(self, cmd: Reschedule) -> DeliveryUpdated:
+    def reschedule(self, raw: Annotated[RawValue, Reschedule]) -> DeliveryUpdated:
+        cmd = accepted(raw, Reschedule)
         self._report(rules.reschedule(self.state, cmd, workflow.now()))
         return rules.updated(self.state)
 
     @reschedule.validator
-    def validate_reschedule(self, cmd: Reschedule) -> None:
-        validate(lambda: rules.check_reschedule(self.state, cmd, workflow.now()))
+    def validate_reschedule(self, raw: Annotated[RawValue, Reschedule]) -> None:
+        door(
+            raw,
+            Reschedule,
+            "reschedule",
+            lambda cmd: rules.check_reschedule(self.state, cmd, workflow.now()),
+        )
 
     @workflow.update
-    def redirect(self, cmd: Redirect) -> DeliveryUpdated:
+    def redirect(self, raw: Annotated[RawValue, Redirect]) -> DeliveryUpdated:
+        cmd = accepted(raw, Redirect)
         self._report(rules.redirect(self.state, cmd, workflow.now()))
         return rules.updated(self.state)
 
     @redirect.validator
-    def validate_redirect(self, cmd: Redirect) -> None:
-        validate(lambda: rules.check_redirect(self.state, cmd))
+    def validate_redirect(self, raw: Annotated[RawValue, Redirect]) -> None:
+        door(raw, Redirect, "redirect", partial(rules.check_redirect, self.state))
 
     @workflow.query
     def status(self) -> DeliveryState:

@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from functools import partial
+from typing import Annotated
 
 from temporalio import workflow
+from temporalio.common import RawValue
 
 with workflow.unsafe.imports_passed_through():
     from domain import fulfilment as steps
@@ -45,7 +48,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.support.gate import CallGate
     from workflows.support.outbox import Outbox
     from workflows.support.publisher import Publisher
-    from workflows.support.refusals import validate
+    from workflows.support.refusals import accepted, door
     from workflows.support.shipment import Shipment
     from workflows.support.timer import DeadlineTimer
 
@@ -302,7 +305,8 @@ class OrderWorkflow:
     # ======================================================================== holds
 
     @workflow.update
-    def place_hold(self, cmd: holds.PlaceHold) -> holds.HoldPlaced:
+    def place_hold(self, raw: Annotated[RawValue, holds.PlaceHold]) -> holds.HoldPlaced:
+        cmd = accepted(raw, holds.PlaceHold)
         s = self.state
         existing = holds.existing_hold(s, cmd)
         if existing is not None:
@@ -313,11 +317,12 @@ class OrderWorkflow:
         return holds.placed(hold)
 
     @place_hold.validator
-    def validate_place_hold(self, cmd: holds.PlaceHold) -> None:
-        validate(lambda: holds.check_place_hold(self.state, cmd))
+    def validate_place_hold(self, raw: Annotated[RawValue, holds.PlaceHold]) -> None:
+        door(raw, holds.PlaceHold, "place_hold", partial(holds.check_place_hold, self.state))
 
     @workflow.update
-    def release_hold(self, cmd: holds.ReleaseHold) -> holds.HoldReleased:
+    def release_hold(self, raw: Annotated[RawValue, holds.ReleaseHold]) -> holds.HoldReleased:
+        cmd = accepted(raw, holds.ReleaseHold)
         s = self.state
         hold = holds.release_hold(s, cmd, workflow.now())
         self._changed()
@@ -325,11 +330,12 @@ class OrderWorkflow:
         return holds.released(s, hold)
 
     @release_hold.validator
-    def validate_release_hold(self, cmd: holds.ReleaseHold) -> None:
-        validate(lambda: holds.check_release_hold(self.state, cmd))
+    def validate_release_hold(self, raw: Annotated[RawValue, holds.ReleaseHold]) -> None:
+        door(raw, holds.ReleaseHold, "release_hold", partial(holds.check_release_hold, self.state))
 
     @workflow.update
-    def dispute_hold(self, cmd: holds.DisputeHold) -> holds.HoldDisputed:
+    def dispute_hold(self, raw: Annotated[RawValue, holds.DisputeHold]) -> holds.HoldDisputed:
+        cmd = accepted(raw, holds.DisputeHold)
         s = self.state
         hold = holds.dispute_hold(s, cmd, workflow.now())
         self.outbox.send(notices.hold_disputed(s, hold))
@@ -337,11 +343,12 @@ class OrderWorkflow:
         return holds.disputed(hold)
 
     @dispute_hold.validator
-    def validate_dispute_hold(self, cmd: holds.DisputeHold) -> None:
-        validate(lambda: holds.check_dispute_hold(self.state, cmd))
+    def validate_dispute_hold(self, raw: Annotated[RawValue, holds.DisputeHold]) -> None:
+        door(raw, holds.DisputeHold, "dispute_hold", partial(holds.check_dispute_hold, self.state))
 
     @workflow.update
-    def uphold_hold(self, cmd: holds.UpholdHold) -> holds.HoldUpheld:
+    def uphold_hold(self, raw: Annotated[RawValue, holds.UpholdHold]) -> holds.HoldUpheld:
+        cmd = accepted(raw, holds.UpholdHold)
         s = self.state
         hold = holds.uphold_hold(s, cmd, workflow.now())
         self.outbox.send(notices.hold_upheld(s, hold))
@@ -349,13 +356,14 @@ class OrderWorkflow:
         return holds.upheld(hold)
 
     @uphold_hold.validator
-    def validate_uphold_hold(self, cmd: holds.UpholdHold) -> None:
-        validate(lambda: holds.check_uphold_hold(self.state, cmd))
+    def validate_uphold_hold(self, raw: Annotated[RawValue, holds.UpholdHold]) -> None:
+        door(raw, holds.UpholdHold, "uphold_hold", partial(holds.check_uphold_hold, self.state))
 
     # ======================================================================== cancel
 
     @workflow.update
-    async def cancel(self, cmd: rules.CancelOrder) -> rules.OrderCancelled:
+    async def cancel(self, raw: Annotated[RawValue, rules.CancelOrder]) -> rules.OrderCancelled:
+        cmd = accepted(raw, rules.CancelOrder)
         s = self.state
         if rules.accept_cancel(s, cmd):
             self._changed()
@@ -365,13 +373,14 @@ class OrderWorkflow:
         )
 
     @cancel.validator
-    def validate_cancel(self, cmd: rules.CancelOrder) -> None:
-        validate(lambda: rules.check_cancel(self.state, cmd))
+    def validate_cancel(self, raw: Annotated[RawValue, rules.CancelOrder]) -> None:
+        door(raw, rules.CancelOrder, "cancel", partial(rules.check_cancel, self.state))
 
     # ======================================================================== promises
 
     @workflow.update
-    def make_promise(self, cmd: promises.MakePromise) -> promises.PromiseMade:
+    def make_promise(self, raw: Annotated[RawValue, promises.MakePromise]) -> promises.PromiseMade:
+        cmd = accepted(raw, promises.MakePromise)
         s = self.state
         existing = promises.existing_promise(s, cmd)
         if existing is not None:
@@ -382,31 +391,41 @@ class OrderWorkflow:
         return promises.made(promise)
 
     @make_promise.validator
-    def validate_make_promise(self, cmd: promises.MakePromise) -> None:
-        if promises.existing_promise(self.state, cmd) is None:
-            validate(lambda: promises.check_make_promise(self.state, cmd, workflow.now()))
+    def validate_make_promise(self, raw: Annotated[RawValue, promises.MakePromise]) -> None:
+        def rule(cmd: promises.MakePromise) -> None:
+            if promises.existing_promise(self.state, cmd) is None:
+                promises.check_make_promise(self.state, cmd, workflow.now())
+
+        door(raw, promises.MakePromise, "make_promise", rule)
 
     @workflow.update
-    def keep_promise(self, cmd: promises.KeepPromise) -> promises.PromiseKept:
+    def keep_promise(self, raw: Annotated[RawValue, promises.KeepPromise]) -> promises.PromiseKept:
+        cmd = accepted(raw, promises.KeepPromise)
         kept = promises.kept_by_hand(self.state, cmd, workflow.now())
         self._changed()
         return kept
 
     @keep_promise.validator
-    def validate_keep_promise(self, cmd: promises.KeepPromise) -> None:
-        validate(lambda: promises.check_keep_promise(self.state, cmd))
+    def validate_keep_promise(self, raw: Annotated[RawValue, promises.KeepPromise]) -> None:
+        door(
+            raw,
+            promises.KeepPromise,
+            "keep_promise",
+            partial(promises.check_keep_promise, self.state),
+        )
 
     # ======================================================================== store pickup
 
     @workflow.update
-    def pickup(self, cmd: rules.CollectOrder) -> OrderView:
+    def pickup(self, raw: Annotated[RawValue, rules.CollectOrder]) -> OrderView:
+        cmd = accepted(raw, rules.CollectOrder)
         self.collect = cmd
         self._changed()
         return order_view(self.state)
 
     @pickup.validator
-    def validate_pickup(self, cmd: rules.CollectOrder) -> None:
-        validate(lambda: rules.check_pickup(self.state, cmd))
+    def validate_pickup(self, raw: Annotated[RawValue, rules.CollectOrder]) -> None:
+        door(raw, rules.CollectOrder, "pickup", partial(rules.check_pickup, self.state))
 
     # ======================================================================== facts (signals)
 

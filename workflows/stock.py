@@ -3,7 +3,11 @@ web share; never oversells because every change runs through this one workflow."
 
 from __future__ import annotations
 
+from functools import partial
+from typing import Annotated
+
 from temporalio import workflow
+from temporalio.common import RawValue
 
 with workflow.unsafe.imports_passed_through():
     from domain import stock as rules
@@ -28,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
         StockWithdrawn,
         WaitlistMoved,
     )
-    from workflows.support.refusals import validate
+    from workflows.support.refusals import accepted, door
 
 
 @workflow.defn(name=STOCK_WORKFLOW)
@@ -106,19 +110,21 @@ class StockWorkflow:
     # -- reserve ---------------------------------------------------------------------------
 
     @workflow.update(name=RESERVE_UPDATE)
-    def reserve(self, cmd: ReserveStock) -> StockReserved:
+    def reserve(self, raw: Annotated[RawValue, ReserveStock]) -> StockReserved:
+        cmd = accepted(raw, ReserveStock)
         result = rules.reserve(self.state, cmd, workflow.now())
         self._changed()
         return result
 
     @reserve.validator
-    def validate_reserve(self, cmd: ReserveStock) -> None:
-        validate(lambda: rules.check_reserve(self.state, cmd))
+    def validate_reserve(self, raw: Annotated[RawValue, ReserveStock]) -> None:
+        door(raw, ReserveStock, RESERVE_UPDATE, partial(rules.check_reserve, self.state))
 
     # -- release ---------------------------------------------------------------------------
 
     @workflow.update(name=RELEASE_UPDATE)
-    async def release(self, cmd: ReleaseStock) -> StockReleased:
+    async def release(self, raw: Annotated[RawValue, ReleaseStock]) -> StockReleased:
+        cmd = accepted(raw, ReleaseStock)
         before = self._positions()
         released, allocated = rules.release(self.state, cmd)
         self._changed()
@@ -128,10 +134,15 @@ class StockWorkflow:
             order_id=cmd.order_id, released=released, allocated_to=[r.order_id for r in allocated]
         )
 
+    @release.validator
+    def validate_release(self, raw: Annotated[RawValue, ReleaseStock]) -> None:
+        door(raw, ReleaseStock, RELEASE_UPDATE, lambda cmd: None)
+
     # -- receive ---------------------------------------------------------------------------
 
     @workflow.update
-    async def receive(self, cmd: ReceiveStock) -> StockReceived:
+    async def receive(self, raw: Annotated[RawValue, ReceiveStock]) -> StockReceived:
+        cmd = accepted(raw, ReceiveStock)
         before = self._positions()
         result = rules.receive(self.state, cmd)
         self._changed()
@@ -142,13 +153,14 @@ class StockWorkflow:
         return result
 
     @receive.validator
-    def validate_receive(self, cmd: ReceiveStock) -> None:
-        validate(lambda: rules.check_receive(self.state, cmd))
+    def validate_receive(self, raw: Annotated[RawValue, ReceiveStock]) -> None:
+        door(raw, ReceiveStock, "receive", partial(rules.check_receive, self.state))
 
     # -- adjust ----------------------------------------------------------------------------
 
     @workflow.update
-    async def adjust(self, cmd: AdjustStock) -> StockAdjusted:
+    async def adjust(self, raw: Annotated[RawValue, AdjustStock]) -> StockAdjusted:
+        cmd = accepted(raw, AdjustStock)
         before = self._positions()
         bumped, allocated = rules.adjust(self.state, cmd)
         self._changed()
@@ -172,8 +184,8 @@ class StockWorkflow:
         )
 
     @adjust.validator
-    def validate_adjust(self, cmd: AdjustStock) -> None:
-        validate(lambda: rules.check_adjust(self.state, cmd))
+    def validate_adjust(self, raw: Annotated[RawValue, AdjustStock]) -> None:
+        door(raw, AdjustStock, "adjust", partial(rules.check_adjust, self.state))
 
     # -- query -----------------------------------------------------------------------------
 

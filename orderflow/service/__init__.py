@@ -7,12 +7,12 @@ Every failure leaves here as an ``OrderflowError`` (a refusal: exit 2) or ``Serv
 
 from __future__ import annotations
 
-from orderflow.service.calls import NotFound, call, money, send_update
+from orderflow.service.calls import NoSuchWorkflow, call, money, send_update
 from orderflow.service.carriers import CarrierService
 from orderflow.service.holds import HoldService
 from orderflow.service.stock import StockService
 
-__all__ = ["NotFound", "Orderflow", "call", "money", "send_update"]
+__all__ = ["NoSuchWorkflow", "Orderflow", "call", "money", "send_update"]
 
 
 class Orderflow(HoldService, StockService, CarrierService):

@@ -10,13 +10,13 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
-from domain.errors import UnknownReference, WrongState
+from domain.errors import NotFound, WrongState
 from domain.ids import order_workflow_id
 from domain.registry import Policy
 from domain.view import OrderView
 from orderflow.config import Settings
 from orderflow.registry import Registry
-from orderflow.service.calls import NotFound, call, send_update
+from orderflow.service.calls import NoSuchWorkflow, call, send_update
 from orderflow.temporal import ServerUnreachable
 from workflows.order import OrderWorkflow
 
@@ -53,8 +53,8 @@ class ServiceBase:
             return await call(
                 handle.query(OrderWorkflow.view), what=f"order {order_id}", address=self.address
             )
-        except UnknownReference:
-            raise UnknownReference(
+        except NoSuchWorkflow:
+            raise NotFound(
                 f"no order '{order_id}'; check the id with orderflow orders list"
             ) from None
 
@@ -70,7 +70,7 @@ class ServiceBase:
             return await send_update(
                 self._order(order_id), update, arg, what=f"order {order_id}", address=self.address
             )
-        except NotFound:
+        except NoSuchWorkflow:
             view = await self.view(order_id)  # raises "no order" when there is none
             raise WrongState(
                 f"order {order_id} is {view.status}; it takes no more changes"

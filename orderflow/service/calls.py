@@ -14,24 +14,25 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
-from domain.errors import InvalidInput, OrderflowError, UnknownReference, WrongState
+from domain import errors
+from domain.errors import InvalidInput, NotFound, OrderflowError, WrongState
 from orderflow.temporal import ServerUnreachable
 
 T = TypeVar("T")
 W = TypeVar("W")
 P = TypeVar("P")
 QUERY_TIMEOUT = timedelta(seconds=10)
-REFUSALS = {"InvalidInput", "UnknownReference", "NotAllowed", "WrongState"}
 
 
-class NotFound(UnknownReference):
+class NoSuchWorkflow(NotFound):
     """The server has no running workflow by that id (never started, or already closed)."""
 
 
 def _refusal(err: ApplicationError) -> OrderflowError:
-    cls = {"UnknownReference": UnknownReference, "WrongState": WrongState}.get(
-        err.type or "", InvalidInput
-    )
+    """The engine's refusal, as the same class on this side (its ``type`` names it)."""
+    cls = getattr(errors, err.type or "", None)
+    if not (isinstance(cls, type) and issubclass(cls, OrderflowError)):
+        cls = InvalidInput
     return cls(err.message)
 
 
@@ -50,7 +51,7 @@ async def call(awaitable: Awaitable[T], *, what: str, address: str = "") -> T:
         raise WrongState(f"{what} failed: {err}") from None
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
-            raise NotFound(f"{what}: not found") from None
+            raise NoSuchWorkflow(f"{what}: not found") from None
         if err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
             raise ServerUnreachable(address or "the configured address", str(err)) from None
         if err.status == RPCStatusCode.CANCELLED or "Timeout expired" in err.message:

@@ -18,10 +18,10 @@ from domain.delivery import (
     Redirect,
     Reschedule,
 )
-from domain.errors import InvalidInput, OrderflowError, UnknownReference, WrongState
+from domain.errors import InvalidInput, NotFound, OrderflowError, WrongState
 from domain.ids import delivery_workflow_id
 from orderflow.service.base import ServiceBase
-from orderflow.service.calls import NotFound, call, quote, send_update
+from orderflow.service.calls import NoSuchWorkflow, call, quote, send_update
 from workflows.delivery import DeliveryWorkflow
 
 P = TypeVar("P")
@@ -43,7 +43,7 @@ class CarrierService(ServiceBase):
         n = delivery or v.deliveries[-1].delivery_id
         summary = next((d for d in v.deliveries if d.delivery_id == n), None)
         if summary is None:
-            raise UnknownReference(f"order {order_id} has no delivery {n}")
+            raise NotFound(f"order {order_id} has no delivery {n}")
         if summary.status in TERMINAL:
             raise WrongState(
                 f"delivery {n} of order {order_id} is already {summary.status}; it takes no more events"
@@ -64,7 +64,7 @@ class CarrierService(ServiceBase):
             return await send_update(
                 handle, update, arg, what=f"delivery of order {order_id}", address=self.address
             )
-        except NotFound:  # closed between our look and the update
+        except NoSuchWorkflow:  # closed between our look and the update
             raise WrongState(
                 f"the delivery of order {order_id} has finished; it takes no more events"
             ) from None

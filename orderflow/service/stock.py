@@ -8,7 +8,7 @@ from temporalio.client import WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 
 from domain import stock as rules
-from domain.errors import InvalidInput, UnknownReference
+from domain.errors import InvalidInput
 from domain.ids import stock_workflow_id
 from domain.stock import (
     AdjustStock,
@@ -20,7 +20,7 @@ from domain.stock import (
     StockView,
 )
 from orderflow.service.base import ServiceBase
-from orderflow.service.calls import call
+from orderflow.service.calls import NoSuchWorkflow, call
 from workflows.stock import StockWorkflow
 
 
@@ -82,7 +82,7 @@ class StockService(ServiceBase):
                         handle.query(StockWorkflow.reservations), what="stock", address=self.address
                     )
                 )
-            except UnknownReference:
+            except NoSuchWorkflow:
                 on_hand = loc.stock.get(s, 0)
                 if sku or on_hand:
                     views.append(rules.view(StockState(location=location, sku=s, on_hand=on_hand)))

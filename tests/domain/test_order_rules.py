@@ -10,7 +10,7 @@ import pytest
 from domain import holds, promises
 from domain import order as rules
 from domain.durations import format_duration, parse_duration, parse_time
-from domain.errors import InvalidInput, NotAllowed, UnknownReference, WrongState
+from domain.errors import InvalidInput, NotAllowed, NotFound, WrongState
 from domain.holds import DisputeHold, PlaceHold, ReleaseHold
 from domain.order import CancelOrder, OrderLine, OrderStatus, PlaceOrderInput
 from domain.promises import KeepPromise, MakePromise
@@ -66,7 +66,7 @@ def test_hold_gets_an_sla_from_its_department_and_blocks() -> None:
 @pytest.mark.parametrize(
     ("cmd", "error"),
     [
-        (hold(department="x"), UnknownReference),
+        (hold(department="x"), NotFound),
         (hold(reason_code="fraud"), InvalidInput),
         (hold(customer_message=" "), InvalidInput),
         (hold(amount=Decimal("-1")), InvalidInput),

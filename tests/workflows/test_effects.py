@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 
 from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
 from temporalio.client import WorkflowHandle
+from temporalio.common import RawValue
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import (
     HandleUpdateInput,
@@ -87,8 +89,10 @@ class FaultAfterHandler(Interceptor):
         class Inbound(WorkflowInboundInterceptor):
             async def handle_update_handler(self, input: HandleUpdateInput) -> Any:
                 result = await super().handle_update_handler(input)
-                cmd = input.args[0] if input.args else None
-                if getattr(cmd, "reference", None) == "FAULT" and fault.faults == 0:
+                # Updates take their input raw (workflows/support/refusals.py).
+                raw = input.args[0] if input.args else None
+                cmd = json.loads(raw.payload.data) if isinstance(raw, RawValue) else {}
+                if cmd.get("reference") == "FAULT" and fault.faults == 0:
                     fault.faults += 1
                     raise RuntimeError("worker fault after the handler ran")
                 return result

@@ -1,13 +1,20 @@
 """How a workflow's validators refuse: a rule from ``domain`` raises an ``OrderflowError``, and
-the update is rejected with it, non-retryable, before it reaches history."""
+the update is rejected with it, non-retryable, before it reaches history.
+
+Updates take their input raw (``Annotated[RawValue, Model]``: the SDK hands the payload over
+undecoded, the schema reads the model) so that decoding is the validator's first rule."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
+from pydantic import BaseModel
+from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
-from domain.errors import OrderflowError
+from domain.base import admit, recorded
+from domain.errors import InvalidInput, OrderflowError
 
 
 def refusal(err: OrderflowError) -> ApplicationError:
@@ -21,3 +28,36 @@ def validate(check: Callable[[], object]) -> None:
         check()
     except OrderflowError as err:
         raise refusal(err) from None
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _json(raw: RawValue, what: str) -> bytes | None:
+    payload = raw.payload
+    if payload is None or payload.metadata.get("encoding") == b"binary/null":
+        return None
+    encoding = payload.metadata.get("encoding", b"").decode(errors="replace")
+    if encoding != "json/plain":
+        raise InvalidInput(f"{what} takes JSON (encoding json/plain), not {encoding or 'none'}")
+    return payload.data
+
+
+def admitted(raw: RawValue, model: type[M], what: str) -> M:
+    """An update's input at the door (its validator): decoded here rather than by the SDK, so
+    a wrong type, a missing argument or an oversized message is a refusal naming the field,
+    like any other (``domain.base.admit``)."""
+    return admit(_json(raw, what), model, what=what)
+
+
+def accepted(raw: RawValue, model: type[M]) -> M:
+    """An update's input in its handler: it passed the door when it was validated, or it is
+    replayed from history, where an older version may have accepted it."""
+    assert raw.payload is not None
+    return recorded(raw.payload.data, model)
+
+
+def door(raw: RawValue, model: type[M], what: str, rule: Callable[[M], object]) -> None:
+    """An update's validator: its input is admitted, then its rule runs on the order; either
+    refusal rejects the update."""
+    validate(lambda: rule(admitted(raw, model, what)))
