@@ -3,7 +3,6 @@ activity returns the first entry instead of charging twice."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from decimal import Decimal
 from pathlib import Path
@@ -13,6 +12,7 @@ from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.lanes import Lane
 from activities.sqlite import open_db
 from domain.billing import PaymentCall, PaymentRequest
 
@@ -85,9 +85,10 @@ class Ledger:
 class PaymentActivities:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
+        self.lane = Lane("ledger", threads=4)
 
     async def _post(self, kind: str, req: PaymentRequest) -> LedgerEntry:
-        entry = await asyncio.to_thread(self.ledger.post, kind, req)
+        entry = await self.lane.run(self.ledger.post, kind, req)
         log.info("ledger_posted", kind=kind, order_id=req.order_id, amount=str(req.amount))
         return entry
 

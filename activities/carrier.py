@@ -7,7 +7,6 @@ plugs in behind the same three methods.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import threading
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Protocol
 import structlog
 from temporalio import activity
 
+from activities.lanes import Lane
 from activities.sqlite import open_db
 from domain.carrier import Booking, BookShipment, CarrierCall, TraceRequest
 
@@ -81,10 +81,11 @@ class SqliteCarrierGateway:
 class CarrierActivities:
     def __init__(self, gateway: CarrierGateway) -> None:
         self.gateway = gateway
+        self.lane = Lane("carrier", threads=4)
 
     @activity.defn(name=CarrierCall.BOOK.value)
     async def book_shipment(self, req: BookShipment) -> Booking:
-        booking = await asyncio.to_thread(self.gateway.book, req)
+        booking = await self.lane.run(self.gateway.book, req)
         log.info(
             "shipment_booked", order_id=req.order_id, carrier=req.carrier, tracking=booking.tracking
         )
@@ -92,8 +93,8 @@ class CarrierActivities:
 
     @activity.defn(name=CarrierCall.CANCEL.value)
     async def cancel_shipment(self, key: str) -> Booking:
-        return await asyncio.to_thread(self.gateway.cancel, key)
+        return await self.lane.run(self.gateway.cancel, key)
 
     @activity.defn(name=CarrierCall.OPEN_TRACE.value)
     async def open_trace(self, req: TraceRequest) -> str:
-        return await asyncio.to_thread(self.gateway.open_trace, req)
+        return await self.lane.run(self.gateway.open_trace, req)

@@ -8,7 +8,6 @@ resends the same Message-ID, which the receiving side recognises as the same mes
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import smtplib
 import threading
@@ -21,6 +20,7 @@ from pathlib import Path
 import structlog
 from temporalio import activity
 
+from activities.lanes import Lane
 from activities.sqlite import open_db
 from domain.notices import SEND_EMAILS, EmailBatch, Notification
 
@@ -109,9 +109,10 @@ class Mailer:
 class NotifyActivities:
     def __init__(self, mailer: Mailer) -> None:
         self.mailer = mailer
+        self.lane = Lane("mail", threads=8)
 
     @activity.defn(name=SEND_EMAILS)
     async def send_emails(self, batch: EmailBatch) -> list[str]:
         """Send an order's queued e-mails in order over one connection; returns the
         Message-IDs. Messages already sent (a retry) are skipped."""
-        return await asyncio.to_thread(self.mailer.send_all, batch.notes)
+        return await self.lane.run(self.mailer.send_all, batch.notes)

@@ -9,8 +9,10 @@ workflows/support/gate.py). The stock record is a workflow: a bad deployment of 
 interceptor) fails each of its workflow tasks, so the stock activities' updates are refused or
 time out (4 s, activities/stock.py).
 
-The last two tests are strict xfails: weaknesses these outages show, each kept as the behaviour
-a customer should get, so that they fail (XPASS) once the weakness is fixed.
+Each external system's calls run on threads of their own (activities/lanes.py), so a ledger
+stuck for minutes holds up no e-mail about orders that do not need it. And an order whose own step
+is retrying through an outage still e-mails its customer about what else happens to it (a hold
+placed meanwhile) without waiting for the step (workflows/support/outbox.py).
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 from temporalio import workflow
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import (
@@ -450,19 +451,10 @@ async def test_a_stock_record_outage_delays_reservations_and_counts_stock_right(
         assert "cancelled" in (await told_once(stack, on_shelf, "cancelled"))[-1]
 
 
-# ------------------------------------------------------------------ known weaknesses (xfail)
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="the SQLite adapters run on the event loop's shared default thread pool: calls stuck "
-    "on a locked ledger fill it, and e-mail (and carrier bookings) for every order wait behind "
-    "them until the ledger is back",
-)
 async def test_a_ledger_outage_holds_up_no_email_about_orders_that_need_no_ledger(
     stack: Stack,
 ) -> None:
-    # Twice as many orders waiting on the ledger as the pool has threads.
+    # Twice as many orders waiting on the ledger as the event loop's shared pool has threads.
     stuck = 2 * min(32, (os.cpu_count() or 1) + 4)
     location = stack.add_location({"PHONE-A5": stuck})
     held, _ = await stack.place_held()
@@ -474,11 +466,6 @@ async def test_a_ledger_outage_holds_up_no_email_about_orders_that_need_no_ledge
         await holds_go_on(stack, held, outage)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an order's outbox sends only once no step runs, and a step retrying through an "
-    "outage runs until the dependency is back: the order tells no one anything meanwhile",
-)
 async def test_an_order_waiting_on_the_ledger_tells_its_customer_of_a_hold_at_once(
     stack: Stack,
 ) -> None:

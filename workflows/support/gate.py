@@ -77,6 +77,7 @@ class CallGate:
         self._guard = TaskGuard(command)
         self._steps = 0
         self._sends = 0
+        self._step_starts: list[datetime] = []
 
     def command_now(self) -> None:
         """Make sure this workflow task carries a command (the order's first task always does)."""
@@ -87,14 +88,23 @@ class CallGate:
         """No step is calling out or starting a child: what the outbox and publisher wait for."""
         return self._steps == 0
 
+    @property
+    def step_outlasted_task(self) -> bool:
+        """A step began in an earlier workflow task and still runs: it is retrying through an
+        outage (its backoff timers are tasks of their own) or slow."""
+        return any(started < workflow.now() for started in self._step_starts)
+
     @contextmanager
     def step_running(self) -> Iterator[None]:
         """A step's command that is not a call (a child workflow's start) holds the gate too."""
         self._steps += 1
+        started = workflow.now()
+        self._step_starts.append(started)
         try:
             yield
         finally:
             self._steps -= 1
+            self._step_starts.remove(started)
 
     async def step(
         self, name: str, arg: Any, *, summary: str | None = None, result_type: type | None = None

@@ -11,6 +11,12 @@ delays the e-mails and nothing else; the activity retries with backoff for the p
 ``mail_give_up`` (24 hours), after which the order records the batch as undeliverable on its
 view and timeline, logs an error and counts it in ``orderflow_emails_undeliverable``.
 
+**E-mail does not wait for a step stuck on another system** (orders that record
+``MAIL_BESIDE_STUCK_STEPS``). Batches normally go out between steps, which groups an order's
+e-mails into few activities; a step that has outlasted the workflow task it began in is retrying
+through an outage (a ledger locked, a carrier gateway down), and the e-mails queued meanwhile (a
+hold placed on the order, its receipt) leave without waiting for it.
+
 Orders started before keep sending as a local activity inside the task (their histories hold
 those calls), which could let an e-mail leave for a task that then failed.
 """
@@ -31,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.support.gate import CallGate
 
 MAIL_AFTER_RECORD = "mail-after-record"
+MAIL_BESIDE_STUCK_STEPS = "mail-beside-stuck-steps"
 # One attempt: one SMTP conversation for a batch. Retries back off to every five minutes.
 MAIL_ATTEMPT = timedelta(seconds=30)
 MAIL_RETRY = RetryPolicy(
@@ -78,12 +85,16 @@ class Outbox:
 
     async def run(self) -> None:
         after_record: bool | None = None
+        # Asked in the order's first task, where no order started before it holds the marker.
+        beside_stuck = workflow.patched(MAIL_BESIDE_STUCK_STEPS)
+
+        def may_send() -> bool:
+            gate = self._gate
+            return gate.steps_idle or (beside_stuck and gate.step_outlasted_task)
+
         while True:
             await workflow.wait_condition(
-                lambda: (
-                    (bool(self._queue) and self._gate.steps_idle)
-                    or (self._closing and not self._queue)
-                )
+                lambda: (bool(self._queue) and may_send()) or (self._closing and not self._queue)
             )
             if not self._queue:
                 return
