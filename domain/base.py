@@ -67,6 +67,14 @@ class Model(BaseModel):
 
 # The largest message (an update's input, an order's start input) the engine takes.
 MAX_MESSAGE_BYTES = 64 * 1024
+
+# What one order takes, so that no caller can flood a customer or an order's history.
+MAX_ACTIVE_HOLDS = 10
+MAX_HOLDS = 50
+MAX_OPEN_PROMISES = 20
+MAX_PROMISES = 50
+MAX_CUSTOMER_EMAILS = 500
+
 # Validation context under which the door's rules apply.
 _DOOR = "orderflow.door"
 # Direction overrides, embeddings, isolates and marks: they make text read differently from

@@ -66,7 +66,7 @@ def check_event(state: DeliveryState, event: CarrierEvent) -> None:
             )
         )
     if event.event == CarrierEventName.SCAN and not event.location.strip():
-        raise InvalidInput("a scan needs the location where it happened (--evidence location=...)")
+        raise InvalidInput("evidence.location: a scan needs the location where it happened")
 
 
 def _distance_m(a: str, b: str) -> float:

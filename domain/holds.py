@@ -11,8 +11,19 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from domain.base import ENGINE, Command, Model, Money, Name, Words, check_amount, required_text
-from domain.errors import InvalidInput, NotAllowed, WrongState
+from domain.base import (
+    ENGINE,
+    MAX_ACTIVE_HOLDS,
+    MAX_HOLDS,
+    Command,
+    Model,
+    Money,
+    Name,
+    Words,
+    check_amount,
+    required_text,
+)
+from domain.errors import InvalidInput, LimitReached, NotAllowed, WrongState
 from domain.registry import Department
 from domain.steps import Step
 
@@ -139,12 +150,26 @@ def check_place_hold(state: OrderState, cmd: PlaceHold) -> Department:
         raise InvalidInput(
             f"reason '{cmd.reason_code}' is not one of {dept.department}'s reason codes: {codes}"
         )
-    required_text(cmd.customer_message, "the customer message (--message)")
+    required_text(cmd.customer_message, "customer_message")
     if cmd.amount is not None:
         check_amount(cmd.amount)
     if len(cmd.reference) > 200:
         raise InvalidInput("reference is longer than 200 characters")
+    check_hold_limits(state)
     return dept
+
+
+def check_hold_limits(state: OrderState) -> None:
+    if len(state.active_holds) >= MAX_ACTIVE_HOLDS:
+        raise LimitReached(
+            f"order {state.order_id} has {len(state.active_holds)} active holds, the most it may "
+            "have; release one first"
+        )
+    if len(state.holds) >= MAX_HOLDS:
+        raise LimitReached(
+            f"order {state.order_id} has had {len(state.holds)} holds, the most an order may"
+        )
+    state.require_mail_room("place a hold")
 
 
 def existing_hold(state: OrderState, cmd: PlaceHold) -> Hold | None:
@@ -172,7 +197,7 @@ def place_hold(state: OrderState, cmd: PlaceHold, now: datetime) -> Hold:
         amount=cmd.amount,
         placed_at=now,
         sla_due_at=now + dept.hold_sla,
-        blocked_step=state.step,
+        blocked_step=state.next_stop,
     )
     state.holds.append(hold)
     return hold
@@ -200,7 +225,7 @@ def check_release_hold(state: OrderState, cmd: ReleaseHold) -> Hold:
     if not hold.active:
         raise WrongState(f"hold {hold.hold_id} was already released by {hold.released_by}")
     _check_answer(state, hold, cmd.department, cmd.actor, "release")
-    required_text(cmd.resolution, "the resolution (--resolution)")
+    required_text(cmd.resolution, "resolution")
     return hold
 
 
@@ -229,7 +254,8 @@ def check_dispute_hold(state: OrderState, cmd: DisputeHold) -> Hold:
         raise WrongState(f"hold {hold.hold_id} is already released; nothing to dispute")
     if hold.status == HoldStatus.DISPUTED:
         raise WrongState(f"hold {hold.hold_id} is already disputed")
-    required_text(cmd.customer_message, "the customer's message (--message)")
+    state.require_mail_room("dispute a hold")
+    required_text(cmd.customer_message, "customer_message")
     return hold
 
 
@@ -246,9 +272,7 @@ def check_uphold_hold(state: OrderState, cmd: UpholdHold) -> Hold:
     if not hold.active:
         raise WrongState(f"hold {hold.hold_id} is already released")
     _check_answer(state, hold, cmd.department, cmd.actor, "uphold")
-    required_text(
-        cmd.customer_message, "the message telling the customer what clears it (--message)"
-    )
+    required_text(cmd.customer_message, "customer_message")
     return hold
 
 

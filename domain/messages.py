@@ -159,8 +159,8 @@ def delivery_event(state: OrderState, report: DeliveryReport, carrier_name: str)
                 f"Order {oid}: we missed you",
                 _sign(
                     f"{carrier_name} tried to deliver your order ({report.reason or 'no answer'}) "
-                    "and recorded evidence of the attempt. You can choose a new window or a "
-                    "pickup point: orderflow delivery reschedule / redirect.",
+                    "and recorded evidence of the attempt. Customer care can book you a new "
+                    "window or send it to a pickup point; quote your order number.",
                     state,
                 ),
             )
@@ -243,7 +243,8 @@ def hold_placed_customer(state: OrderState, hold: Hold, dept: Department) -> Mai
             f"{dept.name} says: {hold.customer_message}\n"
             f"They must resolve it by {human_time(hold.sla_due_at)}; if they do not, their "
             f"supervisor ({dept.supervisor}) is told and so are you. If this hold is wrong, "
-            f"dispute it: orderflow hold dispute {state.order_id} {hold.hold_id} --message ...",
+            f"tell customer care, quoting order {state.order_id}, hold {hold.hold_id}: your "
+            f"dispute is recorded on the order and {dept.name} must answer it.",
             state,
         ),
     )

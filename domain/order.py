@@ -16,10 +16,20 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from domain.base import CUSTOMER, Command, Identifier, Model, Money, Name, Words, required_text
+from domain.base import (
+    CUSTOMER,
+    MAX_CUSTOMER_EMAILS,
+    Command,
+    Identifier,
+    Model,
+    Money,
+    Name,
+    Words,
+    required_text,
+)
 from domain.billing import PaymentState
 from domain.delivery import DeliverySummary
-from domain.errors import NotFound, WrongState
+from domain.errors import LimitReached, NotFound, WrongState
 from domain.holds import Hold
 from domain.promises import Promise, PromiseKind, PromiseStatus
 from domain.registry import Carrier, Customer, Department, Policy
@@ -52,7 +62,7 @@ class OrderLine(Model):
     unit_price: Money
 
 
-class PlaceOrderInput(Model):
+class PlaceOrderInput(Command):
     """Everything an order needs, captured at placement: prices never change afterwards."""
 
     order_id: Identifier
@@ -62,7 +72,7 @@ class PlaceOrderInput(Model):
     carrier: Identifier | None = None
     pickup: bool = False
     placed_at: datetime | None = None
-    actor: str = "web"
+    actor: Name = "web"
     policy: Policy = Field(default_factory=Policy)
     departments: list[Department] = Field(default_factory=list)
     carriers: list[Carrier] = Field(default_factory=list)
@@ -189,6 +199,24 @@ class OrderState(Model):
         self.log(at, kind, text)
         self.emails_sent += 1
 
+    @property
+    def next_stop(self) -> Step:
+        """The step a hold placed now stops the order at. Once the carrier has the parcel, the
+        delivery goes on and the next stop is taking the payment."""
+        carried = (OrderStatus.SHIPPING, OrderStatus.IN_TRANSIT, OrderStatus.DELIVERED)
+        if self.step in (Step.BOOK_CARRIER, Step.DELIVER) and self.status in carried:
+            return Step.CAPTURE_PAYMENT
+        return self.step
+
+    def require_mail_room(self, what: str) -> None:
+        """Refuses what would e-mail a customer who has already had ``MAX_CUSTOMER_EMAILS``
+        from this order: past that, more mail is abuse, not information."""
+        if self.emails_sent >= MAX_CUSTOMER_EMAILS:
+            raise LimitReached(
+                f"order {self.order_id} has e-mailed its customer {self.emails_sent} times, the "
+                f"most an order may; cannot {what}"
+            )
+
     def require_open(self, what: str) -> None:
         if self.finished:
             raise WrongState(f"order {self.order_id} is {self.status.value}; cannot {what}")
@@ -205,10 +233,8 @@ def check_cancel(state: OrderState, cmd: CancelOrder) -> None:
         raise WrongState(f"order {state.order_id} is delivered; open a return instead")
     if cmd.by != CUSTOMER:
         state.department(cmd.by)
-        required_text(
-            cmd.customer_message, "a department's cancel needs a customer message (--message)"
-        )
-    required_text(cmd.reason, "the reason (--reason)", limit=200)
+        required_text(cmd.customer_message, "customer_message (a department's cancel needs one)")
+    required_text(cmd.reason, "reason", limit=200)
 
 
 def accept_cancel(state: OrderState, cmd: CancelOrder) -> bool:

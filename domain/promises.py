@@ -6,12 +6,22 @@ Pure functions over the order's state; the order workflow calls them.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from domain.base import ENGINE, Command, Model, Name, Words, required_text
-from domain.errors import InvalidInput, NotAllowed, WrongState
+from domain.base import (
+    ENGINE,
+    MAX_OPEN_PROMISES,
+    MAX_PROMISES,
+    Command,
+    Model,
+    Name,
+    Words,
+    required_text,
+)
+from domain.durations import MAX_SECONDS
+from domain.errors import InvalidInput, LimitReached, NotAllowed, WrongState
 from domain.timeline import Told
 
 if TYPE_CHECKING:
@@ -112,9 +122,26 @@ def check_make_promise(state: OrderState, cmd: MakePromise, now: datetime) -> No
         kinds = ", ".join(PromiseKind)
         raise InvalidInput(f"unknown promise kind '{cmd.kind}'; use one of {kinds}")
     state.department(cmd.department)
-    required_text(cmd.text, "the promise text (--text)")
+    required_text(cmd.text, "text")
     if cmd.due_at <= now:
-        raise InvalidInput(f"the due time {cmd.due_at.isoformat()} is in the past")
+        raise InvalidInput(f"due_at {cmd.due_at.isoformat()} is in the past")
+    if cmd.due_at - now > timedelta(seconds=MAX_SECONDS):
+        raise InvalidInput(f"due_at {cmd.due_at.isoformat()} is more than 100 years away")
+    check_promise_limits(state)
+
+
+def check_promise_limits(state: OrderState) -> None:
+    waiting = open_promises(state)
+    if len(waiting) >= MAX_OPEN_PROMISES:
+        raise LimitReached(
+            f"order {state.order_id} has {len(waiting)} open promises, the most it may have; "
+            "keep one first"
+        )
+    if len(state.promises) >= MAX_PROMISES:
+        raise LimitReached(
+            f"order {state.order_id} has had {len(state.promises)} promises, the most an order may"
+        )
+    state.require_mail_room("make a promise")
 
 
 def make_promise(state: OrderState, cmd: MakePromise, now: datetime) -> Promise:

@@ -286,7 +286,7 @@ def check_adjust(state: StockState, cmd: AdjustStock) -> None:
     if cmd.count < 0:
         raise InvalidInput(f"a stock count cannot be negative (got {cmd.count})")
     if not cmd.reason.strip():
-        raise InvalidInput("a stock adjustment needs a reason (--reason)")
+        raise InvalidInput("reason must not be empty: a stock adjustment needs one")
 
 
 def adjust(

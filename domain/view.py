@@ -61,7 +61,7 @@ def next_step(state: OrderState) -> tuple[str, datetime | None]:
         first = min(active, key=lambda h: h.sla_due_at)
         depts = " and ".join(state.blocked_by)
         return (
-            f"held by {depts}: {first.reason_text} (hold {first.hold_id}); then {state.step}",
+            f"held by {depts}: {first.reason_text} (hold {first.hold_id}); then {state.next_stop}",
             first.sla_due_at,
         )
     words = STAGE_WORDS[state.status]

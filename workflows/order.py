@@ -20,10 +20,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from functools import partial
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 from temporalio import workflow
 from temporalio.common import RawValue
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from domain import fulfilment as steps
@@ -32,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.billing import PaymentCall, PaymentState
     from domain.carrier import Booking, CarrierCall
     from domain.delivery import DeliveryOutcome, DeliveryReport, DeliveryReports, DeliveryStatus
+    from domain.errors import InvalidInput, OrderflowError
     from domain.order import OrderState, OrderStatus, PlaceOrderInput
     from domain.registry import LostAction
     from domain.steps import Step
@@ -45,10 +47,11 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.timeline import TimelineEntry, Told
     from domain.view import OrderView, order_view
+    from workflows.search_attributes import ORDER_STATUS
     from workflows.support.gate import CallGate
     from workflows.support.outbox import Outbox
     from workflows.support.publisher import Publisher
-    from workflows.support.refusals import accepted, door
+    from workflows.support.refusals import accepted, admitted, door
     from workflows.support.shipment import Shipment
     from workflows.support.timer import DeadlineTimer
 
@@ -60,10 +63,30 @@ class _Cancelled(Exception):
     """Raised inside the run when a cancel was accepted; compensation follows."""
 
 
+# Orders started from now on refuse a start input that fails the door (``OrderWorkflow._reject``).
+START_AT_DOOR = "start-at-door"
+# The ``OrderStatus`` of an order refused at the door.
+REJECTED = "rejected"
+# Stands in for a start input no version of the engine could read: the order is refused.
+_UNREADABLE = PlaceOrderInput.model_construct(order_id="unreadable", lines=[], location="")
+
+
 @workflow.defn
 class OrderWorkflow:
     @workflow.init
-    def __init__(self, inp: PlaceOrderInput) -> None:
+    def __init__(self, raw: Annotated[RawValue, PlaceOrderInput]) -> None:
+        # The start input passes the door like any update; an order started from it is refused
+        # in its first task (``run``). History keeps what older versions accepted, so a replay
+        # reads it leniently.
+        self.refusal: OrderflowError | None = None
+        try:
+            inp = admitted(raw, PlaceOrderInput, "the order's start input")
+        except OrderflowError as err:
+            self.refusal = err
+            try:
+                inp = accepted(raw, PlaceOrderInput)
+            except (ValueError, AssertionError):
+                inp = _UNREADABLE
         if inp.placed_at is None:
             inp = inp.model_copy(update={"placed_at": workflow.now()})
         self.state = OrderState(input=inp)
@@ -80,7 +103,11 @@ class OrderWorkflow:
     # ======================================================================== run
 
     @workflow.run
-    async def run(self, inp: PlaceOrderInput) -> OrderView:
+    async def run(self, raw: Annotated[RawValue, PlaceOrderInput]) -> OrderView:
+        if self.refusal is not None and (
+            self.state.input is _UNREADABLE or workflow.patched(START_AT_DOOR)
+        ):
+            self._reject(self.refusal)
         s = self.state
         # The first workflow task always completes with a command, even when a query or a slow
         # first call makes the worker complete it early (workflows/support/gate.py).
@@ -292,6 +319,16 @@ class OrderWorkflow:
 
     # ======================================================================== upkeep
 
+    def _reject(self, err: OrderflowError) -> NoReturn:
+        """An order whose start input fails the door ends in its first task: nothing promised,
+        charged or reserved, no one told anything; staff find it as ``OrderStatus = 'rejected'``
+        and the reason in its failure."""
+        workflow.upsert_search_attributes([ORDER_STATUS.value_set(REJECTED)])
+        workflow.logger.warning("order rejected at the door: %s", err)
+        raise ApplicationError(
+            f"order rejected: {err}", type=InvalidInput.__name__, non_retryable=True
+        )
+
     def _set_status(self, status: OrderStatus) -> None:
         self.state.status = status
         self._changed()
@@ -318,7 +355,12 @@ class OrderWorkflow:
 
     @place_hold.validator
     def validate_place_hold(self, raw: Annotated[RawValue, holds.PlaceHold]) -> None:
-        door(raw, holds.PlaceHold, "place_hold", partial(holds.check_place_hold, self.state))
+        def rule(cmd: holds.PlaceHold) -> None:
+            # A retried call answers with the hold it placed, whatever the order's limits now.
+            if holds.existing_hold(self.state, cmd) is None:
+                holds.check_place_hold(self.state, cmd)
+
+        door(raw, holds.PlaceHold, "place_hold", rule)
 
     @workflow.update
     def release_hold(self, raw: Annotated[RawValue, holds.ReleaseHold]) -> holds.HoldReleased:
@@ -457,6 +499,8 @@ class OrderWorkflow:
 
     @workflow.query
     def view(self) -> OrderView:
+        if self.refusal is not None and self.state.input is _UNREADABLE:
+            raise ApplicationError(f"order rejected: {self.refusal}", type="InvalidInput")
         return order_view(self.state)
 
     @workflow.query

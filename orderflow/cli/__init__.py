@@ -4,6 +4,7 @@ the local stack). Every failure is one line and an exit code, never a traceback.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import traceback
 from collections.abc import Sequence
@@ -18,6 +19,28 @@ from orderflow.temporal import ServerUnreachable
 
 # The topic modules register their commands on ``app`` when imported.
 TOPICS = (orders, holds, stock, carriers, system)
+
+
+# The engine's refusals name the JSON field a caller sent; the command line says the flag its
+# user typed instead.
+FLAGS = {
+    "customer_message": "--message",
+    "reason_code": "--reason",
+    "reason": "--reason",
+    "resolution": "--resolution",
+    "reference": "--ref",
+    "due_at": "--due",
+    "text": "--text",
+    "evidence.location": "--evidence location=...",
+}
+_FIELD = re.compile(
+    r"(?:(?<=^)|(?<=: )|(?<=; ))(" + "|".join(re.escape(f) for f in FLAGS) + r")(?=[ :])"
+)
+
+
+def in_flags(message: str) -> str:
+    """A refusal as the command line's user reads it: JSON fields named as flags."""
+    return _FIELD.sub(lambda m: FLAGS[m.group(1)], message)
 
 
 def _fail(message: str, code: int) -> int:
@@ -41,7 +64,7 @@ def run(argv: Sequence[str]) -> int:
         text = ex.format_message() if hasattr(ex, "format_message") else str(ex)
         code = _fail(text.splitlines()[0], EXIT_REFUSED)
     except OrderflowError as ex:
-        code = _fail(str(ex), EXIT_REFUSED)
+        code = _fail(in_flags(str(ex)), EXIT_REFUSED)
     except ValidationError as ex:
         first = ex.errors()[0]
         where = ".".join(str(p) for p in first["loc"])

@@ -9,12 +9,15 @@ import pytest
 
 from domain import holds, promises
 from domain import order as rules
+from domain.base import MAX_CUSTOMER_EMAILS
 from domain.durations import format_duration, parse_duration, parse_time
-from domain.errors import InvalidInput, NotAllowed, NotFound, WrongState
+from domain.errors import InvalidInput, LimitReached, NotAllowed, NotFound, WrongState
 from domain.holds import DisputeHold, PlaceHold, ReleaseHold
 from domain.order import CancelOrder, OrderLine, OrderStatus, PlaceOrderInput
 from domain.promises import KeepPromise, MakePromise
 from domain.registry import Customer, Department, Policy
+from domain.steps import Step
+from domain.view import order_view
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 BILLING = Department(
@@ -84,6 +87,29 @@ def test_finished_order_takes_no_hold() -> None:
     s.status = OrderStatus.COMPLETED
     with pytest.raises(WrongState):
         holds.check_place_hold(s, hold())
+
+
+def test_an_order_that_has_mailed_its_customer_enough_takes_no_more_holds_or_promises() -> None:
+    s = state()
+    s.emails_sent = MAX_CUSTOMER_EMAILS
+    with pytest.raises(LimitReached, match="500 times"):
+        holds.check_place_hold(s, hold())
+    promise = MakePromise(
+        kind="callback", due_at=NOW + timedelta(hours=2), text="t", department="billing"
+    )
+    with pytest.raises(LimitReached):
+        promises.check_make_promise(s, promise, NOW)
+    s.emails_sent = MAX_CUSTOMER_EMAILS - 1
+    holds.check_place_hold(s, hold())
+
+
+def test_a_hold_on_a_parcel_with_the_carrier_stops_the_capture_not_the_booking() -> None:
+    s = state()
+    s.step = Step.BOOK_CARRIER
+    s.status = OrderStatus.IN_TRANSIT
+    h = holds.place_hold(s, hold(), NOW)
+    assert h.blocked_step == Step.CAPTURE_PAYMENT
+    assert "then capture payment" in order_view(s).next_step
 
 
 def test_release_only_by_department_or_supervisor() -> None:

@@ -160,7 +160,7 @@ CASES = [
     case(f"{PROMISE} --due 2h --text '  '", "must not be empty", B, id="promise-blank-text"),
     case(
         "order cancel {order} --by care --reason changed",
-        "needs a customer message",
+        "--message (a department's cancel needs one)",
         B,
         id="department-cancel-without-message",
     ),

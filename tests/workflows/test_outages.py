@@ -469,7 +469,9 @@ async def test_a_ledger_outage_holds_up_no_email_about_orders_that_need_no_ledge
 async def test_an_order_waiting_on_the_ledger_tells_its_customer_of_a_hold_at_once(
     stack: Stack,
 ) -> None:
-    async with sqlite_outage(stack.app.settings.ledger_path, 6.0) as outage:
+    # A hold arriving while a call runs waits for its attempt to fail (the busy timeout, 4 s):
+    # the outage lasts long enough for that under load too.
+    async with sqlite_outage(stack.app.settings.ledger_path, 12.0) as outage:
         oid = (await stack.place()).order_id
         await asyncio.sleep(1.0)  # reserved, calling the ledger
         await stack.app.place_hold(

@@ -1,0 +1,129 @@
+"""What one order takes: caps on holds, promises and e-mail, far-off due dates refused, and a
+start input that fails the door ends the order at once, marked rejected, telling no one."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import ApplicationError
+
+from domain.base import MAX_ACTIVE_HOLDS, MAX_OPEN_PROMISES
+from domain.errors import InvalidInput, LimitReached
+from domain.holds import PlaceHold, ReleaseHold
+from domain.ids import order_workflow_id
+from domain.promises import MakePromise
+from tests.conftest import Stack
+
+
+def hold(n: int) -> PlaceHold:
+    return PlaceHold(
+        department="billing",
+        actor="ana",
+        reason_code="arrears",
+        customer_message=f"Invoice {n} is unpaid.",
+        reference=f"INV-{n}",
+    )
+
+
+def promise(n: int, due_in: timedelta = timedelta(days=2)) -> MakePromise:
+    return MakePromise(
+        department="care",
+        actor="ben",
+        kind="callback",
+        text=f"We will call you back ({n}).",
+        due_at=datetime.now(UTC) + due_in,
+        reference=f"CALL-{n}",
+    )
+
+
+async def test_an_order_takes_a_bounded_number_of_active_holds(stack: Stack) -> None:
+    oid, _ = await stack.place_held(hold(0))
+    for n in range(1, MAX_ACTIVE_HOLDS):
+        await stack.app.place_hold(oid, hold(n))
+    before = await stack.app.view(oid)
+    assert len(before.holds) == MAX_ACTIVE_HOLDS
+    with pytest.raises(LimitReached, match="10 active holds"):
+        await stack.app.place_hold(oid, hold(99))
+    assert await stack.app.view(oid) == before
+    # A retried call still answers with the hold it placed.
+    again = await stack.app.place_hold(oid, hold(3))
+    assert again.hold_id == "H4"
+    # Releasing one makes room for the next.
+    await stack.app.release_hold(
+        oid, ReleaseHold(hold_id="H1", department="billing", actor="ana", resolution="paid")
+    )
+    placed = await stack.app.place_hold(oid, hold(99))
+    assert placed.hold_id == f"H{MAX_ACTIVE_HOLDS + 1}"
+
+
+async def test_an_order_takes_a_bounded_number_of_open_promises(stack: Stack) -> None:
+    oid, _ = await stack.place_held()
+    for n in range(MAX_OPEN_PROMISES):
+        await stack.app.make_promise(oid, promise(n))
+    before = await stack.app.view(oid)
+    with pytest.raises(LimitReached, match="20 open promises"):
+        await stack.app.make_promise(oid, promise(99))
+    assert await stack.app.view(oid) == before
+
+
+async def test_a_promise_due_beyond_a_hundred_years_is_refused(stack: Stack) -> None:
+    oid, _ = await stack.place_held()
+    before = await stack.app.view(oid)
+    with pytest.raises(InvalidInput, match=r"due_at .* more than 100 years away"):
+        await stack.app.make_promise(oid, promise(1, due_in=timedelta(days=365 * 101)))
+    assert await stack.app.view(oid) == before
+
+
+async def _history(stack: Stack, workflow_id: str) -> list[Any]:
+    handle = stack.client.get_workflow_handle(workflow_id)
+    return [event async for event in handle.fetch_history_events()]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"lines": [{"sku": "PHONE-A5", "qty": 10**9, "unit_price": "349.00"}]}, "qty"),
+        ({"refrence": "x"}, "refrence"),
+        ({"actor": "x" * 100_000}, "the message is"),
+        ({"actor": "ana\u202e"}, "actor"),
+    ],
+    ids=["quantity-1e9", "unknown-field", "100KB-actor", "bidi-override"],
+)
+async def test_an_order_started_with_a_bad_input_ends_at_once_marked_rejected(
+    stack: Stack, change: dict[str, Any], field: str
+) -> None:
+    # A department system starts the order through Temporal directly, with a hand-written input.
+    inp = stack.order().model_dump(mode="json")
+    inp.update(change)
+    workflow_id = order_workflow_id(inp["order_id"])
+    handle = await stack.client.start_workflow(
+        "OrderWorkflow", inp, id=workflow_id, task_queue=stack.app.settings.task_queue
+    )
+    with pytest.raises(WorkflowFailureError) as failed:
+        await asyncio.wait_for(handle.result(), 20)
+    cause = failed.value.cause
+    assert isinstance(cause, ApplicationError)
+    assert cause.type == "InvalidInput" and cause.non_retryable
+    assert field in cause.message
+    desc = await handle.describe()
+    assert desc.search_attributes.get("OrderStatus") == ["rejected"]
+    events = await _history(stack, workflow_id)
+    kinds = {e.event_type for e in events}
+    assert EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED not in kinds
+    # Nothing was done or said: no call, no child, no e-mail, no charge.
+    assert not kinds & {
+        EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
+        EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED,
+    }
+    assert not any(
+        e.marker_recorded_event_attributes.marker_name == "core_local_activity"
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+    )
+    assert stack.mail(inp["order_id"]) == []
+    assert stack.ledger.entries(inp["order_id"]) == []
