@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import Field
 
-from domain.base import Command, Model, Name, NonEmpty
+from domain.base import Command, Model, Name
 from domain.carrier import CarrierEventRecorded
 from domain.errors import InvalidInput, WrongState
 from domain.registry import Policy
@@ -95,7 +96,7 @@ class Reschedule(Command):
 
 
 class Redirect(Command):
-    pickup_point: NonEmpty
+    pickup_point: Annotated[Name, Field(min_length=1)]
     actor: Name = "customer"
 
 

@@ -120,6 +120,11 @@ class StockReleased(Model):
     allocated_to: list[str] = Field(default_factory=list)
 
 
+# Bounds on what one message may claim: a typo's extra zeros are refused, not stocked.
+MAX_RECEIPT = 100_000
+MAX_ON_HAND = 1_000_000
+
+
 class ReceiveStock(Command):
     qty: int
     reference: Name = ""
@@ -270,7 +275,11 @@ def release(state: StockState, cmd: ReleaseStock) -> tuple[bool, list[StockReser
 
 def check_receive(state: StockState, cmd: ReceiveStock) -> None:
     if cmd.qty <= 0:
-        raise InvalidInput(f"a receipt must add at least 1 unit (got {cmd.qty})")
+        raise InvalidInput(f"qty: a receipt must add at least 1 unit (got {cmd.qty})")
+    if cmd.qty > MAX_RECEIPT:
+        raise InvalidInput(f"qty: a receipt adds at most {MAX_RECEIPT} units (got {cmd.qty})")
+    if state.on_hand + cmd.qty > MAX_ON_HAND:
+        raise InvalidInput(f"qty: a stock record holds at most {MAX_ON_HAND} units")
 
 
 def receive(state: StockState, cmd: ReceiveStock) -> StockReceived:
@@ -284,7 +293,9 @@ def receive(state: StockState, cmd: ReceiveStock) -> StockReceived:
 
 def check_adjust(state: StockState, cmd: AdjustStock) -> None:
     if cmd.count < 0:
-        raise InvalidInput(f"a stock count cannot be negative (got {cmd.count})")
+        raise InvalidInput(f"count: a stock count cannot be negative (got {cmd.count})")
+    if cmd.count > MAX_ON_HAND:
+        raise InvalidInput(f"count: a stock record holds at most {MAX_ON_HAND} (got {cmd.count})")
     if not cmd.reason.strip():
         raise InvalidInput("reason must not be empty: a stock adjustment needs one")
 

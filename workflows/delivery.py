@@ -44,7 +44,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.search_attributes import CARRIER
     from workflows.support.gate import CallGate
-    from workflows.support.refusals import accepted, door
+    from workflows.support.refusals import NO_INPUT, accepted, door
     from workflows.support.timer import DeadlineTimer
 
 
@@ -153,7 +153,9 @@ class DeliveryWorkflow:
     # -- carrier events ---------------------------------------------------------------------
 
     @workflow.update
-    def carrier_event(self, raw: Annotated[RawValue, CarrierEvent]) -> CarrierEventRecorded:
+    def carrier_event(
+        self, raw: Annotated[RawValue, CarrierEvent] = NO_INPUT
+    ) -> CarrierEventRecorded:
         event = accepted(raw, CarrierEvent)
         result, reports = events.record_event(self.state, event, workflow.now())
         for report in reports:
@@ -161,19 +163,19 @@ class DeliveryWorkflow:
         return result
 
     @carrier_event.validator
-    def validate_carrier_event(self, raw: Annotated[RawValue, CarrierEvent]) -> None:
+    def validate_carrier_event(self, raw: Annotated[RawValue, CarrierEvent] = NO_INPUT) -> None:
         door(raw, CarrierEvent, "carrier_event", partial(events.check_event, self.state))
 
     # -- self-service ------------------------------------------------------------------------
 
     @workflow.update
-    def reschedule(self, raw: Annotated[RawValue, Reschedule]) -> DeliveryUpdated:
+    def reschedule(self, raw: Annotated[RawValue, Reschedule] = NO_INPUT) -> DeliveryUpdated:
         cmd = accepted(raw, Reschedule)
         self._report(rules.reschedule(self.state, cmd, workflow.now()))
         return rules.updated(self.state)
 
     @reschedule.validator
-    def validate_reschedule(self, raw: Annotated[RawValue, Reschedule]) -> None:
+    def validate_reschedule(self, raw: Annotated[RawValue, Reschedule] = NO_INPUT) -> None:
         door(
             raw,
             Reschedule,
@@ -182,13 +184,13 @@ class DeliveryWorkflow:
         )
 
     @workflow.update
-    def redirect(self, raw: Annotated[RawValue, Redirect]) -> DeliveryUpdated:
+    def redirect(self, raw: Annotated[RawValue, Redirect] = NO_INPUT) -> DeliveryUpdated:
         cmd = accepted(raw, Redirect)
         self._report(rules.redirect(self.state, cmd, workflow.now()))
         return rules.updated(self.state)
 
     @redirect.validator
-    def validate_redirect(self, raw: Annotated[RawValue, Redirect]) -> None:
+    def validate_redirect(self, raw: Annotated[RawValue, Redirect] = NO_INPUT) -> None:
         door(raw, Redirect, "redirect", partial(rules.check_redirect, self.state))
 
     @workflow.query

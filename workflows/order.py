@@ -51,7 +51,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.support.gate import CallGate
     from workflows.support.outbox import Outbox
     from workflows.support.publisher import Publisher
-    from workflows.support.refusals import accepted, admitted, door
+    from workflows.support.refusals import NO_INPUT, accepted, admitted, door
     from workflows.support.shipment import Shipment
     from workflows.support.timer import DeadlineTimer
 
@@ -74,7 +74,7 @@ _UNREADABLE = PlaceOrderInput.model_construct(order_id="unreadable", lines=[], l
 @workflow.defn
 class OrderWorkflow:
     @workflow.init
-    def __init__(self, raw: Annotated[RawValue, PlaceOrderInput]) -> None:
+    def __init__(self, raw: Annotated[RawValue, PlaceOrderInput] = NO_INPUT) -> None:
         # The start input passes the door like any update; an order started from it is refused
         # in its first task (``run``). History keeps what older versions accepted, so a replay
         # reads it leniently.
@@ -103,7 +103,7 @@ class OrderWorkflow:
     # ======================================================================== run
 
     @workflow.run
-    async def run(self, raw: Annotated[RawValue, PlaceOrderInput]) -> OrderView:
+    async def run(self, raw: Annotated[RawValue, PlaceOrderInput] = NO_INPUT) -> OrderView:
         if self.refusal is not None and (
             self.state.input is _UNREADABLE or workflow.patched(START_AT_DOOR)
         ):
@@ -342,7 +342,7 @@ class OrderWorkflow:
     # ======================================================================== holds
 
     @workflow.update
-    def place_hold(self, raw: Annotated[RawValue, holds.PlaceHold]) -> holds.HoldPlaced:
+    def place_hold(self, raw: Annotated[RawValue, holds.PlaceHold] = NO_INPUT) -> holds.HoldPlaced:
         cmd = accepted(raw, holds.PlaceHold)
         s = self.state
         existing = holds.existing_hold(s, cmd)
@@ -354,7 +354,7 @@ class OrderWorkflow:
         return holds.placed(hold)
 
     @place_hold.validator
-    def validate_place_hold(self, raw: Annotated[RawValue, holds.PlaceHold]) -> None:
+    def validate_place_hold(self, raw: Annotated[RawValue, holds.PlaceHold] = NO_INPUT) -> None:
         def rule(cmd: holds.PlaceHold) -> None:
             # A retried call answers with the hold it placed, whatever the order's limits now.
             if holds.existing_hold(self.state, cmd) is None:
@@ -363,7 +363,9 @@ class OrderWorkflow:
         door(raw, holds.PlaceHold, "place_hold", rule)
 
     @workflow.update
-    def release_hold(self, raw: Annotated[RawValue, holds.ReleaseHold]) -> holds.HoldReleased:
+    def release_hold(
+        self, raw: Annotated[RawValue, holds.ReleaseHold] = NO_INPUT
+    ) -> holds.HoldReleased:
         cmd = accepted(raw, holds.ReleaseHold)
         s = self.state
         hold = holds.release_hold(s, cmd, workflow.now())
@@ -372,11 +374,13 @@ class OrderWorkflow:
         return holds.released(s, hold)
 
     @release_hold.validator
-    def validate_release_hold(self, raw: Annotated[RawValue, holds.ReleaseHold]) -> None:
+    def validate_release_hold(self, raw: Annotated[RawValue, holds.ReleaseHold] = NO_INPUT) -> None:
         door(raw, holds.ReleaseHold, "release_hold", partial(holds.check_release_hold, self.state))
 
     @workflow.update
-    def dispute_hold(self, raw: Annotated[RawValue, holds.DisputeHold]) -> holds.HoldDisputed:
+    def dispute_hold(
+        self, raw: Annotated[RawValue, holds.DisputeHold] = NO_INPUT
+    ) -> holds.HoldDisputed:
         cmd = accepted(raw, holds.DisputeHold)
         s = self.state
         hold = holds.dispute_hold(s, cmd, workflow.now())
@@ -385,11 +389,13 @@ class OrderWorkflow:
         return holds.disputed(hold)
 
     @dispute_hold.validator
-    def validate_dispute_hold(self, raw: Annotated[RawValue, holds.DisputeHold]) -> None:
+    def validate_dispute_hold(self, raw: Annotated[RawValue, holds.DisputeHold] = NO_INPUT) -> None:
         door(raw, holds.DisputeHold, "dispute_hold", partial(holds.check_dispute_hold, self.state))
 
     @workflow.update
-    def uphold_hold(self, raw: Annotated[RawValue, holds.UpholdHold]) -> holds.HoldUpheld:
+    def uphold_hold(
+        self, raw: Annotated[RawValue, holds.UpholdHold] = NO_INPUT
+    ) -> holds.HoldUpheld:
         cmd = accepted(raw, holds.UpholdHold)
         s = self.state
         hold = holds.uphold_hold(s, cmd, workflow.now())
@@ -398,13 +404,15 @@ class OrderWorkflow:
         return holds.upheld(hold)
 
     @uphold_hold.validator
-    def validate_uphold_hold(self, raw: Annotated[RawValue, holds.UpholdHold]) -> None:
+    def validate_uphold_hold(self, raw: Annotated[RawValue, holds.UpholdHold] = NO_INPUT) -> None:
         door(raw, holds.UpholdHold, "uphold_hold", partial(holds.check_uphold_hold, self.state))
 
     # ======================================================================== cancel
 
     @workflow.update
-    async def cancel(self, raw: Annotated[RawValue, rules.CancelOrder]) -> rules.OrderCancelled:
+    async def cancel(
+        self, raw: Annotated[RawValue, rules.CancelOrder] = NO_INPUT
+    ) -> rules.OrderCancelled:
         cmd = accepted(raw, rules.CancelOrder)
         s = self.state
         if rules.accept_cancel(s, cmd):
@@ -415,13 +423,15 @@ class OrderWorkflow:
         )
 
     @cancel.validator
-    def validate_cancel(self, raw: Annotated[RawValue, rules.CancelOrder]) -> None:
+    def validate_cancel(self, raw: Annotated[RawValue, rules.CancelOrder] = NO_INPUT) -> None:
         door(raw, rules.CancelOrder, "cancel", partial(rules.check_cancel, self.state))
 
     # ======================================================================== promises
 
     @workflow.update
-    def make_promise(self, raw: Annotated[RawValue, promises.MakePromise]) -> promises.PromiseMade:
+    def make_promise(
+        self, raw: Annotated[RawValue, promises.MakePromise] = NO_INPUT
+    ) -> promises.PromiseMade:
         cmd = accepted(raw, promises.MakePromise)
         s = self.state
         existing = promises.existing_promise(s, cmd)
@@ -433,7 +443,9 @@ class OrderWorkflow:
         return promises.made(promise)
 
     @make_promise.validator
-    def validate_make_promise(self, raw: Annotated[RawValue, promises.MakePromise]) -> None:
+    def validate_make_promise(
+        self, raw: Annotated[RawValue, promises.MakePromise] = NO_INPUT
+    ) -> None:
         def rule(cmd: promises.MakePromise) -> None:
             if promises.existing_promise(self.state, cmd) is None:
                 promises.check_make_promise(self.state, cmd, workflow.now())
@@ -441,14 +453,18 @@ class OrderWorkflow:
         door(raw, promises.MakePromise, "make_promise", rule)
 
     @workflow.update
-    def keep_promise(self, raw: Annotated[RawValue, promises.KeepPromise]) -> promises.PromiseKept:
+    def keep_promise(
+        self, raw: Annotated[RawValue, promises.KeepPromise] = NO_INPUT
+    ) -> promises.PromiseKept:
         cmd = accepted(raw, promises.KeepPromise)
         kept = promises.kept_by_hand(self.state, cmd, workflow.now())
         self._changed()
         return kept
 
     @keep_promise.validator
-    def validate_keep_promise(self, raw: Annotated[RawValue, promises.KeepPromise]) -> None:
+    def validate_keep_promise(
+        self, raw: Annotated[RawValue, promises.KeepPromise] = NO_INPUT
+    ) -> None:
         door(
             raw,
             promises.KeepPromise,
@@ -459,14 +475,14 @@ class OrderWorkflow:
     # ======================================================================== store pickup
 
     @workflow.update
-    def pickup(self, raw: Annotated[RawValue, rules.CollectOrder]) -> OrderView:
+    def pickup(self, raw: Annotated[RawValue, rules.CollectOrder] = NO_INPUT) -> OrderView:
         cmd = accepted(raw, rules.CollectOrder)
         self.collect = cmd
         self._changed()
         return order_view(self.state)
 
     @pickup.validator
-    def validate_pickup(self, raw: Annotated[RawValue, rules.CollectOrder]) -> None:
+    def validate_pickup(self, raw: Annotated[RawValue, rules.CollectOrder] = NO_INPUT) -> None:
         door(raw, rules.CollectOrder, "pickup", partial(rules.check_pickup, self.state))
 
     # ======================================================================== facts (signals)

@@ -32,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
         StockWithdrawn,
         WaitlistMoved,
     )
-    from workflows.support.refusals import accepted, door
+    from workflows.support.refusals import NO_INPUT, accepted, door
 
 
 @workflow.defn(name=STOCK_WORKFLOW)
@@ -110,20 +110,20 @@ class StockWorkflow:
     # -- reserve ---------------------------------------------------------------------------
 
     @workflow.update(name=RESERVE_UPDATE)
-    def reserve(self, raw: Annotated[RawValue, ReserveStock]) -> StockReserved:
+    def reserve(self, raw: Annotated[RawValue, ReserveStock] = NO_INPUT) -> StockReserved:
         cmd = accepted(raw, ReserveStock)
         result = rules.reserve(self.state, cmd, workflow.now())
         self._changed()
         return result
 
     @reserve.validator
-    def validate_reserve(self, raw: Annotated[RawValue, ReserveStock]) -> None:
+    def validate_reserve(self, raw: Annotated[RawValue, ReserveStock] = NO_INPUT) -> None:
         door(raw, ReserveStock, RESERVE_UPDATE, partial(rules.check_reserve, self.state))
 
     # -- release ---------------------------------------------------------------------------
 
     @workflow.update(name=RELEASE_UPDATE)
-    async def release(self, raw: Annotated[RawValue, ReleaseStock]) -> StockReleased:
+    async def release(self, raw: Annotated[RawValue, ReleaseStock] = NO_INPUT) -> StockReleased:
         cmd = accepted(raw, ReleaseStock)
         before = self._positions()
         released, allocated = rules.release(self.state, cmd)
@@ -135,13 +135,13 @@ class StockWorkflow:
         )
 
     @release.validator
-    def validate_release(self, raw: Annotated[RawValue, ReleaseStock]) -> None:
+    def validate_release(self, raw: Annotated[RawValue, ReleaseStock] = NO_INPUT) -> None:
         door(raw, ReleaseStock, RELEASE_UPDATE, lambda cmd: None)
 
     # -- receive ---------------------------------------------------------------------------
 
     @workflow.update
-    async def receive(self, raw: Annotated[RawValue, ReceiveStock]) -> StockReceived:
+    async def receive(self, raw: Annotated[RawValue, ReceiveStock] = NO_INPUT) -> StockReceived:
         cmd = accepted(raw, ReceiveStock)
         before = self._positions()
         result = rules.receive(self.state, cmd)
@@ -153,13 +153,13 @@ class StockWorkflow:
         return result
 
     @receive.validator
-    def validate_receive(self, raw: Annotated[RawValue, ReceiveStock]) -> None:
+    def validate_receive(self, raw: Annotated[RawValue, ReceiveStock] = NO_INPUT) -> None:
         door(raw, ReceiveStock, "receive", partial(rules.check_receive, self.state))
 
     # -- adjust ----------------------------------------------------------------------------
 
     @workflow.update
-    async def adjust(self, raw: Annotated[RawValue, AdjustStock]) -> StockAdjusted:
+    async def adjust(self, raw: Annotated[RawValue, AdjustStock] = NO_INPUT) -> StockAdjusted:
         cmd = accepted(raw, AdjustStock)
         before = self._positions()
         bumped, allocated = rules.adjust(self.state, cmd)
@@ -184,7 +184,7 @@ class StockWorkflow:
         )
 
     @adjust.validator
-    def validate_adjust(self, raw: Annotated[RawValue, AdjustStock]) -> None:
+    def validate_adjust(self, raw: Annotated[RawValue, AdjustStock] = NO_INPUT) -> None:
         door(raw, AdjustStock, "adjust", partial(rules.check_adjust, self.state))
 
     # -- query -----------------------------------------------------------------------------

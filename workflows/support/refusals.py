@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from pydantic import BaseModel
+from temporalio.api.common.v1 import Payload
 from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
@@ -31,6 +32,10 @@ def validate(check: Callable[[], object]) -> None:
 
 
 M = TypeVar("M", bound=BaseModel)
+
+# What a handler is given when the caller sent no argument at all: the door refuses it ("takes
+# one argument") instead of the SDK failing to call the handler.
+NO_INPUT = RawValue(Payload(metadata={"encoding": b"binary/null"}))
 
 
 def _json(raw: RawValue, what: str) -> bytes | None:
