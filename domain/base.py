@@ -152,6 +152,19 @@ def refusal_text(err: ValidationError) -> str:
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
 
 
+def _largest_field(data: bytes) -> str:
+    """Which top-level field makes an oversized message large, for the caller to fix."""
+    try:
+        message = json.loads(data)
+    except ValueError:
+        return ""
+    if not isinstance(message, dict) or not message:
+        return ""
+    sizes = {key: len(json.dumps(value)) for key, value in message.items()}
+    field = max(sizes, key=lambda key: sizes[key])
+    return f" ({field} is {sizes[field]} of them)"
+
+
 def admit(data: bytes | None, model: type[M], *, what: str) -> M:
     """Read a message at the door: ``data`` is its JSON. Raises ``TooLarge`` or
     ``InvalidInput`` naming the field."""
@@ -159,8 +172,8 @@ def admit(data: bytes | None, model: type[M], *, what: str) -> M:
         raise InvalidInput(f"{what} takes one argument, a JSON object (orderflow schema)")
     if len(data) > MAX_MESSAGE_BYTES:
         raise TooLarge(
-            f"{what}: the message is {len(data)} bytes; the engine takes at most "
-            f"{MAX_MESSAGE_BYTES}"
+            f"{what}: the message is {len(data)} bytes{_largest_field(data)}; the engine takes "
+            f"at most {MAX_MESSAGE_BYTES}"
         )
     try:
         return model.model_validate_json(data, context={_DOOR: True})

@@ -123,6 +123,8 @@ class StockReleased(Model):
 # Bounds on what one message may claim: a typo's extra zeros are refused, not stocked.
 MAX_RECEIPT = 100_000
 MAX_ON_HAND = 1_000_000
+# As many units as one order line may have (domain.order.OrderLine).
+MAX_LINE_QTY = 1000
 
 
 class ReceiveStock(Command):
@@ -221,6 +223,8 @@ MAX_LIVE_RESERVATIONS = 5000
 def check_reserve(state: StockState, cmd: ReserveStock) -> None:
     if cmd.qty <= 0:
         raise InvalidInput(f"quantity must be at least 1 (got {cmd.qty})")
+    if cmd.qty > MAX_LINE_QTY:
+        raise InvalidInput(f"qty: an order line takes at most {MAX_LINE_QTY} (got {cmd.qty})")
     if len(state.reservations) >= MAX_LIVE_RESERVATIONS and state.find(cmd.order_id) is None:
         raise InvalidInput(
             f"{state.sku} at {state.location} already holds {MAX_LIVE_RESERVATIONS} reservations "
