@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import Field
+from pydantic import Field, StrictBool, StrictInt
 
 from domain.base import Command, Model, Name, Words
 from domain.errors import InvalidInput, NotFound
@@ -96,7 +96,7 @@ class StockState(Model):
 
 class ReserveStock(Command):
     order_id: Name
-    qty: int
+    qty: StrictInt
 
 
 class StockReserved(Model):
@@ -111,7 +111,7 @@ class StockReserved(Model):
 
 class ReleaseStock(Command):
     order_id: Name
-    collected: bool = False  # True when the goods left with the customer or the carrier
+    collected: StrictBool = False  # True when the goods left with the customer or the carrier
 
 
 class StockReleased(Model):
@@ -128,7 +128,7 @@ MAX_LINE_QTY = 1000
 
 
 class ReceiveStock(Command):
-    qty: int
+    qty: StrictInt
     reference: Name = ""
 
 
@@ -139,7 +139,7 @@ class StockReceived(Model):
 
 
 class AdjustStock(Command):
-    count: int
+    count: StrictInt
     reason: Words
 
 
