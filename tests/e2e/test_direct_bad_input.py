@@ -8,7 +8,6 @@ valid updates."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -18,8 +17,8 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
 from domain.ids import delivery_workflow_id, order_workflow_id, stock_workflow_id
-from orderflow.devserver import temporal_binary
 from tests.conftest import Stack
+from tests.e2e.test_direct_bad_input_table import temporal_cli as run_temporal_cli
 
 HOLD = {
     "department": "billing",
@@ -177,18 +176,8 @@ async def test_delivery_and_stock_records_refuse_bad_input(stack: Stack) -> None
 
 
 async def temporal_cli(stack: Stack, *args: str) -> tuple[int, str]:
-    """The `temporal` CLI, run without blocking the worker that shares this event loop."""
     address = stack.client.config()["service_client"].config.target_host
-    proc = await asyncio.create_subprocess_exec(
-        temporal_binary(),
-        *args,
-        "--address",
-        address,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), 30)
-    return proc.returncode or 0, out.decode()
+    return await run_temporal_cli(address, *args)
 
 
 @pytest.mark.parametrize(
