@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from pydantic import Field, StrictBool
+from pydantic import Field
 
 from domain.base import (
     CUSTOMER,
@@ -70,7 +70,7 @@ class PlaceOrderInput(Command):
     lines: list[OrderLine] = Field(min_length=1)
     location: Identifier
     carrier: Identifier | None = None
-    pickup: StrictBool = False
+    pickup: bool = False
     placed_at: datetime | None = None
     actor: Name = "web"
     policy: Policy = Field(default_factory=Policy)

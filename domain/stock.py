@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import Field, StrictBool, StrictInt
+from pydantic import Field
 
 from domain.base import Command, Model, Name, Words
 from domain.errors import InvalidInput, NotFound
@@ -96,7 +96,7 @@ class StockState(Model):
 
 class ReserveStock(Command):
     order_id: Name
-    qty: StrictInt
+    qty: int
 
 
 class StockReserved(Model):
@@ -111,7 +111,7 @@ class StockReserved(Model):
 
 class ReleaseStock(Command):
     order_id: Name
-    collected: StrictBool = False  # True when the goods left with the customer or the carrier
+    collected: bool = False  # True when the goods left with the customer or the carrier
 
 
 class StockReleased(Model):
@@ -128,7 +128,7 @@ MAX_LINE_QTY = 1000
 
 
 class ReceiveStock(Command):
-    qty: StrictInt
+    qty: int
     reference: Name = ""
 
 
@@ -139,7 +139,7 @@ class StockReceived(Model):
 
 
 class AdjustStock(Command):
-    count: StrictInt
+    count: int
     reason: Words
 
 
