@@ -156,7 +156,7 @@ def _largest_field(data: bytes) -> str:
     """Which top-level field makes an oversized message large, for the caller to fix."""
     try:
         message = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         return ""
     if not isinstance(message, dict) or not message:
         return ""

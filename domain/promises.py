@@ -125,12 +125,13 @@ def check_make_promise(state: OrderState, cmd: MakePromise, now: datetime) -> No
     required_text(cmd.text, "text")
     if cmd.due_at <= now:
         raise InvalidInput(f"due_at {cmd.due_at.isoformat()} is in the past")
+
+
+def check_promise_limits(state: OrderState, cmd: MakePromise, now: datetime) -> None:
+    """The bounds a new promise must fit in: checked at the door (the validator) only, so an
+    order an older version let past them still replays."""
     if cmd.due_at - now > timedelta(seconds=MAX_SECONDS):
         raise InvalidInput(f"due_at {cmd.due_at.isoformat()} is more than 100 years away")
-    check_promise_limits(state)
-
-
-def check_promise_limits(state: OrderState) -> None:
     waiting = open_promises(state)
     if len(waiting) >= MAX_OPEN_PROMISES:
         raise LimitReached(

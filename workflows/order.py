@@ -20,8 +20,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from functools import partial
-from typing import Annotated, NoReturn
+from typing import Annotated, NoReturn, TypeVar
 
+from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
@@ -33,7 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.billing import PaymentCall, PaymentState
     from domain.carrier import Booking, CarrierCall
     from domain.delivery import DeliveryOutcome, DeliveryReport, DeliveryReports, DeliveryStatus
-    from domain.errors import InvalidInput, OrderflowError
+    from domain.errors import InvalidInput, OrderflowError, WrongState
     from domain.order import OrderState, OrderStatus, PlaceOrderInput
     from domain.registry import LostAction
     from domain.steps import Step
@@ -51,7 +52,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.support.gate import CallGate
     from workflows.support.outbox import Outbox
     from workflows.support.publisher import Publisher
-    from workflows.support.refusals import NO_INPUT, accepted, admitted, door
+    from workflows.support.refusals import NO_INPUT, accepted, admitted, door, refusal
     from workflows.support.shipment import Shipment
     from workflows.support.timer import DeadlineTimer
 
@@ -62,6 +63,8 @@ ARM_EARLY = 1.0
 class _Cancelled(Exception):
     """Raised inside the run when a cancel was accepted; compensation follows."""
 
+
+M = TypeVar("M", bound=BaseModel)
 
 # Orders started from now on refuse a start input that fails the door (``OrderWorkflow._reject``).
 START_AT_DOOR = "start-at-door"
@@ -79,6 +82,7 @@ class OrderWorkflow:
         # in its first task (``run``). History keeps what older versions accepted, so a replay
         # reads it leniently.
         self.refusal: OrderflowError | None = None
+        unreadable = False
         try:
             inp = admitted(raw, PlaceOrderInput, "the order's start input")
         except OrderflowError as err:
@@ -86,7 +90,10 @@ class OrderWorkflow:
             try:
                 inp = accepted(raw, PlaceOrderInput)
             except (ValueError, AssertionError):
-                inp = _UNREADABLE
+                inp, unreadable = _UNREADABLE, True
+        # Decided here, before any update that came with the start is validated. An order an
+        # older version accepted (no marker in its history) runs on as it did.
+        self.rejected = self.refusal is not None and (unreadable or workflow.patched(START_AT_DOOR))
         if inp.placed_at is None:
             inp = inp.model_copy(update={"placed_at": workflow.now()})
         self.state = OrderState(input=inp)
@@ -104,9 +111,7 @@ class OrderWorkflow:
 
     @workflow.run
     async def run(self, raw: Annotated[RawValue, PlaceOrderInput] = NO_INPUT) -> OrderView:
-        if self.refusal is not None and (
-            self.state.input is _UNREADABLE or workflow.patched(START_AT_DOOR)
-        ):
+        if self.refusal is not None and self.rejected:
             self._reject(self.refusal)
         s = self.state
         # The first workflow task always completes with a command, even when a query or a slow
@@ -319,6 +324,13 @@ class OrderWorkflow:
 
     # ======================================================================== upkeep
 
+    def _door(self, raw: RawValue, model: type[M], what: str, rule: Callable[[M], object]) -> None:
+        """An update's validator on this order: refused outright when the order itself was
+        rejected at its start (an update that came with the start must not report success)."""
+        if self.rejected:
+            raise refusal(WrongState(f"order {self.state.order_id} was rejected: {self.refusal}"))
+        door(raw, model, what, rule)
+
     def _reject(self, err: OrderflowError) -> NoReturn:
         """An order whose start input fails the door ends in its first task: nothing promised,
         charged or reserved, no one told anything; staff find it as ``OrderStatus = 'rejected'``
@@ -359,8 +371,9 @@ class OrderWorkflow:
             # A retried call answers with the hold it placed, whatever the order's limits now.
             if holds.existing_hold(self.state, cmd) is None:
                 holds.check_place_hold(self.state, cmd)
+                holds.check_hold_limits(self.state)
 
-        door(raw, holds.PlaceHold, "place_hold", rule)
+        self._door(raw, holds.PlaceHold, "place_hold", rule)
 
     @workflow.update
     def release_hold(
@@ -375,7 +388,9 @@ class OrderWorkflow:
 
     @release_hold.validator
     def validate_release_hold(self, raw: Annotated[RawValue, holds.ReleaseHold] = NO_INPUT) -> None:
-        door(raw, holds.ReleaseHold, "release_hold", partial(holds.check_release_hold, self.state))
+        self._door(
+            raw, holds.ReleaseHold, "release_hold", partial(holds.check_release_hold, self.state)
+        )
 
     @workflow.update
     def dispute_hold(
@@ -390,7 +405,11 @@ class OrderWorkflow:
 
     @dispute_hold.validator
     def validate_dispute_hold(self, raw: Annotated[RawValue, holds.DisputeHold] = NO_INPUT) -> None:
-        door(raw, holds.DisputeHold, "dispute_hold", partial(holds.check_dispute_hold, self.state))
+        def rule(cmd: holds.DisputeHold) -> None:
+            holds.check_dispute_hold(self.state, cmd)
+            self.state.require_mail_room("dispute a hold")
+
+        self._door(raw, holds.DisputeHold, "dispute_hold", rule)
 
     @workflow.update
     def uphold_hold(
@@ -405,7 +424,9 @@ class OrderWorkflow:
 
     @uphold_hold.validator
     def validate_uphold_hold(self, raw: Annotated[RawValue, holds.UpholdHold] = NO_INPUT) -> None:
-        door(raw, holds.UpholdHold, "uphold_hold", partial(holds.check_uphold_hold, self.state))
+        self._door(
+            raw, holds.UpholdHold, "uphold_hold", partial(holds.check_uphold_hold, self.state)
+        )
 
     # ======================================================================== cancel
 
@@ -424,7 +445,7 @@ class OrderWorkflow:
 
     @cancel.validator
     def validate_cancel(self, raw: Annotated[RawValue, rules.CancelOrder] = NO_INPUT) -> None:
-        door(raw, rules.CancelOrder, "cancel", partial(rules.check_cancel, self.state))
+        self._door(raw, rules.CancelOrder, "cancel", partial(rules.check_cancel, self.state))
 
     # ======================================================================== promises
 
@@ -449,8 +470,9 @@ class OrderWorkflow:
         def rule(cmd: promises.MakePromise) -> None:
             if promises.existing_promise(self.state, cmd) is None:
                 promises.check_make_promise(self.state, cmd, workflow.now())
+                promises.check_promise_limits(self.state, cmd, workflow.now())
 
-        door(raw, promises.MakePromise, "make_promise", rule)
+        self._door(raw, promises.MakePromise, "make_promise", rule)
 
     @workflow.update
     def keep_promise(
@@ -483,7 +505,7 @@ class OrderWorkflow:
 
     @pickup.validator
     def validate_pickup(self, raw: Annotated[RawValue, rules.CollectOrder] = NO_INPUT) -> None:
-        door(raw, rules.CollectOrder, "pickup", partial(rules.check_pickup, self.state))
+        self._door(raw, rules.CollectOrder, "pickup", partial(rules.check_pickup, self.state))
 
     # ======================================================================== facts (signals)
 
@@ -515,7 +537,7 @@ class OrderWorkflow:
 
     @workflow.query
     def view(self) -> OrderView:
-        if self.refusal is not None and self.state.input is _UNREADABLE:
+        if self.rejected:
             raise ApplicationError(f"order rejected: {self.refusal}", type="InvalidInput")
         return order_view(self.state)
 

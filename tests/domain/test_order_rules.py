@@ -93,14 +93,14 @@ def test_an_order_that_has_mailed_its_customer_enough_takes_no_more_holds_or_pro
     s = state()
     s.emails_sent = MAX_CUSTOMER_EMAILS
     with pytest.raises(LimitReached, match="500 times"):
-        holds.check_place_hold(s, hold())
+        holds.check_hold_limits(s)
     promise = MakePromise(
         kind="callback", due_at=NOW + timedelta(hours=2), text="t", department="billing"
     )
     with pytest.raises(LimitReached):
-        promises.check_make_promise(s, promise, NOW)
+        promises.check_promise_limits(s, promise, NOW)
     s.emails_sent = MAX_CUSTOMER_EMAILS - 1
-    holds.check_place_hold(s, hold())
+    holds.check_hold_limits(s)
 
 
 def test_a_hold_on_a_parcel_with_the_carrier_stops_the_capture_not_the_booking() -> None:

@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowFailureError
+from temporalio.client import (
+    WithStartWorkflowOperation,
+    WorkflowFailureError,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 
 from domain.base import MAX_ACTIVE_HOLDS, MAX_OPEN_PROMISES
@@ -112,6 +118,9 @@ async def test_an_order_started_with_a_bad_input_ends_at_once_marked_rejected(
     assert field in cause.message
     desc = await handle.describe()
     assert desc.search_attributes.get("OrderStatus") == ["rejected"]
+    # Its view says so rather than show an order that never was.
+    with pytest.raises(WorkflowQueryFailedError, match="rejected"):
+        await handle.query("view")
     events = await _history(stack, workflow_id)
     kinds = {e.event_type for e in events}
     assert EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED not in kinds
@@ -127,3 +136,27 @@ async def test_an_order_started_with_a_bad_input_ends_at_once_marked_rejected(
     )
     assert stack.mail(inp["order_id"]) == []
     assert stack.ledger.entries(inp["order_id"]) == []
+
+
+async def test_a_hold_sent_with_a_rejected_start_is_refused_too(stack: Stack) -> None:
+    inp = stack.order().model_dump(mode="json")
+    inp["actor"] = "desk\u202e"
+    workflow_id = order_workflow_id(inp["order_id"])
+    start = WithStartWorkflowOperation(
+        "OrderWorkflow",
+        inp,
+        id=workflow_id,
+        task_queue=stack.app.settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+    )
+    hold = {"department": "care", "reason_code": "customer_request", "customer_message": "Wait."}
+    with pytest.raises(WorkflowUpdateFailedError) as failed:
+        await stack.client.execute_update_with_start_workflow(
+            "place_hold", hold, start_workflow_operation=start
+        )
+    cause = failed.value.cause
+    assert isinstance(cause, ApplicationError) and "rejected" in cause.message
+    handle = stack.client.get_workflow_handle(workflow_id)
+    with pytest.raises(WorkflowFailureError):
+        await asyncio.wait_for(handle.result(), 20)
+    assert stack.mail(inp["order_id"]) == []
