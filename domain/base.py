@@ -23,6 +23,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
@@ -113,6 +114,23 @@ def _text(limit: int, *, lines: bool = False) -> AfterValidator:
 Name = Annotated[str, _text(200), Field(json_schema_extra={"maxLength": 200})]
 # Words a person wrote for another person: a message, a resolution, a promise.
 Words = Annotated[str, _text(2000, lines=True), Field(json_schema_extra={"maxLength": 2000})]
+
+
+def _exactly(kind: type, words: str) -> BeforeValidator:
+    """At the door, a JSON value of exactly this kind: ``"5"`` is not a count, ``"false"`` not a
+    flag. History keeps what older versions accepted, so a replay reads it as before."""
+
+    def check(value: Any, info: ValidationInfo) -> Any:
+        if _at_door(info) and type(value) is not kind:
+            raise ValueError(f"should be {words}, not {json.dumps(value)[:40]}")
+        return value
+
+    return BeforeValidator(check)
+
+
+# A number of units, and a yes or no, as a message states them.
+Count = Annotated[int, _exactly(int, "a whole number")]
+Flag = Annotated[bool, _exactly(bool, "true or false")]
 
 
 class Command(Model):

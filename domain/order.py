@@ -20,6 +20,7 @@ from domain.base import (
     CUSTOMER,
     MAX_CUSTOMER_EMAILS,
     Command,
+    Flag,
     Identifier,
     Model,
     Money,
@@ -70,7 +71,7 @@ class PlaceOrderInput(Command):
     lines: list[OrderLine] = Field(min_length=1)
     location: Identifier
     carrier: Identifier | None = None
-    pickup: bool = False
+    pickup: Flag = False
     placed_at: datetime | None = None
     actor: Name = "web"
     policy: Policy = Field(default_factory=Policy)

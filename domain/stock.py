@@ -10,7 +10,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from domain.base import Command, Model, Name, Words
+from domain.base import Command, Count, Flag, Model, Name, Words
 from domain.errors import InvalidInput, NotFound
 
 # The stock record's workflow and its updates, by name: the stock activities call them without
@@ -96,7 +96,7 @@ class StockState(Model):
 
 class ReserveStock(Command):
     order_id: Name
-    qty: int
+    qty: Count
 
 
 class StockReserved(Model):
@@ -111,7 +111,7 @@ class StockReserved(Model):
 
 class ReleaseStock(Command):
     order_id: Name
-    collected: bool = False  # True when the goods left with the customer or the carrier
+    collected: Flag = False  # True when the goods left with the customer or the carrier
 
 
 class StockReleased(Model):
@@ -128,7 +128,7 @@ MAX_LINE_QTY = 1000
 
 
 class ReceiveStock(Command):
-    qty: int
+    qty: Count
     reference: Name = ""
 
 
@@ -139,7 +139,7 @@ class StockReceived(Model):
 
 
 class AdjustStock(Command):
-    count: int
+    count: Count
     reason: Words
 
 

@@ -161,6 +161,8 @@ async def test_delivery_and_stock_records_refuse_bad_input(stack: Stack) -> None
         (delivery, "redirect", {"pickup_point": "p" * 300}, "pickup_point"),
         (stock, "receive", {"qty": 10**9}, "qty"),
         (stock, "receive", {"qty": "many"}, "qty"),
+        # A number in a string is refused too, as the published schema says (integer).
+        (stock, "receive", {"qty": "5"}, "qty"),
         (stock, "adjust", {"count": 3, "reason": "r", "by": "x"}, "by"),
     ]
     for handle, update, body, names in cases:

@@ -97,8 +97,9 @@ async def _history(stack: Stack, workflow_id: str) -> list[Any]:
         ({"refrence": "x"}, "refrence"),
         ({"actor": "x" * 100_000}, "the message is"),
         ({"actor": "ana\u202e"}, "actor"),
+        ({"pickup": "false"}, "pickup"),
     ],
-    ids=["quantity-1e9", "unknown-field", "100KB-actor", "bidi-override"],
+    ids=["quantity-1e9", "unknown-field", "100KB-actor", "bidi-override", "flag-as-string"],
 )
 async def test_an_order_started_with_a_bad_input_ends_at_once_marked_rejected(
     stack: Stack, change: dict[str, Any], field: str
