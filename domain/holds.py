@@ -23,7 +23,7 @@ from domain.base import (
     check_amount,
     required_text,
 )
-from domain.errors import InvalidInput, LimitReached, NotAllowed, WrongState
+from domain.errors import InvalidInput, NotAllowed, WrongState
 from domain.registry import Department
 from domain.steps import Step
 
@@ -161,15 +161,10 @@ def check_place_hold(state: OrderState, cmd: PlaceHold) -> Department:
 def check_hold_limits(state: OrderState) -> None:
     """The caps a new hold must fit in: checked at the door (the validator) only, so an order an
     older version let past them still replays."""
-    if len(state.active_holds) >= MAX_ACTIVE_HOLDS:
-        raise LimitReached(
-            f"order {state.order_id} has {len(state.active_holds)} active holds, the most it may "
-            "have; release one first"
-        )
-    if len(state.holds) >= MAX_HOLDS:
-        raise LimitReached(
-            f"order {state.order_id} has had {len(state.holds)} holds, the most an order may"
-        )
+    state.require_fewer(
+        len(state.active_holds), MAX_ACTIVE_HOLDS, "active holds", "; release one first"
+    )
+    state.require_fewer(len(state.holds), MAX_HOLDS, "holds in all")
     state.require_mail_room("place a hold")
 
 

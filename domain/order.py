@@ -209,6 +209,13 @@ class OrderState(Model):
             return Step.CAPTURE_PAYMENT
         return self.step
 
+    def require_fewer(self, count: int, most: int, things: str, then: str = "") -> None:
+        """Refuses one more of ``things`` when the order already has ``most`` of them."""
+        if count >= most:
+            raise LimitReached(
+                f"order {self.order_id} has {count} {things}, the most it may have{then}"
+            )
+
     def require_mail_room(self, what: str) -> None:
         """Refuses what would e-mail a customer who has already had ``MAX_CUSTOMER_EMAILS``
         from this order: past that, more mail is abuse, not information."""

@@ -21,7 +21,7 @@ from domain.base import (
     required_text,
 )
 from domain.durations import MAX_SECONDS
-from domain.errors import InvalidInput, LimitReached, NotAllowed, WrongState
+from domain.errors import InvalidInput, NotAllowed, WrongState
 from domain.timeline import Told
 
 if TYPE_CHECKING:
@@ -132,16 +132,10 @@ def check_promise_limits(state: OrderState, cmd: MakePromise, now: datetime) -> 
     order an older version let past them still replays."""
     if cmd.due_at - now > timedelta(seconds=MAX_SECONDS):
         raise InvalidInput(f"due_at {cmd.due_at.isoformat()} is more than 100 years away")
-    waiting = open_promises(state)
-    if len(waiting) >= MAX_OPEN_PROMISES:
-        raise LimitReached(
-            f"order {state.order_id} has {len(waiting)} open promises, the most it may have; "
-            "keep one first"
-        )
-    if len(state.promises) >= MAX_PROMISES:
-        raise LimitReached(
-            f"order {state.order_id} has had {len(state.promises)} promises, the most an order may"
-        )
+    state.require_fewer(
+        len(open_promises(state)), MAX_OPEN_PROMISES, "open promises", "; keep one first"
+    )
+    state.require_fewer(len(state.promises), MAX_PROMISES, "promises in all")
     state.require_mail_room("make a promise")
 
 

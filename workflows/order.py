@@ -111,8 +111,8 @@ class OrderWorkflow:
 
     @workflow.run
     async def run(self, raw: Annotated[RawValue, PlaceOrderInput] = NO_INPUT) -> OrderView:
-        if self.refusal is not None and self.rejected:
-            self._reject(self.refusal)
+        if self.rejected:
+            self._reject()
         s = self.state
         # The first workflow task always completes with a command, even when a query or a slow
         # first call makes the worker complete it early (workflows/support/gate.py).
@@ -331,14 +331,14 @@ class OrderWorkflow:
             raise refusal(WrongState(f"order {self.state.order_id} was rejected: {self.refusal}"))
         door(raw, model, what, rule)
 
-    def _reject(self, err: OrderflowError) -> NoReturn:
+    def _reject(self) -> NoReturn:
         """An order whose start input fails the door ends in its first task: nothing promised,
         charged or reserved, no one told anything; staff find it as ``OrderStatus = 'rejected'``
         and the reason in its failure."""
         workflow.upsert_search_attributes([ORDER_STATUS.value_set(REJECTED)])
-        workflow.logger.warning("order rejected at the door: %s", err)
+        workflow.logger.warning("order rejected at the door: %s", self.refusal)
         raise ApplicationError(
-            f"order rejected: {err}", type=InvalidInput.__name__, non_retryable=True
+            f"order rejected: {self.refusal}", type=InvalidInput.__name__, non_retryable=True
         )
 
     def _set_status(self, status: OrderStatus) -> None:

@@ -231,6 +231,14 @@ def bookings(stack: Stack) -> list[tuple[str, str, str, str]]:
         db.close()
 
 
+def assert_charged_as_ended(stack: Stack, views: Iterable[OrderView]) -> None:
+    """Each order's ledger entries, once each: authorized and captured when it completed,
+    authorized and voided when it was cancelled."""
+    for v in views:
+        expected = ["authorize", "void"] if v.status == "cancelled" else ["authorize", "capture"]
+        assert ledger_kinds(stack, v.order_id) == expected, v.order_id
+
+
 def assert_booked_once(stack: Stack, views: Iterable[OrderView]) -> None:
     """Exactly one booking per delivery, with the tracking number the order tells, and none for
     an order that never shipped."""
@@ -322,11 +330,8 @@ async def test_a_ledger_outage_delays_payments_and_charges_each_order_once(
             for oid in (delivering, *new)
         ]
         views.append(await stack.until(cancelled, lambda v: v.status == "cancelled"))
+        assert_charged_as_ended(stack, views)
         for v in views:
-            expected = (
-                ["authorize", "void"] if v.status == "cancelled" else ["authorize", "capture"]
-            )
-            assert ledger_kinds(stack, v.order_id) == expected, v.order_id
             assert all(e.amount == v.total for e in stack.ledger.entries(v.order_id))
         assert_booked_once(stack, views)
         await assert_stock_counted(stack, views, initial=10)
@@ -376,11 +381,7 @@ async def test_a_carrier_outage_delays_bookings_and_books_each_delivery_once(
             for oid in (delivering, new[0])
         ]
         views.append(await stack.until(new[1], lambda v: v.status == "cancelled"))
-        for v in views:
-            expected = (
-                ["authorize", "void"] if v.status == "cancelled" else ["authorize", "capture"]
-            )
-            assert ledger_kinds(stack, v.order_id) == expected, v.order_id
+        assert_charged_as_ended(stack, views)
         assert_booked_once(stack, views)
         # As the orders record it: the cancelled order's unit counts as handed to the carrier
         # (it was booked before the cancel took effect), as for any cancel after booking.
@@ -436,11 +437,7 @@ async def test_a_stock_record_outage_delays_reservations_and_counts_stock_right(
             for oid in (in_transit, *new)
         ]
         views.append(await stack.until(on_shelf, lambda v: v.status == "cancelled"))
-        for v in views:
-            expected = (
-                ["authorize", "void"] if v.status == "cancelled" else ["authorize", "capture"]
-            )
-            assert ledger_kinds(stack, v.order_id) == expected, v.order_id
+        assert_charged_as_ended(stack, views)
         assert ledger_kinds(stack, held_cancelled) == []
         assert_booked_once(stack, [*views, await stack.app.view(held_cancelled)])
         # Three units left with the carrier; the pickup's went back on the shelf.
