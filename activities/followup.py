@@ -115,15 +115,10 @@ class FollowUpActivities:
 
     @activity.defn
     async def read_ended_order(self, order_id: str) -> EndedOrder:
-        """The order's input (from its first event) and its last view (a query, which the
-        worker answers by replaying the closed order)."""
+        """What the order ran on and its last view (queries, which the worker answers by
+        replaying the closed order)."""
         handle = self.client.get_workflow_handle(order_workflow_id(order_id))
-        inp: PlaceOrderInput | None = None
-        async for event in handle.fetch_history_events():
-            payloads = event.workflow_execution_started_event_attributes.input.payloads
-            [inp] = await self.client.data_converter.decode(payloads, [PlaceOrderInput])
-            break
-        assert inp is not None
+        inp: PlaceOrderInput = await handle.query("order_input", result_type=PlaceOrderInput)
         view: OrderView = await handle.query("view", result_type=OrderView)
         departments = {d.department: d for d in inp.departments}
         alert = [

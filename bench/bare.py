@@ -35,7 +35,8 @@ def booking_event(key: str) -> asyncio.Event:
 
 class BareSpec(BaseModel):
     """What one bare workflow does, op by op. An op is "MODE:KIND[:notify]": MODE is ``act``
-    (an activity) or ``local`` (a local activity); KIND is ``io`` (an SQLite insert), ``stock``
+    (an activity) or ``local`` (a local activity); KIND is ``lookup`` (a look-up in memory),
+    ``io`` (an SQLite insert), ``stock``
     (an update-with-start on a shared record) or ``mail`` (SMTP messages over one connection,
     as many as the order's e-mail call sent); ``notify`` tells the carrier (the bench) that the
     shipment is booked."""
@@ -133,7 +134,9 @@ class BareOrder:
             key = f"{workflow.info().workflow_id}.{done}"
             fn: Any
             arg: Any
-            if kind == "io":
+            if kind == "lookup":
+                fn, arg = bare_lookup, key
+            elif kind == "io":
                 fn = bare_io
                 arg = BareIo(db=spec.db, key=key, notify=spec.order_id if flags else "")
             elif kind == "stock":
@@ -190,6 +193,16 @@ def _db(path: str) -> sqlite3.Connection:
             path, timeout=30, isolation_level=None, check_same_thread=False
         )
     return _connections[path]
+
+
+# What the engine's order desk looks up: the same kind of in-memory catalogue.
+_CATALOGUE = {"PHONE-A5": "349.00", "CASE-X12": "19.00", "ROUTER-F1": "89.00"}
+
+
+@activity.defn
+async def bare_lookup(key: str) -> str:
+    """A look-up in the worker's memory, as the order's terms are."""
+    return _CATALOGUE.get(key.rsplit(".", 1)[0], "0")
 
 
 @activity.defn

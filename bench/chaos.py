@@ -84,7 +84,6 @@ from domain.holds import PlaceHold, ReleaseHold
 from domain.ids import order_workflow_id
 from domain.notices import SEND_EMAILS, EmailBatch
 from domain.promises import KeepPromise, MakePromise
-from domain.registry import Location
 from domain.view import OrderView
 from orderflow.config import Settings
 from orderflow.devserver import DevServer, dev_server_command, free_port, port_open
@@ -106,6 +105,20 @@ MAIL_OUTAGE_AT = 20.0  # seconds into the drive: every order placed, the kills u
 LAST: dict[str, Any] = {"worker_kills": 0, "server_restarts": 0, "handler": None, "data": None}
 SKUS = ("CASE-X12", "ROUTER-F1", "PHONE-A5")
 LOCATIONS = [f"chaos-loc-{n}" for n in range(3)]
+
+
+def add_stores(catalog: Path) -> None:
+    """The run's own stores, each with ample stock, added to the copied seeds once."""
+    text = catalog.read_text()
+    if LOCATIONS[0] in text:
+        return
+    stock = ", ".join(f'"{sku}" = 10000' for sku in SKUS)
+    for n, loc in enumerate(LOCATIONS):
+        text += (
+            f'\n[[location]]\nlocation = "{loc}"\nname = "Chaos store {n}"\n'
+            f"distance_km = {n}\nstock = {{ {stock} }}\n"
+        )
+    catalog.write_text(text)
 
 
 def say(text: str) -> None:
@@ -559,6 +572,7 @@ async def run(
 
     handler = CountingHandler(data / "maildir")
     mail = MailServer(handler, data / "maildir", smtp_port)
+    add_stores(CODE / "seeds" / "catalog.toml")
     procs = Processes(data, port, smtp_port, task_queue)
     LAST.update(handler=handler, data=data)
     supervisor: asyncio.Task[None] | None = None
@@ -582,15 +596,9 @@ async def run(
         settings = Settings(
             data_dir=data, smtp_host=HOST, smtp_port=smtp_port, task_queue=task_queue
         )
-        registry = Registry(CODE / "seeds")
-        for n, loc in enumerate(LOCATIONS):
-            registry.locations[loc] = Location(
-                location=loc,
-                name=f"Chaos store {n}",
-                distance_km=n,
-                stock=dict.fromkeys(SKUS, 10_000),
-            )
-        app = Orderflow(client, registry, settings)
+        # The chaos stores are in the copied seeds (``add_stores``): the workers' order desk
+        # places orders only at stores its registry knows.
+        app = Orderflow(client, Registry(CODE / "seeds"), settings)
         # An order ends once its e-mails are sent, and the mailer's retries back off (doubling):
         # the last e-mails leave up to about as long again as the outage after it, later still
         # when a worker died with an attempt (a 30 s attempt timeout).

@@ -60,6 +60,7 @@ from bare import (
     BareSpec,
     BareStock,
     bare_io,
+    bare_lookup,
     bare_mail,
     bare_stock,
     booking_event,
@@ -79,12 +80,13 @@ from domain.carrier import Booking, BookShipment, CarrierEvent
 from domain.ids import delivery_workflow_id, order_workflow_id
 from domain.registry import Location
 from orderflow.config import PROJECT_ROOT, Settings
+from orderflow.desk import OrderDesk
 from orderflow.devserver import SQLITE_PRAGMAS, free_port, temporal_binary
 from orderflow.logging import configure
 from orderflow.registry import Registry
 from orderflow.service import Orderflow
 from orderflow.smtp_sink import SmtpSink, read_inbox
-from orderflow.worker import build_worker, workflow_runner
+from orderflow.worker import build_worker, order_desk, workflow_runner
 from workflows.delivery import DeliveryWorkflow
 from workflows.order import OrderWorkflow
 from workflows.search_attributes import ALL
@@ -107,9 +109,9 @@ class CarrierDesk(CarrierActivities):
         return booking
 
 
-def orderflow_worker(client: Client, settings: Settings) -> Worker:
-    desk = CarrierDesk(SqliteCarrierGateway(settings.carrier_path))
-    return build_worker(client, settings, replace=[desk.book_shipment])
+def orderflow_worker(client: Client, settings: Settings, orders: OrderDesk) -> Worker:
+    carrier = CarrierDesk(SqliteCarrierGateway(settings.carrier_path))
+    return build_worker(client, settings, replace=[carrier.book_shipment], desk=orders)
 
 
 def bare_worker(client: Client, settings: Settings) -> Worker:
@@ -117,7 +119,7 @@ def bare_worker(client: Client, settings: Settings) -> Worker:
         client,
         task_queue=settings.task_queue,
         workflows=[BareOrder, BareDelivery, BareStock],
-        activities=[bare_io, bare_stock, bare_mail],
+        activities=[bare_io, bare_stock, bare_mail, bare_lookup],
         max_concurrent_activities=settings.max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
         max_cached_workflows=settings.max_cached_workflows,
@@ -323,6 +325,8 @@ async def print_history(client: Client, workflow_id: str) -> None:
 
 
 def kind_of(activity_type: str) -> str:
+    if activity_type == "order_terms":
+        return "lookup"  # the order desk: a look-up in the worker's memory
     if activity_type in ("reserve_stock", "release_stock"):
         return "stock"
     if activity_type in ("send_customer_email", "notify_department", "send_emails"):
@@ -434,7 +438,9 @@ async def main(
             distance_km=n,
             stock={sku: 1_000_000 for sku in SKUS},
         )
-    app = Orderflow(client, registry, settings)
+    # The bench stores are the worker's too: its order desk places orders only where it knows.
+    desk = order_desk(settings, registry)
+    app = Orderflow(client, registry, settings, desk=desk)
     try:
         # ------------------------------------------------- warm-up, and what an order does
         warm_ids = [f"W-{run_tag}-{i:04d}" for i in range(warmup)]
@@ -445,7 +451,7 @@ async def main(
             smtp_port=sink.controller.port,
             task_queue=f"bench-bare-{run_tag}",
         )
-        async with orderflow_worker(client, settings), bare_worker(client, bare_settings):
+        async with orderflow_worker(client, settings, desk), bare_worker(client, bare_settings):
             sent_before = sent_count(settings)
             await run_orders(app, warm_ids, concurrency)
             emails_per_order = (sent_count(settings) - sent_before) / warmup

@@ -38,3 +38,11 @@ class NotAllowed(OrderflowError):
 
 class WrongState(OrderflowError):
     """The order, hold, promise or delivery is not in a state that accepts this message."""
+
+
+def refusal_of(type_name: str, message: str) -> OrderflowError:
+    """A refusal read back from where it was recorded by its type's name."""
+    for cls in (InvalidInput, NotFound, TooLarge, LimitReached, NotAllowed, WrongState):
+        if cls.__name__ == type_name:
+            return cls(message)
+    return InvalidInput(message)

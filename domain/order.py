@@ -20,6 +20,7 @@ from domain.base import (
     CUSTOMER,
     MAX_CUSTOMER_EMAILS,
     Command,
+    Count,
     Flag,
     Identifier,
     Model,
@@ -63,8 +64,59 @@ class OrderLine(Model):
     unit_price: Money
 
 
+# Lines per order. One until each line is reserved, shipped and charged on its own: until then a
+# second line would be charged and never reserved, so the door refuses it.
+MAX_ORDER_LINES = 1
+# Units on one line (the stock record's own limit, ``domain.stock.MAX_LINE_QTY``).
+MAX_LINE_UNITS = 1000
+
+
+class LineRequest(Command):
+    sku: Identifier
+    qty: Count = Field(ge=1, le=MAX_LINE_UNITS)
+
+
+class PlaceOrder(Command):
+    """What a caller sends to place an order: who orders what, from where, shipped how.
+
+    Everything else the order runs on is the engine's (``OrderTerms``): the customer's record,
+    the prices, the departments that may hold it, the carriers and the policy come from the
+    worker's registry when the order starts, and are recorded in its history."""
+
+    order_id: Identifier
+    customer_id: Identifier
+    lines: list[LineRequest] = Field(min_length=1, max_length=MAX_ORDER_LINES)
+    location: Identifier
+    carrier: Identifier | None = None
+    pickup: Flag = False
+    actor: Name = "web"
+
+
+class OrderTerms(Model):
+    """What the engine adds to a ``PlaceOrder`` from its own registry."""
+
+    customer: Customer
+    lines: list[OrderLine]
+    carrier: str | None
+    policy: Policy
+    departments: list[Department]
+    carriers: list[Carrier]
+    initial_stock: dict[str, int]
+
+
+class TermsDecision(Model):
+    """The registry's answer to a ``PlaceOrder``: its terms, or why it cannot be placed."""
+
+    terms: OrderTerms | None = None
+    refusal: str = ""
+    refusal_type: str = ""
+
+
 class PlaceOrderInput(Command):
-    """Everything an order needs, captured at placement: prices never change afterwards."""
+    """Everything an order runs on, fixed at placement: prices never change afterwards.
+
+    Built by the order from a ``PlaceOrder`` and its ``OrderTerms``. Orders started before the
+    engine owned its terms took this whole from the caller; their histories still carry it."""
 
     order_id: Identifier
     customer: Customer
@@ -83,6 +135,48 @@ class PlaceOrderInput(Command):
     @property
     def total(self) -> Decimal:
         return sum((line.unit_price * line.qty for line in self.lines), Decimal("0"))
+
+
+def unpriced(req: PlaceOrder, placed_at: datetime) -> PlaceOrderInput:
+    """An order the registry cannot place, as its caller described it: only its validators
+    and queries see it, until the order is rejected."""
+    return PlaceOrderInput.model_construct(
+        order_id=req.order_id,
+        customer=Customer.model_construct(customer_id=req.customer_id, name="", email=""),
+        lines=[
+            OrderLine.model_construct(
+                sku=line.sku, name=line.sku, qty=line.qty, unit_price=Decimal(0)
+            )
+            for line in req.lines
+        ],
+        location=req.location,
+        carrier=req.carrier,
+        pickup=req.pickup,
+        placed_at=placed_at,
+        actor=req.actor,
+        policy=Policy(),
+        departments=[],
+        carriers=[],
+        initial_stock={},
+    )
+
+
+def placed_on_terms(req: PlaceOrder, terms: OrderTerms, placed_at: datetime) -> PlaceOrderInput:
+    """The order's input: the caller's request on the engine's terms."""
+    return PlaceOrderInput(
+        order_id=req.order_id,
+        customer=terms.customer,
+        lines=terms.lines,
+        location=req.location,
+        carrier=terms.carrier,
+        pickup=req.pickup,
+        placed_at=placed_at,
+        actor=req.actor,
+        policy=terms.policy,
+        departments=terms.departments,
+        carriers=terms.carriers,
+        initial_stock=terms.initial_stock,
+    )
 
 
 # --------------------------------------------------------------------------- commands

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from temporalio.envconfig import ClientConfig
 
 from domain.ids import DEFAULT_TASK_QUEUE
+from domain.registry import Policy
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Written by `orderflow dev` into its data dir: the address of the stack's Web UI.
@@ -62,6 +63,11 @@ class Settings(BaseSettings):
             with contextlib.suppress(OSError):
                 self.ui_url = (self.data_dir / STACK_UI_FILE).read_text().strip() or self.ui_url
         return self
+
+    def policy(self) -> Policy:
+        """The policy new orders are placed on: the defaults, sped up by ``time_scale``."""
+        policy = Policy()
+        return policy.scaled(self.time_scale) if self.time_scale != 1 else policy
 
     @property
     def ledger_path(self) -> Path:

@@ -17,6 +17,7 @@ from domain.view import OrderView
 from orderflow.service import Orderflow
 from orderflow.smtp_sink import read_inbox
 from orderflow.stories import DEFAULT_SCALE, Player, Step, Story, StoryReport, load_stories, pick
+from orderflow.worker import build_worker, order_desk
 
 console = Console()
 
@@ -39,11 +40,24 @@ async def wait_for(
 async def run_demo(
     of: Orderflow, stories: list[str], *, scale: float = DEFAULT_SCALE
 ) -> list[StoryReport]:
-    """Without arguments: the sample order, then every story. With story ids: those stories."""
+    """Without arguments: the sample order, then every story. With story ids: those stories.
+
+    Stories set their own store and clock on the order desk of a worker beside them: the
+    stack's own (``orderflow dev --demo``), or else one started here on a task queue of its
+    own (``<task queue>-stories``), for as long as the stories play."""
     chosen = pick(load_stories(of.settings.seeds_dir / "stories"), stories)
     if not stories:
         await play_sample(of)
-    reports = await play_stories(of, chosen, scale=scale)
+    if of.desk is not None:
+        reports = await play_stories(of, chosen, scale=scale)
+    else:
+        settings = of.settings.model_copy(
+            update={"task_queue": f"{of.settings.task_queue}-stories"}
+        )
+        desk = order_desk(settings, of.registry)
+        async with build_worker(of.client, settings, desk=desk):
+            stage = Orderflow(of.client, desk.registry, settings, desk=desk)
+            reports = await play_stories(stage, chosen, scale=scale)
     for report in reports:
         print_report(report, scale)
     bad = [r.story_id for r in reports if not r.ok]

@@ -11,6 +11,8 @@ from pydantic import TypeAdapter
 from temporalio import workflow
 
 from domain.errors import NotFound
+from domain.order import PlaceOrder
+from domain.view import OrderView
 from workflows.delivery import DeliveryWorkflow
 from workflows.order import OrderWorkflow
 from workflows.stock import StockWorkflow
@@ -39,8 +41,18 @@ def _model(hint: Any) -> Any:
 
 
 def update_schemas() -> dict[str, dict[str, Any]]:
-    """Every update by name: the workflow it goes to, its input and its result."""
-    out: dict[str, dict[str, Any]] = {}
+    """Every message a department system sends by name: the order's start (``place_order``)
+    and every update, each with the workflow it goes to, how it is sent, its input and its
+    result."""
+    out: dict[str, dict[str, Any]] = {
+        "place_order": {
+            "workflow": "OrderWorkflow",
+            "workflow_id": ADDRESSED[OrderWorkflow],
+            "sent_as": "workflow start",
+            "input": _schema(PlaceOrder, "validation"),
+            "result": _schema(OrderView, "serialization"),
+        }
+    }
     for cls, workflow_id in ADDRESSED.items():
         defn = workflow._Definition.must_from_class(cls)
         for name, update in sorted(defn.updates.items()):
@@ -53,6 +65,7 @@ def update_schemas() -> dict[str, dict[str, Any]]:
             out[name] = {
                 "workflow": defn.name,
                 "workflow_id": workflow_id,
+                "sent_as": "update",
                 "input": _schema(args[0], "validation") if args else None,
                 "result": _schema(result, "serialization") if result is not None else None,
             }
@@ -62,5 +75,5 @@ def update_schemas() -> dict[str, dict[str, Any]]:
 def update_schema(name: str) -> dict[str, Any]:
     schemas = update_schemas()
     if name not in schemas:
-        raise NotFound(f"no update '{name}'; known: {', '.join(schemas)}")
+        raise NotFound(f"no message '{name}'; known: {', '.join(schemas)}")
     return {"update": name, **schemas[name]}

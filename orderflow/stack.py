@@ -11,11 +11,10 @@ import structlog
 from orderflow.config import STACK_UI_FILE, Settings
 from orderflow.devserver import DevServer, dev_server_command
 from orderflow.logging import configure
-from orderflow.registry import Registry
 from orderflow.service import Orderflow
 from orderflow.smtp_sink import SmtpSink
 from orderflow.temporal import connect
-from orderflow.worker import run_worker
+from orderflow.worker import order_desk, run_worker
 
 log = structlog.get_logger("orderflow.dev")
 
@@ -24,7 +23,9 @@ async def run_stack(
     settings: Settings, *, port: int, ui_port: int, demo: bool, exit_after_demo: bool
 ) -> None:
     configure()
-    Registry(settings.seeds_dir).validate_all()  # a broken seed file fails before anything starts
+    # A broken seed file fails before anything starts. The demo's stories share the worker's
+    # order desk: each story's store and compressed policy are staged on it.
+    desk = order_desk(settings)
     data = settings.data_dir
     # The stack's state holds customers' data: its folder is the engine's user's alone.
     data.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -46,7 +47,7 @@ async def run_stack(
         try:
             address = f"localhost:{port}"
             client = await connect(address)
-            worker = asyncio.create_task(run_worker(client, settings, stop))
+            worker = asyncio.create_task(run_worker(client, settings, stop, desk=desk))
             print(f"Temporal  {address}   Web UI http://localhost:{ui_port}", flush=True)
             print(f"SMTP sink localhost:{settings.smtp_port} -> {settings.maildir}", flush=True)
             print(
@@ -57,7 +58,7 @@ async def run_stack(
                 from orderflow.demo import run_demo
 
                 try:
-                    await run_demo(Orderflow(client, Registry(settings.seeds_dir), settings), [])
+                    await run_demo(Orderflow(client, desk.registry, settings, desk=desk), [])
                 finally:
                     if exit_after_demo:
                         stop.set()

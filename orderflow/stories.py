@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from domain.carrier import CarrierEvent
 from domain.delivery import Redirect, Reschedule
 from domain.durations import parse_duration
-from domain.errors import InvalidInput
+from domain.errors import InvalidInput, WrongState
 from domain.holds import DisputeHold, PlaceHold, ReleaseHold, UpholdHold
 from domain.promises import KeepPromise, MakePromise
 from domain.registry import Policy
@@ -181,7 +181,13 @@ class Player:
         scale: float = DEFAULT_SCALE,
         on_step: Callable[[Step], None] | None = None,
     ) -> None:
+        if app.desk is None:
+            raise WrongState(
+                "stories play on a worker beside them (orderflow dev --demo, orderflow demo): "
+                "its order desk takes each story's store and compressed clock"
+            )
         self.app = app
+        self.desk = app.desk
         self.story = story
         self.scale = scale
         self.on_step = on_step or (lambda step: None)
@@ -200,9 +206,9 @@ class Player:
         return Policy(**fields).scaled(self.scale)
 
     def _register_location(self) -> None:
-        base = self.app.registry.location(self.story.location)
+        base = self.desk.registry.location(self.story.location)
         stock = {**base.stock, **self.story.stock}
-        self.app.registry.locations[self.location] = base.model_copy(
+        self.desk.registry.locations[self.location] = base.model_copy(
             update={"location": self.location, "stock": stock}
         )
 
@@ -249,12 +255,16 @@ class Player:
                     pickup=False,
                     order_id=oid,
                     actor="customer",
-                    policy=self._policy(),
                 )
-                inp.departments = [
-                    d.model_copy(update={"hold_sla": d.hold_sla / self.scale})
-                    for d in inp.departments
-                ]
+                # The story's clock: its policy and the departments' SLAs, compressed.
+                self.desk.stage(
+                    oid,
+                    policy=self._policy(),
+                    departments=[
+                        d.model_copy(update={"hold_sla": d.hold_sla / self.scale})
+                        for d in self.desk.registry.departments.values()
+                    ],
+                )
                 self.placed, _ = await app.place_order(inp)
             case "expect":
                 await self._expect(step)

@@ -35,13 +35,17 @@ from activities.carrier import CarrierActivities, SqliteCarrierGateway
 from activities.followup import FollowUpActivities
 from activities.notify import Mailer, NotifyActivities, SentLog
 from activities.stock import StockActivities
+from activities.terms import TermsActivities
 from domain.followup import SweepRequest
 from orderflow.config import Settings
+from orderflow.desk import OrderDesk, close_desk, open_desk
+from orderflow.registry import Registry
 from workflows.delivery import DeliveryWorkflow
 from workflows.followup import FollowUpWorkflow, SweepWorkflow
 from workflows.order import OrderWorkflow
 from workflows.search_attributes import CUSTOMER_ID, ORDER_STATUS
 from workflows.stock import StockWorkflow
+from workflows.support.arguments import OneArgument
 
 log = structlog.get_logger("orderflow.worker")
 
@@ -55,7 +59,12 @@ def workflow_runner(settings: Settings) -> WorkflowRunner:
     return UnsandboxedWorkflowRunner()
 
 
-def activities_for(client: Client, settings: Settings) -> list[object]:
+def order_desk(settings: Settings, registry: Registry | None = None) -> OrderDesk:
+    """The desk that sets each new order's terms: the seeds' registry, the settings' policy."""
+    return OrderDesk(registry or Registry(settings.seeds_dir), settings.policy())
+
+
+def activities_for(client: Client, settings: Settings, desk: OrderDesk) -> list[object]:
     notify = NotifyActivities(
         Mailer(settings.smtp_host, settings.smtp_port, SentLog(settings.sent_log_path))
     )
@@ -63,7 +72,9 @@ def activities_for(client: Client, settings: Settings) -> list[object]:
     carrier = CarrierActivities(SqliteCarrierGateway(settings.carrier_path))
     stock = StockActivities(client, settings.task_queue)
     followup = FollowUpActivities(client, ORDER_STATUS, CUSTOMER_ID)
+    terms = TermsActivities(desk)
     return [
+        terms.order_terms,
         notify.send_emails,
         payments.authorize_payment,
         payments.capture_payment,
@@ -103,15 +114,19 @@ def build_worker(
     *,
     replace: Sequence[Any] = (),
     interceptors: Sequence[Interceptor] = (),
-) -> Worker:
+    desk: OrderDesk | None = None,
+) -> OrderflowWorker:
     """The engine's worker. ``replace`` swaps standard activities for ones of the same name
     (the benches wrap a call to time it); ``interceptors`` are added to the worker's own (the
-    reliability tests inject faults with them)."""
+    reliability tests inject faults with them); ``desk`` sets new orders' terms (by default
+    the seeds and the settings' policy)."""
+    desk = desk or order_desk(settings)
     swaps = {fn.__name__: fn for fn in replace}
-    activities = [swaps.get(fn.__name__, fn) for fn in activities_for(client, settings)]  # type: ignore[attr-defined]
-    return Worker(
+    activities = [swaps.get(fn.__name__, fn) for fn in activities_for(client, settings, desk)]  # type: ignore[attr-defined]
+    return OrderflowWorker(
+        settings.task_queue,
+        desk,
         client,
-        task_queue=settings.task_queue,
         workflows=WORKFLOWS,
         activities=activities,
         max_concurrent_activities=settings.max_concurrent_activities,
@@ -119,10 +134,26 @@ def build_worker(
         max_cached_workflows=settings.max_cached_workflows,
         workflow_runner=workflow_runner(settings),
         deployment_config=deployment(settings),
-        interceptors=list(interceptors),
+        interceptors=[OneArgument(), *interceptors],
         # On SIGTERM, running activities get this long to finish before the worker stops.
         graceful_shutdown_timeout=timedelta(seconds=20),
     )
+
+
+class OrderflowWorker(Worker):
+    """A worker with its order desk open on its task queue while it runs."""
+
+    def __init__(self, task_queue: str, desk: OrderDesk, client: Client, **kwargs: Any) -> None:
+        super().__init__(client, task_queue=task_queue, **kwargs)
+        self.desk = desk
+        self._queue = task_queue
+
+    async def run(self) -> None:
+        open_desk(self._queue, self.desk)
+        try:
+            await super().run()
+        finally:
+            close_desk(self._queue, self.desk)
 
 
 def sweep_schedule_id(task_queue: str) -> str:
@@ -152,14 +183,20 @@ async def ensure_sweep_schedule(client: Client, settings: Settings) -> None:
         pass
 
 
-async def run_worker(client: Client, settings: Settings, stop: asyncio.Event | None = None) -> None:
+async def run_worker(
+    client: Client,
+    settings: Settings,
+    stop: asyncio.Event | None = None,
+    *,
+    desk: OrderDesk | None = None,
+) -> None:
     """Run until ``stop`` is set or SIGTERM/SIGINT arrives, then shut down gracefully."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
             loop.add_signal_handler(sig, stop.set)
-    worker = build_worker(client, settings)
+    worker = build_worker(client, settings, desk=desk)
     await ensure_sweep_schedule(client, settings)
     log.info(
         "worker_started",

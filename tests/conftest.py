@@ -23,15 +23,16 @@ from temporalio.worker import Interceptor
 
 from activities.billing import Ledger
 from domain.holds import HoldPlaced, PlaceHold
-from domain.order import PlaceOrderInput
-from domain.registry import Department, Location, Policy
+from domain.order import PlaceOrder
+from domain.registry import Location, Policy
 from domain.view import OrderView
 from orderflow.config import PROJECT_ROOT, Settings
+from orderflow.desk import OrderDesk
 from orderflow.devserver import free_port, temporal_binary
 from orderflow.registry import Registry
 from orderflow.service import Orderflow
 from orderflow.smtp_sink import InboxMessage, SmtpSink, read_inbox
-from orderflow.worker import build_worker
+from orderflow.worker import build_worker, order_desk
 from workflows.search_attributes import ALL
 
 SEEDS = PROJECT_ROOT / "seeds"
@@ -76,7 +77,11 @@ class Stack:
     """What a test drives: the application, plus where to look for its effects."""
 
     def __init__(self, app: Orderflow, maildir: Path, ledger: Ledger) -> None:
+        assert app.desk is not None, (
+            "a test's app shares its worker's order desk (app_beside_worker)"
+        )
         self.app = app
+        self.desk: OrderDesk = app.desk
         self.maildir = maildir
         self.ledger = ledger
         # Stock records are per location and SKU across the whole server: each test gets
@@ -105,7 +110,9 @@ class Stack:
         pickup: bool = False,
         policy: Policy = FAST,
         hold_sla: timedelta | None = None,
-    ) -> PlaceOrderInput:
+    ) -> PlaceOrder:
+        """An order as a caller places it; its policy (and departments' SLA) are staged on the
+        worker's order desk, which sets the order's terms."""
         inp = self.app.order_input(
             customer_id=customer,
             sku=sku,
@@ -114,13 +121,14 @@ class Stack:
             carrier=None if pickup else carrier,
             pickup=pickup,
             order_id=f"T-{uuid.uuid4().hex[:10]}",
-            policy=policy,
         )
+        departments = None
         if hold_sla is not None:
-            inp.departments = [
-                Department.model_validate({**d.model_dump(), "hold_sla": hold_sla})
-                for d in inp.departments
+            departments = [
+                d.model_copy(update={"hold_sla": hold_sla})
+                for d in self.desk.registry.departments.values()
             ]
+        self.desk.stage(inp.order_id, policy=policy, departments=departments)
         return inp
 
     async def place_held(
@@ -252,6 +260,14 @@ def stack_settings(sink: SmtpSink, data_dir: Path) -> Settings:
     )
 
 
+def app_beside_worker(client: Client, settings: Settings) -> Orderflow:
+    """The app, with the order desk a worker built for these settings shares with it: tests
+    add locations to its registry and stage each order's policy on it."""
+    desk = order_desk(settings, Registry(SEEDS))
+    desk.policy = FAST
+    return Orderflow(client, desk.registry, settings, desk=desk)
+
+
 @contextlib.asynccontextmanager
 async def make_stack(
     env: WorkflowEnvironment,
@@ -264,8 +280,8 @@ async def make_stack(
     """A worker on a fresh task queue with its own ledger and sent-log, and the app to drive it.
     ``interceptors`` inject faults into the worker."""
     settings = stack_settings(sink, data_dir)
-    app = Orderflow(env.client, Registry(SEEDS), settings)
-    async with build_worker(env.client, settings, interceptors=interceptors):
+    app = app_beside_worker(env.client, settings)
+    async with build_worker(env.client, settings, interceptors=interceptors, desk=app.desk):
         yield Stack(app, sink.handler.dir, Ledger(settings.ledger_path))
         if RECORD:
             await asyncio.sleep(1)  # let visibility catch up

@@ -18,7 +18,9 @@ beside the run they steer; each is a few lines over a ``domain`` rule.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
+from datetime import timedelta
 from functools import partial
 from typing import Annotated, NoReturn, TypeVar
 
@@ -34,8 +36,16 @@ with workflow.unsafe.imports_passed_through():
     from domain.billing import PaymentCall, PaymentState
     from domain.carrier import Booking, CarrierCall
     from domain.delivery import DeliveryOutcome, DeliveryReport, DeliveryReports, DeliveryStatus
-    from domain.errors import InvalidInput, OrderflowError, WrongState
-    from domain.order import OrderState, OrderStatus, PlaceOrderInput
+    from domain.errors import InvalidInput, OrderflowError, WrongState, refusal_of
+    from domain.order import (
+        OrderState,
+        OrderStatus,
+        PlaceOrder,
+        PlaceOrderInput,
+        TermsDecision,
+        placed_on_terms,
+        unpriced,
+    )
     from domain.registry import LostAction
     from domain.steps import Step
     from domain.stock import (
@@ -48,6 +58,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.timeline import TimelineEntry, Told
     from domain.view import OrderView, order_view
+    from orderflow.desk import desk_for
     from workflows.search_attributes import ORDER_STATUS
     from workflows.support.gate import CallGate
     from workflows.support.outbox import Outbox
@@ -70,27 +81,42 @@ M = TypeVar("M", bound=BaseModel)
 START_AT_DOOR = "start-at-door"
 # The ``OrderStatus`` of an order refused at the door.
 REJECTED = "rejected"
+# Orders started from now on take a ``PlaceOrder`` and record the engine's terms for it.
+ENGINE_TERMS = "engine-terms"
+TERMS_TIMEOUT = timedelta(seconds=10)
 # Stands in for a start input no version of the engine could read: the order is refused.
 _UNREADABLE = PlaceOrderInput.model_construct(order_id="unreadable", lines=[], location="")
+
+
+def _whole_input(raw: RawValue) -> bool:
+    """A start input that carries the customer's record (and so every term) itself."""
+    payload = raw.payload
+    if payload is None or payload.metadata.get("encoding") != b"json/plain":
+        return False
+    try:
+        data = json.loads(payload.data)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and "customer" in data
 
 
 @workflow.defn
 class OrderWorkflow:
     @workflow.init
-    def __init__(self, raw: Annotated[RawValue, PlaceOrderInput] = NO_INPUT) -> None:
+    def __init__(self, raw: Annotated[RawValue, PlaceOrder] = NO_INPUT) -> None:
         # The start input passes the door like any update; an order started from it is refused
         # in its first task (``run``). History keeps what older versions accepted, so a replay
         # reads it leniently.
         self.refusal: OrderflowError | None = None
-        unreadable = False
-        try:
-            inp = admitted(raw, PlaceOrderInput, "the order's start input")
-        except OrderflowError as err:
-            self.refusal = err
-            try:
-                inp = accepted(raw, PlaceOrderInput)
-            except (ValueError, AssertionError):
-                inp, unreadable = _UNREADABLE, True
+        # A ``PlaceOrder`` whose terms the order has not recorded yet (``_record_terms``).
+        self.awaiting_terms: PlaceOrder | None = None
+        # Why the registry, as it stands, could not place the order: what its validators say
+        # while its terms are being recorded.
+        self.unplaceable: OrderflowError | None = None
+        if _whole_input(raw):
+            inp, unreadable = self._whole_input(raw)
+        else:
+            inp, unreadable = self._request(raw)
         # Decided here, before any update that came with the start is validated. An order an
         # older version accepted (no marker in its history) runs on as it did.
         self.rejected = self.refusal is not None and (unreadable or workflow.patched(START_AT_DOOR))
@@ -107,16 +133,89 @@ class OrderWorkflow:
             lambda: rules.next_deadline(self.state), summary="next-deadline", arm_early=ARM_EARLY
         )
 
+    def _whole_input(self, raw: RawValue) -> tuple[PlaceOrderInput, bool]:
+        """A start input carrying the order's terms, as orders started before the engine owned
+        them did: replayed as before; refused for an order started now."""
+        try:
+            inp = admitted(raw, PlaceOrderInput, "the order's start input")
+        except OrderflowError as err:
+            self.refusal = err
+            try:
+                return accepted(raw, PlaceOrderInput), False
+            except (ValueError, AssertionError):
+                return _UNREADABLE, True
+        if workflow.patched(ENGINE_TERMS):
+            self.refusal = InvalidInput(
+                "customer: unknown field; an order's start input is a PlaceOrder (order_id, "
+                "customer_id, lines of sku and qty, location, carrier, pickup, actor): the "
+                "engine adds the customer's record, prices, departments, carriers and policy "
+                "from its registry (orderflow schema place_order)"
+            )
+        return inp, False
+
+    def _request(self, raw: RawValue) -> tuple[PlaceOrderInput, bool]:
+        """A ``PlaceOrder``: until its terms are recorded, the order stands on what the
+        worker's registry says now (for validators and queries only, which never replay)."""
+        try:
+            req = admitted(raw, PlaceOrder, "the order's start input")
+        except OrderflowError as err:
+            self.refusal = err
+            return _UNREADABLE, True
+        self.awaiting_terms = req
+        # Placed when the order started: the time its caller can read back (describe).
+        placed_at = workflow.info().workflow_start_time
+        desk = desk_for(workflow.info().task_queue)
+        try:
+            if desk is None:
+                raise WrongState("no order desk on this worker")
+            return placed_on_terms(req, desk.terms(req), placed_at), False
+        except OrderflowError as err:
+            self.unplaceable = err
+            return unpriced(req, placed_at), False
+
+    async def _record_terms(self) -> None:
+        """The order's terms from the worker's registry, recorded (an activity's result):
+        a replay reads them from history, whatever the registry says by then."""
+        req = self.awaiting_terms
+        assert req is not None
+        # An activity, not a local one: a local activity that ends while a query closes the
+        # order's first task early is replayed into that task, ahead of where it ran.
+        decision = await workflow.execute_activity(
+            "order_terms",
+            req,
+            result_type=TermsDecision,
+            start_to_close_timeout=TERMS_TIMEOUT,
+            summary="order terms",
+        )
+        if decision.terms is None:
+            self.refusal = refusal_of(decision.refusal_type, decision.refusal)
+            self.rejected = True
+            self._reject()
+        placed_at = self.state.input.placed_at or workflow.now()
+        self.state.input = placed_on_terms(req, decision.terms, placed_at)
+        self.awaiting_terms = None
+        self.unplaceable = None
+        # The updates that came with the start (``_terms_recorded``) were waiting first: they
+        # apply now, before the order's first step (a hold placed at checkout blocks it).
+        await workflow.wait_condition(lambda: True)
+
+    async def _terms_recorded(self) -> None:
+        """An update that came with the order's start waits here for the order's terms."""
+        if self.awaiting_terms is not None:
+            await workflow.wait_condition(lambda: self.awaiting_terms is None)
+
     # ======================================================================== run
 
     @workflow.run
-    async def run(self, raw: Annotated[RawValue, PlaceOrderInput] = NO_INPUT) -> OrderView:
+    async def run(self, raw: Annotated[RawValue, PlaceOrder] = NO_INPUT) -> OrderView:
         if self.rejected:
             self._reject()
         s = self.state
         # The first workflow task always completes with a command, even when a query or a slow
         # first call makes the worker complete it early (workflows/support/gate.py).
         self.gate.command_now()
+        if self.awaiting_terms is not None:
+            await self._record_terms()
         self.outbox.tell_customer(Told.PLACED, messages.order_placed(s))
         self._changed()
         publisher = asyncio.create_task(self.publisher.run(lambda: self.gate.steps_idle))
@@ -329,6 +428,10 @@ class OrderWorkflow:
         rejected at its start (an update that came with the start must not report success)."""
         if self.rejected:
             raise refusal(WrongState(f"order {self.state.order_id} was rejected: {self.refusal}"))
+        if self.unplaceable is not None:
+            raise refusal(
+                WrongState(f"order {self.state.order_id} cannot be placed: {self.unplaceable}")
+            )
         door(raw, model, what, rule)
 
     def _reject(self) -> NoReturn:
@@ -354,7 +457,10 @@ class OrderWorkflow:
     # ======================================================================== holds
 
     @workflow.update
-    def place_hold(self, raw: Annotated[RawValue, holds.PlaceHold] = NO_INPUT) -> holds.HoldPlaced:
+    async def place_hold(
+        self, raw: Annotated[RawValue, holds.PlaceHold] = NO_INPUT
+    ) -> holds.HoldPlaced:
+        await self._terms_recorded()
         cmd = accepted(raw, holds.PlaceHold)
         s = self.state
         existing = holds.existing_hold(s, cmd)
@@ -376,9 +482,10 @@ class OrderWorkflow:
         self._door(raw, holds.PlaceHold, "place_hold", rule)
 
     @workflow.update
-    def release_hold(
+    async def release_hold(
         self, raw: Annotated[RawValue, holds.ReleaseHold] = NO_INPUT
     ) -> holds.HoldReleased:
+        await self._terms_recorded()
         cmd = accepted(raw, holds.ReleaseHold)
         s = self.state
         hold = holds.release_hold(s, cmd, workflow.now())
@@ -393,9 +500,10 @@ class OrderWorkflow:
         )
 
     @workflow.update
-    def dispute_hold(
+    async def dispute_hold(
         self, raw: Annotated[RawValue, holds.DisputeHold] = NO_INPUT
     ) -> holds.HoldDisputed:
+        await self._terms_recorded()
         cmd = accepted(raw, holds.DisputeHold)
         s = self.state
         hold = holds.dispute_hold(s, cmd, workflow.now())
@@ -412,9 +520,10 @@ class OrderWorkflow:
         self._door(raw, holds.DisputeHold, "dispute_hold", rule)
 
     @workflow.update
-    def uphold_hold(
+    async def uphold_hold(
         self, raw: Annotated[RawValue, holds.UpholdHold] = NO_INPUT
     ) -> holds.HoldUpheld:
+        await self._terms_recorded()
         cmd = accepted(raw, holds.UpholdHold)
         s = self.state
         hold = holds.uphold_hold(s, cmd, workflow.now())
@@ -434,6 +543,7 @@ class OrderWorkflow:
     async def cancel(
         self, raw: Annotated[RawValue, rules.CancelOrder] = NO_INPUT
     ) -> rules.OrderCancelled:
+        await self._terms_recorded()
         cmd = accepted(raw, rules.CancelOrder)
         s = self.state
         if rules.accept_cancel(s, cmd):
@@ -450,9 +560,10 @@ class OrderWorkflow:
     # ======================================================================== promises
 
     @workflow.update
-    def make_promise(
+    async def make_promise(
         self, raw: Annotated[RawValue, promises.MakePromise] = NO_INPUT
     ) -> promises.PromiseMade:
+        await self._terms_recorded()
         cmd = accepted(raw, promises.MakePromise)
         s = self.state
         existing = promises.existing_promise(s, cmd)
@@ -475,9 +586,10 @@ class OrderWorkflow:
         self._door(raw, promises.MakePromise, "make_promise", rule)
 
     @workflow.update
-    def keep_promise(
+    async def keep_promise(
         self, raw: Annotated[RawValue, promises.KeepPromise] = NO_INPUT
     ) -> promises.PromiseKept:
+        await self._terms_recorded()
         cmd = accepted(raw, promises.KeepPromise)
         kept = promises.kept_by_hand(self.state, cmd, workflow.now())
         self._changed()
@@ -487,7 +599,7 @@ class OrderWorkflow:
     def validate_keep_promise(
         self, raw: Annotated[RawValue, promises.KeepPromise] = NO_INPUT
     ) -> None:
-        door(
+        self._door(
             raw,
             promises.KeepPromise,
             "keep_promise",
@@ -497,7 +609,8 @@ class OrderWorkflow:
     # ======================================================================== store pickup
 
     @workflow.update
-    def pickup(self, raw: Annotated[RawValue, rules.CollectOrder] = NO_INPUT) -> OrderView:
+    async def pickup(self, raw: Annotated[RawValue, rules.CollectOrder] = NO_INPUT) -> OrderView:
+        await self._terms_recorded()
         cmd = accepted(raw, rules.CollectOrder)
         self.collect = cmd
         self._changed()
@@ -540,6 +653,11 @@ class OrderWorkflow:
         if self.rejected:
             raise ApplicationError(f"order rejected: {self.refusal}", type="InvalidInput")
         return order_view(self.state)
+
+    @workflow.query
+    def order_input(self) -> PlaceOrderInput:
+        """What the order runs on: the caller's order on the engine's terms."""
+        return self.state.input
 
     @workflow.query
     def timeline(self) -> list[TimelineEntry]:

@@ -154,10 +154,13 @@ def inbox(
 
 @app.command()
 def schema(
-    update: str | None = typer.Argument(None, help="One update (e.g. place_hold); default: all."),
+    update: str | None = typer.Argument(
+        None, help="One message (place_order, place_hold, ...); default: all."
+    ),
     as_json: bool = JSON,
 ) -> None:
-    """Print the JSON Schema of each update's input and result (for systems in other languages).
+    """Print the JSON Schema of each message's input and result, the order's start and every
+    update (for systems in other languages).
     The output is JSON either way; ``--json`` is accepted as on every read command."""
     from orderflow.schema import update_schema, update_schemas
 

@@ -15,6 +15,7 @@ from domain.ids import order_workflow_id
 from domain.registry import Policy
 from domain.view import OrderView
 from orderflow.config import Settings
+from orderflow.desk import OrderDesk
 from orderflow.registry import Registry
 from orderflow.service.calls import NoSuchWorkflow, call, send_update
 from orderflow.temporal import ServerUnreachable
@@ -27,18 +28,27 @@ R = TypeVar("R")
 class ServiceBase:
     """The application's parts: a Temporal client, the registry and the settings."""
 
-    def __init__(self, client: Client, registry: Registry, settings: Settings) -> None:
+    def __init__(
+        self,
+        client: Client,
+        registry: Registry,
+        settings: Settings,
+        *,
+        desk: OrderDesk | None = None,
+    ) -> None:
         self.client = client
         self.registry = registry
         self.settings = settings
+        # The order desk of a worker in this process, when there is one (the stories, tests):
+        # it can stage an order's policy before the order is placed.
+        self.desk = desk
 
     @property
     def address(self) -> str:
         return self.client.service_client.config.target_host
 
     def policy(self) -> Policy:
-        policy = Policy()
-        return policy.scaled(self.settings.time_scale) if self.settings.time_scale != 1 else policy
+        return self.settings.policy()
 
     def ui_link(self, workflow_id: str) -> str:
         ns = self.client.namespace

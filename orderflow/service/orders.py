@@ -25,14 +25,16 @@ from domain.ids import order_workflow_id
 from domain.order import (
     CancelOrder,
     CollectOrder,
+    LineRequest,
     OrderCancelled,
-    OrderLine,
     OrderStatus,
+    PlaceOrder,
     PlaceOrderInput,
+    placed_on_terms,
 )
-from domain.registry import Policy
 from domain.timeline import TimelineEntry
 from domain.view import OrderView, running_delivery, with_live_delivery
+from orderflow.desk import OrderDesk
 from orderflow.service.base import ServiceBase
 from orderflow.service.calls import QUERY_TIMEOUT, call, first_error, quote
 from workflows.delivery import DeliveryWorkflow
@@ -53,8 +55,9 @@ class OrderService(ServiceBase):
         order_id: str | None,
         any_location: bool = False,
         actor: str = "web",
-        policy: Policy | None = None,
-    ) -> PlaceOrderInput:
+    ) -> PlaceOrder:
+        """The order as a caller places it. Checked here against the registry for the CLI's
+        wording; the engine prices it and adds its terms when it starts."""
         reg = self.registry
         customer = reg.customer(customer_id)
         item = reg.sku(sku)
@@ -79,22 +82,22 @@ class OrderService(ServiceBase):
                 "--pickup and --carrier exclude each other: a pickup order is not shipped"
             )
         try:
-            return PlaceOrderInput(
+            return PlaceOrder(
                 order_id=order_id or f"ORD-{uuid.uuid4().hex[:8].upper()}",
-                customer=customer,
-                lines=[OrderLine(sku=item.sku, name=item.name, qty=qty, unit_price=item.price)],
+                customer_id=customer.customer_id,
+                lines=[LineRequest(sku=item.sku, qty=qty)],
                 location=loc.location,
-                carrier=carrier or (None if pickup else next(iter(reg.carriers), None)),
+                carrier=carrier,
                 pickup=pickup,
-                placed_at=datetime.now(UTC),
                 actor=actor,
-                policy=policy or self.policy(),
-                departments=list(reg.departments.values()),
-                carriers=list(reg.carriers.values()),
-                initial_stock=dict(loc.stock),
             )
         except ValueError as err:  # pydantic's ValidationError is a ValueError
             raise InvalidInput(first_error(err)) from None
+
+    def _placed(self, req: PlaceOrder) -> PlaceOrderInput:
+        """The order as its workflow will record it, on the terms the registry gives now."""
+        desk = self.desk or OrderDesk(self.registry, self.policy())
+        return placed_on_terms(req, desk.terms(req), datetime.now(UTC))
 
     def _start_options(self, inp: PlaceOrderInput) -> dict[str, Any]:
         line = inp.lines[0]
@@ -118,31 +121,32 @@ class OrderService(ServiceBase):
             ),
         }
 
-    async def place_order(self, inp: PlaceOrderInput) -> tuple[OrderView, bool]:
+    async def place_order(self, req: PlaceOrder) -> tuple[OrderView, bool]:
         """Start the order; with an id that exists already, return that order instead.
 
         Returns the view and whether this call created the order.
         """
-        if inp.placed_at is None:
-            inp = inp.model_copy(update={"placed_at": datetime.now(UTC)})
+        inp = self._placed(req)
         try:
-            await call(
-                self.client.start_workflow(OrderWorkflow.run, inp, **self._start_options(inp)),
-                what=f"placing order {inp.order_id}",
+            handle = await call(
+                self.client.start_workflow(OrderWorkflow.run, req, **self._start_options(inp)),
+                what=f"placing order {req.order_id}",
                 address=self.address,
             )
         except WorkflowAlreadyStartedError:
-            return await self._view(self._order(inp.order_id), inp.order_id), False
+            return await self._view(self._order(req.order_id), req.order_id), False
         # The order as it stands when placed, without asking it: a query that reaches a new
         # order before its first workflow task starts rides on that task and makes the worker
-        # close it early, with its first calls still running.
-        return placed_view(inp), True
+        # close it early, with its first calls still running. Its placing time is its start's.
+        started = await call(handle.describe(), what=f"order {req.order_id}")
+        return placed_view(inp.model_copy(update={"placed_at": started.start_time})), True
 
-    async def place_order_on_hold(self, inp: PlaceOrderInput, hold: PlaceHold) -> HoldPlaced:
+    async def place_order_on_hold(self, req: PlaceOrder, hold: PlaceHold) -> HoldPlaced:
         """Start the order with a hold already on it, atomically (update-with-start): for a
         department whose check must come before the order's first step, such as a finance
         partner's approval at checkout. A refused hold starts nothing."""
-        start = WithStartWorkflowOperation(OrderWorkflow.run, inp, **self._start_options(inp))
+        inp = self._placed(req)
+        start = WithStartWorkflowOperation(OrderWorkflow.run, req, **self._start_options(inp))
         try:
             return await call(
                 self.client.execute_update_with_start_workflow(

@@ -13,12 +13,23 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from activities.stock import StockActivities
+from domain.registry import Location, Policy
 from domain.stock import ReserveRequest
 from orderflow.config import Settings
+from orderflow.desk import OrderDesk
+from orderflow.registry import Registry
 from orderflow.worker import build_worker
 
 
-async def main(address: str, task_queue: str, data_dir: str, smtp_port: str, delay: str) -> None:
+async def main(
+    address: str,
+    task_queue: str,
+    data_dir: str,
+    smtp_port: str,
+    delay: str,
+    location: str,
+    policy: str,
+) -> None:
     client = await Client.connect(address, data_converter=pydantic_data_converter)
     settings = Settings(
         data_dir=Path(data_dir),
@@ -34,10 +45,13 @@ async def main(address: str, task_queue: str, data_dir: str, smtp_port: str, del
         await asyncio.sleep(float(delay))
         return await stock.reserve_stock(req)
 
-    async with build_worker(client, settings, replace=[reserve_stock]):
+    desk = OrderDesk(Registry(settings.seeds_dir), Policy.model_validate_json(policy))
+    store = Location.model_validate_json(location)
+    desk.registry.locations[store.location] = store
+    async with build_worker(client, settings, replace=[reserve_stock], desk=desk):
         print("READY", flush=True)
         await asyncio.Event().wait()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(*sys.argv[1:6]))
+    asyncio.run(main(*sys.argv[1:8]))

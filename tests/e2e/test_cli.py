@@ -289,55 +289,22 @@ def test_order_show_links_the_ui_of_the_stack_it_talks_to(cli: Cli) -> None:
     assert f"http://localhost:{cli.ui_port}/namespaces/default/workflows/order-E2E-LINK" in shown
 
 
-def test_a_system_in_another_language_places_a_hold_from_the_published_schema(cli: Cli) -> None:
-    schema = cli.json("schema", "place_hold")
-    assert schema["workflow"] == "OrderWorkflow"
-    required = set(schema["input"]["required"])
-    assert required == {"department", "reason_code", "customer_message"}
-    cli.run(
-        "order",
-        "place",
-        "--customer",
-        "C-1001",
-        "--sku",
-        "PHONE-A5",
-        "--location",
-        "warehouse-north",
-        "--order-id",
-        "E2E-SCHEMA",
-    )
-    hold = {
-        "department": "billing",
-        "reason_code": "arrears",
-        "actor": "ledger-bot",
-        "customer_message": "Your account shows 20.00 unpaid.",
-    }
-    assert required <= set(hold)
-    sent = subprocess.run(
-        [
-            str(temporal_binary()),
-            "workflow",
-            "update",
-            "execute",
-            "--address",
-            cli.env["TEMPORAL_ADDRESS"],
-            "-w",
-            "order-E2E-SCHEMA",
-            "--name",
-            "place_hold",
-            "--input",
-            json.dumps(hold),
-            "--output",
-            "json",
-        ],
+def temporal(cli: Cli, *args: str) -> subprocess.CompletedProcess[str]:
+    """The ``temporal`` CLI against the stack: what a system in another language does."""
+    return subprocess.run(
+        [str(temporal_binary()), *args, "--address", cli.env["TEMPORAL_ADDRESS"]],
         capture_output=True,
         text=True,
         timeout=30,
     )
-    assert sent.returncode == 0, sent.stderr
-    view = cli.json("order", "show", "E2E-SCHEMA")
-    assert [h["department"] for h in view["holds"]] == ["billing"]
-    assert set(cli.json("schema")) == {
+
+
+def test_a_system_in_another_language_places_an_order_and_a_hold_from_the_published_schema(
+    cli: Cli,
+) -> None:
+    schemas = cli.json("schema")
+    assert set(schemas) == {
+        "place_order",
         "place_hold",
         "release_hold",
         "dispute_hold",
@@ -352,3 +319,60 @@ def test_a_system_in_another_language_places_a_hold_from_the_published_schema(cl
         "receive",
         "adjust",
     }
+    place = schemas["place_order"]
+    assert place["workflow"] == "OrderWorkflow" and place["sent_as"] == "workflow start"
+    assert set(place["input"]["required"]) == {"order_id", "customer_id", "lines", "location"}
+    # No price, customer record, department or policy can be sent: the engine owns them.
+    assert not {"customer", "policy", "departments", "carriers"} & set(place["input"]["properties"])
+    order = {
+        "order_id": "E2E-SCHEMA",
+        "customer_id": "C-1001",
+        "lines": [{"sku": "PHONE-A5", "qty": 1}],
+        "location": "warehouse-north",
+    }
+    started = temporal(
+        cli,
+        "workflow",
+        "start",
+        "--type",
+        "OrderWorkflow",
+        "--task-queue",
+        "orderflow",
+        "-w",
+        "order-E2E-SCHEMA",
+        "--input",
+        json.dumps(order),
+    )
+    assert started.returncode == 0, started.stderr
+    # Priced and addressed by the engine's registry.
+    shown = cli.until(("order", "show", "E2E-SCHEMA"), lambda v: v["payment"] == "authorized")
+    assert shown["total"] == 349 and shown["customer_id"] == "C-1001"
+
+    schema = cli.json("schema", "place_hold")
+    assert schema["workflow"] == "OrderWorkflow" and schema["sent_as"] == "update"
+    required = set(schema["input"]["required"])
+    assert required == {"department", "reason_code", "customer_message"}
+    hold = {
+        "department": "billing",
+        "reason_code": "arrears",
+        "actor": "ledger-bot",
+        "customer_message": "Your account shows 20.00 unpaid.",
+    }
+    assert required <= set(hold)
+    sent = temporal(
+        cli,
+        "workflow",
+        "update",
+        "execute",
+        "-w",
+        "order-E2E-SCHEMA",
+        "--name",
+        "place_hold",
+        "--input",
+        json.dumps(hold),
+        "--output",
+        "json",
+    )
+    assert sent.returncode == 0, sent.stderr
+    view = cli.json("order", "show", "E2E-SCHEMA")
+    assert [h["department"] for h in view["holds"]] == ["billing"]

@@ -312,10 +312,7 @@ ROWS = [
         "place_hold",
         HOLD,
         HOLD,
-        names="place_hold",
-        xfail="two arguments reach the validator as two positional arguments: the SDK's "
-        "TypeError ('validate_place_hold() takes from 1 to 2 positional arguments but 3 were "
-        "given'), type TypeError and retryable, instead of a non-retryable InvalidInput",
+        names="place_hold takes one argument",
     ),
     row("hold-binary-payload", ORD, "place_hold", b"\x00\x01binary", names="json/plain"),
     row("event-no-argument", DLV, "carrier_event", names="carrier_event"),

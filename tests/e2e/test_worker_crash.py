@@ -1,7 +1,7 @@
 """A worker killed while an order's first call runs: the order's history stays replayable.
 
 When a call is still running as its workflow task must complete (a query that came with the
-order's first task, or a call past 8 of the task's 10 seconds), the worker completes the task
+task of the order's first call, or a call past 8 of the task's 10 seconds), the worker completes the task
 early and carries on in a new one. If that worker then dies and a department's update comes
 in, the next worker must build exactly what a later replay builds; otherwise a fresh worker
 hands one call's result to another and the order stops for good (workflows/support/gate.py).
@@ -21,15 +21,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
 from activities.billing import Ledger
 from domain.holds import PlaceHold, ReleaseHold
+from domain.ids import order_workflow_id
 from orderflow.config import PROJECT_ROOT
-from orderflow.registry import Registry
-from orderflow.service import Orderflow
 from orderflow.smtp_sink import SmtpSink
-from tests.conftest import SEEDS, Stack, stack_settings
+from tests.conftest import Stack, app_beside_worker, stack_settings
 
 WORKER = Path(__file__).with_name("crash_worker.py")
 
@@ -54,6 +54,9 @@ class Workers:
                 str(self.data_dir),
                 str(self.port),
                 str(reserve_delay),
+                # The worker's own terms: the test's store and the tests' policy.
+                self.stack.app.registry.location(self.stack.location).model_dump_json(),
+                self.stack.desk.policy.model_dump_json(),
             ],
             cwd=PROJECT_ROOT,
             env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
@@ -80,7 +83,7 @@ class Workers:
 def crash(env: WorkflowEnvironment, sink: SmtpSink, tmp_path: Path):  # type: ignore[no-untyped-def]
     settings = stack_settings(sink, tmp_path)
     stack = Stack(
-        Orderflow(env.client, Registry(SEEDS), settings),
+        app_beside_worker(env.client, settings),
         sink.handler.dir,
         Ledger(settings.ledger_path),
     )
@@ -128,15 +131,27 @@ async def hold_then_release_on_fresh_workers(stack: Stack, workers: Workers, ord
     assert [e.kind for e in stack.ledger.entries(order_id)] == ["authorize"]
 
 
-async def test_query_with_the_first_task_then_a_crash_keeps_the_order_replayable(crash) -> None:  # type: ignore[no-untyped-def]
+async def terms_recorded(stack: Stack, order_id: str) -> None:
+    """Until the order's terms are in its history: its first call (the reservation) starts in
+    the workflow task that follows."""
+    handle = stack.client.get_workflow_handle(order_workflow_id(order_id))
+    for _ in range(200):
+        async for event in handle.fetch_history_events():
+            if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+                return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"order {order_id} never recorded its terms")
+
+
+async def test_query_with_the_first_call_then_a_crash_keeps_the_order_replayable(crash) -> None:  # type: ignore[no-untyped-def]
     stack, workers = crash
     inp = stack.order()
     await stack.app.place_order(inp)
-    # Someone looks at the order before any worker has started it: the query rides on the
-    # order's first task, which the worker completes while the reservation still runs.
-    look = asyncio.create_task(stack.app.view(inp.order_id))
-    await asyncio.sleep(0.3)
     first = workers.start(reserve_delay=3)
+    # Someone looks at the order while its first call runs: the query rides on that call's
+    # workflow task, which the worker completes while the reservation still runs.
+    await terms_recorded(stack, inp.order_id)
+    look = asyncio.create_task(stack.app.view(inp.order_id))
     assert (await asyncio.wait_for(look, timeout=20)).order_id == inp.order_id
     workers.kill(first)
     await hold_then_release_on_fresh_workers(stack, workers, inp.order_id)

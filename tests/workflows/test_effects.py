@@ -25,11 +25,9 @@ from temporalio.worker import (
 from activities.billing import Ledger
 from domain.order import CancelOrder
 from orderflow.devserver import free_port
-from orderflow.registry import Registry
-from orderflow.service import Orderflow
 from orderflow.smtp_sink import SmtpSink, read_inbox
 from orderflow.worker import build_worker
-from tests.conftest import FAST, SEEDS, Stack, make_stack, stack_settings
+from tests.conftest import FAST, Stack, app_beside_worker, make_stack, stack_settings
 
 HOLD = {
     "department": "billing",
@@ -157,8 +155,8 @@ async def test_a_mail_outage_delays_mail_and_nothing_else(
     maildir = tmp_path / "maildir"
     sink = SmtpSink(maildir, port=port)
     settings = stack_settings(sink, tmp_path)  # the sink is not started: the server is down
-    app = Orderflow(env.client, Registry(SEEDS), settings)
-    async with build_worker(env.client, settings):
+    app = app_beside_worker(env.client, settings)
+    async with build_worker(env.client, settings, desk=app.desk):
         stack = Stack(app, maildir, Ledger(settings.ledger_path))
         shipped = await stack.place()
         gives_up = await stack.place(

@@ -10,11 +10,9 @@ from temporalio.testing import WorkflowEnvironment
 from activities.billing import Ledger
 from domain.carrier import CarrierEvent
 from domain.holds import PlaceHold, ReleaseHold
-from orderflow.registry import Registry
-from orderflow.service import Orderflow
 from orderflow.smtp_sink import SmtpSink
 from orderflow.worker import build_worker
-from tests.conftest import SEEDS, Stack, stack_settings
+from tests.conftest import Stack, app_beside_worker, stack_settings
 
 
 async def deliver(stack: Stack, order_id: str) -> None:
@@ -90,7 +88,7 @@ async def test_placing_answers_at_once_while_no_worker_runs_and_a_hold_that_foll
 ) -> None:
     settings = stack_settings(sink, tmp_path)
     stack = Stack(
-        Orderflow(env.client, Registry(SEEDS), settings),
+        app_beside_worker(env.client, settings),
         sink.handler.dir,
         Ledger(settings.ledger_path),
     )
@@ -98,7 +96,7 @@ async def test_placing_answers_at_once_while_no_worker_runs_and_a_hold_that_foll
     # No worker serves this task queue yet: placing must not wait for one.
     placed, created = await asyncio.wait_for(stack.app.place_order(inp), timeout=5)
     assert created and placed.status == "placed" and placed.customer_emails == 1
-    async with build_worker(env.client, settings):
+    async with build_worker(env.client, settings, desk=stack.desk):
         # Billing holds the order the moment it is placed; the hold blocks the first step.
         hold = await stack.app.place_hold(
             inp.order_id,

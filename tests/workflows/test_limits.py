@@ -93,13 +93,37 @@ async def _history(stack: Stack, workflow_id: str) -> list[Any]:
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        ({"lines": [{"sku": "PHONE-A5", "qty": 10**9, "unit_price": "349.00"}]}, "qty"),
+        ({"lines": [{"sku": "PHONE-A5", "qty": 10**9}]}, "qty"),
         ({"refrence": "x"}, "refrence"),
         ({"actor": "x" * 100_000}, "the message is"),
         ({"actor": "ana\u202e"}, "actor"),
         ({"pickup": "false"}, "pickup"),
+        # What the engine owns cannot be sent.
+        ({"lines": [{"sku": "PHONE-A5", "qty": 1, "unit_price": "0"}]}, "unit_price"),
+        ({"policy": {"dispute_sla": "PT1S"}}, "policy"),
+        ({"lines": [{"sku": "PHONE-A5", "qty": 1}, {"sku": "CASE-X12", "qty": 1}]}, "lines"),
+        # What the registry does not know ends the order too, naming the field.
+        ({"customer_id": "C-0000"}, "customer_id"),
+        ({"lines": [{"sku": "NO-SUCH-SKU", "qty": 1}]}, "lines[0].sku"),
+        ({"location": "nowhere"}, "location"),
+        ({"carrier": "pigeon"}, "carrier"),
+        ({"pickup": True}, "carrier"),
     ],
-    ids=["quantity-1e9", "unknown-field", "100KB-actor", "bidi-override", "flag-as-string"],
+    ids=[
+        "quantity-1e9",
+        "unknown-field",
+        "100KB-actor",
+        "bidi-override",
+        "flag-as-string",
+        "caller-price",
+        "caller-policy",
+        "two-lines",
+        "unknown-customer",
+        "unknown-sku",
+        "unknown-location",
+        "unknown-carrier",
+        "pickup-with-carrier",
+    ],
 )
 async def test_an_order_started_with_a_bad_input_ends_at_once_marked_rejected(
     stack: Stack, change: dict[str, Any], field: str
@@ -125,11 +149,15 @@ async def test_an_order_started_with_a_bad_input_ends_at_once_marked_rejected(
     events = await _history(stack, workflow_id)
     kinds = {e.event_type for e in events}
     assert EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED not in kinds
-    # Nothing was done or said: no call, no child, no e-mail, no charge.
-    assert not kinds & {
-        EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
-        EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED,
+    # Nothing was done or said: no call but the registry's look-up, no child, no e-mail, no
+    # charge.
+    called = {
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
     }
+    assert called <= {"order_terms"}
+    assert EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED not in kinds
     assert not any(
         e.marker_recorded_event_attributes.marker_name == "core_local_activity"
         for e in events
@@ -137,6 +165,81 @@ async def test_an_order_started_with_a_bad_input_ends_at_once_marked_rejected(
     )
     assert stack.mail(inp["order_id"]) == []
     assert stack.ledger.entries(inp["order_id"]) == []
+
+
+async def test_a_start_input_carrying_its_own_terms_is_refused(stack: Stack) -> None:
+    """The whole input an older version took from its caller (and still replays): a price of
+    0, a recipient and a department with a ten-year SLA of the caller's choosing."""
+    whole = stack.app._placed(stack.order()).model_dump(mode="json")
+    whole["lines"][0]["unit_price"] = "0"
+    whole["customer"]["email"] = "someone@elsewhere.example"
+    whole["departments"].append(
+        {
+            "department": "intern",
+            "name": "Intern",
+            "notify_email": "x@elsewhere.example",
+            "supervisor": "nobody",
+            "supervisor_email": "x@elsewhere.example",
+            "hold_sla": "P3650D",
+            "reason_codes": {"because": "Because."},
+        }
+    )
+    handle = await stack.client.start_workflow(
+        "OrderWorkflow",
+        whole,
+        id=order_workflow_id(whole["order_id"]),
+        task_queue=stack.app.settings.task_queue,
+    )
+    with pytest.raises(WorkflowFailureError) as failed:
+        await asyncio.wait_for(handle.result(), 20)
+    cause = failed.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "InvalidInput"
+    assert "customer: unknown field" in cause.message and "customer_id" in cause.message
+    assert stack.mail(whole["order_id"]) == []
+    assert stack.ledger.entries(whole["order_id"]) == []
+
+
+async def test_an_order_started_directly_runs_on_the_engines_prices_people_and_clock(
+    stack: Stack,
+) -> None:
+    """The caller names the customer, the SKU and the store; the price, the recipient, the
+    departments and their SLAs are the registry's, whatever the caller believes them to be."""
+    inp = stack.order(hold_sla=timedelta(hours=6)).model_dump(mode="json")
+    workflow_id = order_workflow_id(inp["order_id"])
+    # A hold that comes with the start, from a department the registry does not have, is
+    # refused before anything is recorded; the order starts all the same.
+    start = WithStartWorkflowOperation(
+        "OrderWorkflow",
+        inp,
+        id=workflow_id,
+        task_queue=stack.app.settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+    )
+    intern = {"department": "intern", "reason_code": "because", "customer_message": "Wait."}
+    with pytest.raises(WorkflowUpdateFailedError) as failed:
+        await stack.client.execute_update_with_start_workflow(
+            "place_hold", intern, start_workflow_operation=start
+        )
+    assert isinstance(failed.value.cause, ApplicationError)
+    assert failed.value.cause.type == "NotFound" and "intern" in failed.value.cause.message
+    view = await stack.until(inp["order_id"], lambda v: v.status == "shipping")
+    assert view.total == 349 and view.holds == []
+    assert [(e.kind, float(e.amount)) for e in stack.ledger.entries(inp["order_id"])] == [
+        ("authorize", 349.0)
+    ]
+    mails = await stack.mail_until(inp["order_id"], lambda m: len(m) >= 1)
+    assert {m.to for m in mails} == {"maria.lopez@example.com"}
+    # A hold from billing runs on billing's SLA as the worker has it.
+    placed = await stack.app.place_hold(
+        inp["order_id"],
+        PlaceHold(department="billing", reason_code="arrears", customer_message="Unpaid."),
+    )
+    held = await stack.app.view(inp["order_id"])
+    [hold] = [h for h in held.holds if h.hold_id == placed.hold_id]
+    assert hold.sla_due_at - hold.placed_at == timedelta(hours=6)
+    events = await _history(stack, workflow_id)
+    assert EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED not in {e.event_type for e in events}
+    assert not any("intern" in str(e) for e in events)
 
 
 async def test_a_hold_sent_with_a_rejected_start_is_refused_too(stack: Stack) -> None:
