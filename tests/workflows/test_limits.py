@@ -85,6 +85,20 @@ async def test_a_promise_due_beyond_a_hundred_years_is_refused(stack: Stack) -> 
     assert await stack.app.view(oid) == before
 
 
+async def start_with_hold(stack: Stack, inp: dict[str, Any], hold: dict[str, Any]) -> Any:
+    """Start the order with a hold on it (update-with-start), as a plain SDK client does."""
+    start = WithStartWorkflowOperation(
+        "OrderWorkflow",
+        inp,
+        id=order_workflow_id(inp["order_id"]),
+        task_queue=stack.app.settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+    )
+    return await stack.client.execute_update_with_start_workflow(
+        "place_hold", hold, start_workflow_operation=start
+    )
+
+
 async def _history(stack: Stack, workflow_id: str) -> list[Any]:
     handle = stack.client.get_workflow_handle(workflow_id)
     return [event async for event in handle.fetch_history_events()]
@@ -208,18 +222,9 @@ async def test_an_order_started_directly_runs_on_the_engines_prices_people_and_c
     workflow_id = order_workflow_id(inp["order_id"])
     # A hold that comes with the start, from a department the registry does not have, is
     # refused before anything is recorded; the order starts all the same.
-    start = WithStartWorkflowOperation(
-        "OrderWorkflow",
-        inp,
-        id=workflow_id,
-        task_queue=stack.app.settings.task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-    )
     intern = {"department": "intern", "reason_code": "because", "customer_message": "Wait."}
     with pytest.raises(WorkflowUpdateFailedError) as failed:
-        await stack.client.execute_update_with_start_workflow(
-            "place_hold", intern, start_workflow_operation=start
-        )
+        await start_with_hold(stack, inp, intern)
     assert isinstance(failed.value.cause, ApplicationError)
     assert failed.value.cause.type == "NotFound" and "intern" in failed.value.cause.message
     view = await stack.until(inp["order_id"], lambda v: v.status == "shipping")
@@ -246,18 +251,9 @@ async def test_a_hold_sent_with_a_rejected_start_is_refused_too(stack: Stack) ->
     inp = stack.order().model_dump(mode="json")
     inp["actor"] = "desk\u202e"
     workflow_id = order_workflow_id(inp["order_id"])
-    start = WithStartWorkflowOperation(
-        "OrderWorkflow",
-        inp,
-        id=workflow_id,
-        task_queue=stack.app.settings.task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-    )
     hold = {"department": "care", "reason_code": "customer_request", "customer_message": "Wait."}
     with pytest.raises(WorkflowUpdateFailedError) as failed:
-        await stack.client.execute_update_with_start_workflow(
-            "place_hold", hold, start_workflow_operation=start
-        )
+        await start_with_hold(stack, inp, hold)
     cause = failed.value.cause
     assert isinstance(cause, ApplicationError) and "rejected" in cause.message
     handle = stack.client.get_workflow_handle(workflow_id)
