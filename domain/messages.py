@@ -15,6 +15,7 @@ from domain.holds import Hold
 from domain.order import OrderState
 from domain.promises import Promise
 from domain.registry import Department, LostAction
+from domain.stock import ReservationStatus
 from domain.view import next_step
 
 Mail = tuple[str, str]
@@ -64,6 +65,60 @@ def waitlisted(state: OrderState, position: int, promise: Promise) -> Mail:
             "allocated in that order.\n"
             f"We will e-mail you the moment stock arrives; we expect it by "
             f"{human_time(promise.due_at)}. If it has not arrived by then we will tell you.",
+            state,
+        ),
+    )
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _where_each_line_is(state: OrderState) -> str:
+    """One line per order line: reserved, or its place in its stock record's line."""
+    out = []
+    for n, line in enumerate(state.input.lines):
+        res = state.line_reservation(n)
+        what = f"  {line.qty} x {line.name or line.sku}: "
+        if res is not None and res.status == ReservationStatus.WAITLISTED:
+            place = f"{_ordinal(res.position)} in line" if res.position else "in line"
+            out.append(what + f"out of stock, you are {place} for the next delivery")
+        else:
+            out.append(what + "reserved for you")
+    return "\n".join(out)
+
+
+def lines_reserved(state: OrderState) -> Mail:
+    return (
+        f"Order {state.order_id}: your items are reserved",
+        _sign(
+            f"Every item of your order is reserved for you at {state.input.location}. Nobody "
+            f"else can take them.\n{_where_each_line_is(state)}",
+            state,
+        ),
+    )
+
+
+def lines_waiting(state: OrderState, promise: Promise | None) -> Mail:
+    waiting = sum(
+        1
+        for n in range(len(state.input.lines))
+        if (res := state.line_reservation(n)) is not None
+        and res.status == ReservationStatus.WAITLISTED
+    )
+    expect = (
+        f"We will e-mail you the moment stock arrives; we expect it by "
+        f"{human_time(promise.due_at)}. If it has not arrived by then we will tell you."
+        if promise is not None
+        else "We will e-mail you the moment stock arrives."
+    )
+    return (
+        f"Order {state.order_id}: {waiting} of {len(state.input.lines)} items wait for stock",
+        _sign(
+            f"Part of your order is out of stock at {state.input.location}:\n"
+            f"{_where_each_line_is(state)}\n"
+            "Your order ships once every item is reserved. " + expect,
             state,
         ),
     )

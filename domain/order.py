@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from domain.base import (
     CUSTOMER,
@@ -64,9 +64,8 @@ class OrderLine(Model):
     unit_price: Money
 
 
-# Lines per order. One until each line is reserved, shipped and charged on its own: until then a
-# second line would be charged and never reserved, so the door refuses it.
-MAX_ORDER_LINES = 1
+# Lines per order.
+MAX_ORDER_LINES = 50
 # Units on one line (the stock record's own limit, ``domain.stock.MAX_LINE_QTY``).
 MAX_LINE_UNITS = 1000
 
@@ -90,6 +89,22 @@ class PlaceOrder(Command):
     carrier: Identifier | None = None
     pickup: Flag = False
     actor: Name = "web"
+
+    @model_validator(mode="after")
+    def _one_line_per_sku(self) -> PlaceOrder:
+        """The same SKU twice is one line with the quantities added, where it first appeared."""
+        merged: dict[str, int] = {}
+        for line in self.lines:
+            merged[line.sku] = merged.get(line.sku, 0) + line.qty
+        if len(merged) < len(self.lines):
+            for sku, qty in merged.items():
+                if qty > MAX_LINE_UNITS:
+                    raise ValueError(
+                        f"lines: {sku} adds up to {qty} units; a line takes at most "
+                        f"{MAX_LINE_UNITS}"
+                    )
+            self.lines = [LineRequest(sku=sku, qty=qty) for sku, qty in merged.items()]
+        return self
 
 
 class OrderTerms(Model):
@@ -211,7 +226,9 @@ class OrderState(Model):
     step: Step = Step.RESERVE_STOCK
     holds: list[Hold] = Field(default_factory=list)
     promises: list[Promise] = Field(default_factory=list)
-    reservation: Reservation | None = None
+    # Each line's reservation, by line index (one stock record per line's SKU at the order's
+    # location); ``None`` until asked for.
+    reservations: list[Reservation | None] = Field(default_factory=list)
     deliveries: list[DeliverySummary] = Field(default_factory=list)
     timeline: list[TimelineEntry] = Field(default_factory=list)
     payment: PaymentState = PaymentState.NONE
@@ -231,6 +248,27 @@ class OrderState(Model):
     @property
     def order_id(self) -> str:
         return self.input.order_id
+
+    @property
+    def reservation(self) -> Reservation | None:
+        """The first line's reservation: the order's, when it has one line."""
+        return self.line_reservation(0)
+
+    def line_reservation(self, n: int) -> Reservation | None:
+        return self.reservations[n] if n < len(self.reservations) else None
+
+    def set_reservation(self, n: int, res: Reservation) -> Reservation:
+        while len(self.reservations) <= n:
+            self.reservations.append(None)
+        self.reservations[n] = res
+        return res
+
+    def line_of(self, sku: str) -> int | None:
+        """The index of the order's line for ``sku`` (an order has one line per SKU)."""
+        for n, line in enumerate(self.input.lines):
+            if line.sku == sku:
+                return n
+        return None
 
     @property
     def total(self) -> Decimal:

@@ -31,14 +31,15 @@ from domain.stock import (
 STOCK_ALLOCATED = "stock allocated"
 
 
-def needs_reservation(state: OrderState) -> bool:
-    """No reservation yet, or the last one was given back (a reship, back in line)."""
-    res = state.reservation
+def needs_reservation(state: OrderState, n: int = 0) -> bool:
+    """No reservation yet for line ``n``, or the last one was given back (a reship, back in
+    line)."""
+    res = state.line_reservation(n)
     return res is None or res.status in (ReservationStatus.RELEASED, ReservationStatus.COLLECTED)
 
 
-def reserve_request(state: OrderState) -> ReserveRequest:
-    line = state.input.lines[0]
+def reserve_request(state: OrderState, n: int = 0) -> ReserveRequest:
+    line = state.input.lines[n]
     return ReserveRequest(
         location=state.input.location,
         sku=line.sku,
@@ -48,22 +49,38 @@ def reserve_request(state: OrderState) -> ReserveRequest:
     )
 
 
-def take_reservation(state: OrderState, result: StockReserved) -> Reservation:
+def take_reservation(state: OrderState, result: StockReserved, n: int = 0) -> Reservation:
     """The stock record's answer. A stock signal that arrived while the call ran wins."""
-    res = state.reservation
+    res = state.line_reservation(n)
     if res is None or res.status in (
         ReservationStatus.RELEASED,
         ReservationStatus.COLLECTED,
         ReservationStatus.PENDING,
     ):
-        res = state.reservation = Reservation(
-            location=result.location,
-            sku=result.sku,
-            qty=result.qty,
-            status=result.status,
-            position=result.position,
+        res = state.set_reservation(
+            n,
+            Reservation(
+                location=result.location,
+                sku=result.sku,
+                qty=result.qty,
+                status=result.status,
+                position=result.position,
+            ),
         )
     return res
+
+
+def lines_in(state: OrderState, status: ReservationStatus) -> list[int]:
+    """The lines whose reservation is in ``status``."""
+    return [
+        n
+        for n in range(len(state.input.lines))
+        if (res := state.line_reservation(n)) is not None and res.status == status
+    ]
+
+
+def all_reserved(state: OrderState) -> bool:
+    return len(lines_in(state, ReservationStatus.RESERVED)) == len(state.input.lines)
 
 
 def promise_stock_date(state: OrderState, now: datetime) -> Promise | None:
@@ -88,9 +105,9 @@ def stock_arrived(state: OrderState, now: datetime) -> None:
         keep_promise(state, promise, now, by=ENGINE, note=STOCK_ALLOCATED)
 
 
-def release_request(state: OrderState, *, collected: bool) -> ReleaseRequest | None:
-    """What to give back to the stock record, if the order holds anything there."""
-    res = state.reservation
+def release_request(state: OrderState, *, collected: bool, n: int = 0) -> ReleaseRequest | None:
+    """What to give back to line ``n``'s stock record, if the order holds anything there."""
+    res = state.line_reservation(n)
     if res is None or res.status in (
         ReservationStatus.RELEASED,
         ReservationStatus.COLLECTED,
@@ -102,27 +119,40 @@ def release_request(state: OrderState, *, collected: bool) -> ReleaseRequest | N
     )
 
 
-def stock_released(state: OrderState, *, collected: bool) -> None:
-    res = state.reservation
+def stock_released(state: OrderState, *, collected: bool, n: int = 0) -> None:
+    res = state.line_reservation(n)
     assert res is not None
     res.status = ReservationStatus.COLLECTED if collected else ReservationStatus.RELEASED
     res.position = None
 
 
+def _line(state: OrderState, sku: str) -> int:
+    """The line a stock record's signal is about: by its SKU (orders before lines had one)."""
+    n = state.line_of(sku)
+    return 0 if n is None else n
+
+
 def stock_allocated(state: OrderState, fact: StockAllocated) -> None:
-    res = state.reservation
+    n = _line(state, fact.sku)
+    res = state.line_reservation(n)
     if res is not None and res.sku == fact.sku and res.location == fact.location:
         res.status = ReservationStatus.RESERVED
         res.position = None
     elif res is None:
-        state.reservation = Reservation(
-            location=fact.location, sku=fact.sku, qty=fact.qty, status=ReservationStatus.RESERVED
+        state.set_reservation(
+            n,
+            Reservation(
+                location=fact.location,
+                sku=fact.sku,
+                qty=fact.qty,
+                status=ReservationStatus.RESERVED,
+            ),
         )
 
 
 def stock_withdrawn(state: OrderState, fact: StockWithdrawn) -> bool:
     """A stock take took the order's stock: back in line. False when it held none."""
-    res = state.reservation
+    res = state.line_reservation(_line(state, fact.sku))
     if res is None or res.status != ReservationStatus.RESERVED:
         return False
     res.status = ReservationStatus.WAITLISTED
@@ -131,7 +161,7 @@ def stock_withdrawn(state: OrderState, fact: StockWithdrawn) -> bool:
 
 
 def waitlist_moved(state: OrderState, fact: WaitlistMoved) -> bool:
-    res = state.reservation
+    res = state.line_reservation(_line(state, fact.sku))
     if res is not None and res.status == ReservationStatus.WAITLISTED and res.sku == fact.sku:
         res.position = fact.position
         return True

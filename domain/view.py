@@ -6,22 +6,48 @@ beside it.
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 from pydantic import Field
 
 from domain.base import Model, Money
+from domain.billing import PaymentState
 from domain.delivery import TERMINAL, DeliveryState, DeliveryStatus, DeliverySummary
 from domain.holds import HoldView
 from domain.order import OrderLine, OrderState, OrderStatus
 from domain.promises import PromiseKind, PromiseView, open_promises
-from domain.stock import Reservation
+from domain.stock import Reservation, ReservationStatus
+
+
+class LineView(OrderLine):
+    """One line of the order, as every channel shows it."""
+
+    line: int
+    status: str
+    reservation: Reservation | None = None
+    # The delivery carrying the line, once one does.
+    delivery_id: int | None = None
+    # Departments whose active holds block the line (an order-wide hold blocks every line).
+    blocked_by: list[str] = Field(default_factory=list)
+
+
+class Totals(Model):
+    """What the order comes to, and where its money stands."""
+
+    ordered: Money
+    authorized: Money
+    captured: Money
+    voided: Money
+    refunded: Money
 
 
 class OrderView(Model):
     order_id: str
     status: str
     customer_id: str
-    lines: list[OrderLine]
+    lines: list[LineView]
+    totals: Totals | None = None
+    # The ordered total (``totals.ordered``), for scripts that read it before there were totals.
     total: Money
     placed_at: datetime
     blocked_by: list[str]
@@ -77,13 +103,60 @@ def next_step(state: OrderState) -> tuple[str, datetime | None]:
     return words, due_at
 
 
+def _line_status(state: OrderState, n: int, res: Reservation | None) -> str:
+    if state.status in (OrderStatus.COMPLETED, OrderStatus.CANCELLED, OrderStatus.DELIVERED):
+        return state.status.value
+    if res is not None and res.status == ReservationStatus.COLLECTED and state.deliveries:
+        return state.status.value  # with the carrier, or handed over
+    if res is None:
+        return "reserving"
+    return res.status.value
+
+
+def line_views(state: OrderState) -> list[LineView]:
+    delivery = state.current_delivery
+    blocked_by = state.blocked_by
+    out = []
+    for n, line in enumerate(state.input.lines):
+        res = state.line_reservation(n)
+        carried = (
+            delivery is not None and res is not None and res.status == ReservationStatus.COLLECTED
+        )
+        out.append(
+            LineView(
+                **line.model_dump(),
+                line=n + 1,
+                status=_line_status(state, n, res),
+                reservation=res,
+                delivery_id=delivery.delivery_id if carried and delivery else None,
+                blocked_by=blocked_by,
+            )
+        )
+    return out
+
+
+def totals(state: OrderState) -> Totals:
+    ordered = state.total
+    zero = Decimal("0")
+    paid = state.payment
+    authorized = ordered if paid != PaymentState.NONE else zero
+    return Totals(
+        ordered=ordered,
+        authorized=authorized,
+        captured=state.charged,
+        voided=ordered if paid == PaymentState.VOIDED else zero,
+        refunded=state.refunded,
+    )
+
+
 def order_view(state: OrderState) -> OrderView:
     step, step_due = next_step(state)
     return OrderView(
         order_id=state.order_id,
         status=state.status.value,
         customer_id=state.input.customer.customer_id,
-        lines=state.input.lines,
+        lines=line_views(state),
+        totals=totals(state),
         total=state.total,
         placed_at=state.input.placed_at or state.timeline[0].at,
         blocked_by=state.blocked_by,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
@@ -175,7 +175,11 @@ class Registry:
             known = ", ".join(self.departments)
             raise NotFound(f"unknown department '{name}'; known: {known}") from None
 
-    def nearest_with_stock(self, sku: str, qty: int) -> Location | None:
-        """For --any-location: the nearest location whose seeded stock covers the order."""
-        candidates = [loc for loc in self.locations.values() if loc.stock.get(sku, 0) >= qty]
+    def nearest_with_all(self, lines: Sequence[tuple[str, int]]) -> Location | None:
+        """For --any-location: the nearest location whose seeded stock covers every line."""
+        candidates = [
+            loc
+            for loc in self.locations.values()
+            if all(loc.stock.get(sku, 0) >= qty for sku, qty in lines)
+        ]
         return min(candidates, key=lambda loc: loc.distance_km) if candidates else None

@@ -76,4 +76,5 @@ def update_schema(name: str) -> dict[str, Any]:
     schemas = update_schemas()
     if name not in schemas:
         raise NotFound(f"no message '{name}'; known: {', '.join(schemas)}")
-    return {"update": name, **schemas[name]}
+    key = "start" if schemas[name]["sent_as"] == "workflow start" else "update"
+    return {key: name, **schemas[name]}

@@ -105,6 +105,7 @@ class Stack:
         customer: str = "C-1001",
         sku: str = "PHONE-A5",
         qty: int = 1,
+        lines: list[tuple[str, int]] | None = None,
         location: str | None = None,
         carrier: str | None = "ups",
         pickup: bool = False,
@@ -115,8 +116,7 @@ class Stack:
         worker's order desk, which sets the order's terms."""
         inp = self.app.order_input(
             customer_id=customer,
-            sku=sku,
-            qty=qty,
+            lines=lines or [(sku, qty)],
             location=location or self.location,
             carrier=None if pickup else carrier,
             pickup=pickup,

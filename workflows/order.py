@@ -84,6 +84,8 @@ REJECTED = "rejected"
 # Orders started from now on take a ``PlaceOrder`` and record the engine's terms for it.
 ENGINE_TERMS = "engine-terms"
 TERMS_TIMEOUT = timedelta(seconds=10)
+# Orders of several lines reserve each line.
+ORDER_LINES = "order-lines"
 # Stands in for a start input no version of the engine could read: the order is refused.
 _UNREADABLE = PlaceOrderInput.model_construct(order_id="unreadable", lines=[], location="")
 
@@ -124,6 +126,7 @@ class OrderWorkflow:
             inp = inp.model_copy(update={"placed_at": workflow.now()})
         self.state = OrderState(input=inp)
         self.collect: rules.CollectOrder | None = None
+        self.several_lines = False
         self.shipment = Shipment()
         self.publisher = Publisher(self.state)
         # A task with no command yet indexes the search attributes before its first call.
@@ -160,6 +163,10 @@ class OrderWorkflow:
             req = admitted(raw, PlaceOrder, "the order's start input")
         except OrderflowError as err:
             self.refusal = err
+            return _UNREADABLE, True
+        if len(req.lines) > 1 and not workflow.patched(ORDER_LINES):
+            # Before orders had lines, the door took one: an order refused then replays so.
+            self.refusal = InvalidInput("lines: an order took one line")
             return _UNREADABLE, True
         self.awaiting_terms = req
         # Placed when the order started: the time its caller can read back (describe).
@@ -216,6 +223,9 @@ class OrderWorkflow:
         self.gate.command_now()
         if self.awaiting_terms is not None:
             await self._record_terms()
+        # An order of several lines reserves, releases and tells per line. Orders an older
+        # version accepted with several lines (it reserved only the first) run on as they did.
+        self.several_lines = len(s.input.lines) > 1 and workflow.patched(ORDER_LINES)
         self.outbox.tell_customer(Told.PLACED, messages.order_placed(s))
         self._changed()
         publisher = asyncio.create_task(self.publisher.run(lambda: self.gate.steps_idle))
@@ -278,6 +288,9 @@ class OrderWorkflow:
 
     async def _reserve(self) -> None:
         s = self.state
+        if self.several_lines:
+            await self._reserve_lines()
+            return
         if reservation.needs_reservation(s):
             await self._step(Step.RESERVE_STOCK)
             result = await self.gate.step(
@@ -290,19 +303,47 @@ class OrderWorkflow:
         if s.reservation.status == ReservationStatus.WAITLISTED:
             await self._wait_for_stock()
 
+    async def _reserve_lines(self) -> None:
+        """Each line on its own stock record, first come first served; the order goes on once
+        every line is reserved (its lines ship together)."""
+        s = self.state
+        asked = False
+        for n in range(len(s.input.lines)):
+            if reservation.needs_reservation(s, n):
+                await self._step(Step.RESERVE_STOCK)
+                result = await self.gate.step(
+                    StockCall.RESERVE, reservation.reserve_request(s, n), result_type=StockReserved
+                )
+                reservation.take_reservation(s, result, n)
+                asked = True
+        if reservation.all_reserved(s):
+            if asked:
+                self._set_status(OrderStatus.RESERVED)
+                self.outbox.tell_customer(Told.RESERVED, messages.lines_reserved(s))
+            return
+        if reservation.lines_in(s, ReservationStatus.WAITLISTED):
+            await self._wait_for_stock()
+
     async def _wait_for_stock(self) -> None:
         s = self.state
         assert s.reservation is not None
         self._set_status(OrderStatus.WAITLISTED)
         s.step = Step.WAIT_FOR_STOCK
         promise = reservation.promise_stock_date(s, workflow.now())
-        if promise is not None:
-            mail = messages.waitlisted(s, s.reservation.position or 0, promise)
-            self.outbox.tell_customer(Told.WAITLISTED, mail)
-        self._changed()
-        await self._wait(
-            lambda: s.reservation is not None and s.reservation.status == ReservationStatus.RESERVED
-        )
+        if self.several_lines:
+            self.outbox.tell_customer(Told.WAITLISTED, messages.lines_waiting(s, promise))
+            self._changed()
+            await self._wait(lambda: reservation.all_reserved(s))
+        else:
+            if promise is not None:
+                mail = messages.waitlisted(s, s.reservation.position or 0, promise)
+                self.outbox.tell_customer(Told.WAITLISTED, mail)
+            self._changed()
+            await self._wait(
+                lambda: (
+                    s.reservation is not None and s.reservation.status == ReservationStatus.RESERVED
+                )
+            )
         reservation.stock_arrived(s, workflow.now())
         self._set_status(OrderStatus.RESERVED)
         self.outbox.tell_customer(Told.STOCK_ALLOCATED, messages.stock_allocated(s))
@@ -312,10 +353,11 @@ class OrderWorkflow:
         await self.gate.step(call, request, summary=call.value)
 
     async def _release_stock(self, *, collected: bool) -> None:
-        request = reservation.release_request(self.state, collected=collected)
-        if request is not None:
-            await self.gate.step(StockCall.RELEASE, request)
-            reservation.stock_released(self.state, collected=collected)
+        for n in range(len(self.state.reservations)):
+            request = reservation.release_request(self.state, collected=collected, n=n)
+            if request is not None:
+                await self.gate.step(StockCall.RELEASE, request)
+                reservation.stock_released(self.state, collected=collected, n=n)
 
     async def _hand_over_in_store(self) -> bool:
         """Wait for the customer at the store. True when collected, False when put back in line."""
@@ -339,7 +381,7 @@ class OrderWorkflow:
     async def _deliver(self) -> None:
         s = self.state
         while True:
-            if s.reservation is not None and s.reservation.status == ReservationStatus.WAITLISTED:
+            if reservation.lines_in(s, ReservationStatus.WAITLISTED):
                 await self._wait_for_stock()
             await self._step(Step.BOOK_CARRIER)
             outcome = await self._ship()
@@ -398,7 +440,7 @@ class OrderWorkflow:
         if undo is not None:
             await self._payment(undo)
             done.append(steps.payment_undone(s, undo))
-        if s.reservation is not None and s.reservation.status.holds_stock_or_place:
+        if any(res is not None and res.status.holds_stock_or_place for res in s.reservations):
             await self._release_stock(collected=False)
             done.append("stock reservation released")
         steps.close_cancelled(s, done, workflow.now())

@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from domain.durations import parse_duration
+from domain.errors import InvalidInput
 from domain.order import CancelOrder, OrderStatus
 from domain.view import OrderView
 from orderflow.cli.common import (
@@ -29,7 +30,16 @@ from orderflow.service import Orderflow, money
 def print_view(v: OrderView, link: str) -> None:
     out.print(f"[bold]Order {v.order_id}[/bold]  {v.status}  customer {v.customer_id}")
     for line in v.lines:
-        out.print(f"  {line.qty} x {line.sku} {line.name} at {money(line.unit_price)}")
+        r = line.reservation
+        where = ""
+        if r is not None:
+            pos = f" (position {r.position})" if r.position else ""
+            where = f"  {r.status}{pos} at {r.location}"
+        held = f"  [red]blocked by {', '.join(line.blocked_by)}[/red]" if line.blocked_by else ""
+        out.print(
+            f"  line {line.line}: {line.qty} x {line.sku} {line.name} at "
+            f"{money(line.unit_price)}  {line.status}{where}{held}"
+        )
     out.print(
         f"  total {money(v.total)} (locked at placement)  payment {v.payment}, charged {money(v.charged)}"
     )
@@ -62,11 +72,39 @@ def print_view(v: OrderView, link: str) -> None:
     out.print(f"  {link}")
 
 
+def order_lines(sku: str | None, qty: int, lines: list[str]) -> list[tuple[str, int]]:
+    """The order's lines from ``--line SKU[:QTY]`` (repeated), or the one-line ``--sku``/``--qty``."""
+    if sku is not None and lines:
+        raise InvalidInput("give --sku (one line) or --line (one or more), not both")
+    if sku is not None:
+        return [(sku, qty)]
+    if not lines:
+        raise InvalidInput("--line SKU[:QTY] (or --sku) is required")
+    out: list[tuple[str, int]] = []
+    for n, text in enumerate(lines, start=1):
+        name, sep, count = text.partition(":")
+        if not name.strip() or (sep and not count.strip()):
+            raise InvalidInput(f"--line {n}: '{text}' is not SKU or SKU:QTY")
+        try:
+            units = int(count) if sep else 1
+        except ValueError:
+            raise InvalidInput(
+                f"--line {n}: the quantity in '{text}' is not a whole number"
+            ) from None
+        out.append((name.strip(), units))
+    return out
+
+
 @order_app.command("place")
 def order_place(
     customer: str = typer.Option(..., "--customer", help="Customer id (see orderflow catalog)."),
-    sku: str = typer.Option(..., "--sku"),
-    qty: int = typer.Option(1, "--qty"),
+    sku: str | None = typer.Option(None, "--sku", help="The one-line form: the SKU."),
+    qty: int = typer.Option(1, "--qty", help="The one-line form: its quantity."),
+    lines: list[str] = typer.Option(
+        [],
+        "--line",
+        help="SKU[:QTY], once per line (up to 50; the same SKU twice is one line).",
+    ),
     location: str | None = typer.Option(None, "--location"),
     carrier: str | None = typer.Option(None, "--carrier"),
     pickup: bool = typer.Option(False, "--pickup", help="Collect in store instead of delivery."),
@@ -81,11 +119,12 @@ def order_place(
 ) -> None:
     """Place an order; prints its id."""
 
+    wanted = order_lines(sku, qty, lines)
+
     async def go(of: Orderflow) -> tuple[OrderView, bool]:
         inp = of.order_input(
             customer_id=customer,
-            sku=sku,
-            qty=qty,
+            lines=wanted,
             location=location,
             carrier=carrier,
             pickup=pickup,

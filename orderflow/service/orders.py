@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,11 +19,12 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from domain.delivery import DeliveryState
-from domain.errors import InvalidInput, OrderflowError, WrongState
+from domain.errors import InvalidInput, NotFound, OrderflowError, WrongState
 from domain.fulfilment import placed_view
 from domain.holds import HoldPlaced, PlaceHold
 from domain.ids import order_workflow_id
 from domain.order import (
+    MAX_ORDER_LINES,
     CancelOrder,
     CollectOrder,
     LineRequest,
@@ -47,8 +49,9 @@ class OrderService(ServiceBase):
         self,
         *,
         customer_id: str,
-        sku: str,
-        qty: int,
+        sku: str | None = None,
+        qty: int = 1,
+        lines: Sequence[tuple[str, int]] = (),
         location: str | None,
         carrier: str | None,
         pickup: bool,
@@ -56,19 +59,34 @@ class OrderService(ServiceBase):
         any_location: bool = False,
         actor: str = "web",
     ) -> PlaceOrder:
-        """The order as a caller places it. Checked here against the registry for the CLI's
-        wording; the engine prices it and adds its terms when it starts."""
+        """The order as a caller places it: ``lines`` of (SKU, quantity), or one ``sku`` and
+        ``qty``. Checked here against the registry for the CLI's wording; the engine prices it
+        and adds its terms when it starts."""
         reg = self.registry
         customer = reg.customer(customer_id)
-        item = reg.sku(sku)
-        if qty <= 0:
-            raise InvalidInput(f"quantity must be at least 1 (got {qty})")
+        wanted = list(lines) or ([(sku, qty)] if sku is not None else [])
+        if not wanted:
+            raise InvalidInput("an order needs at least one line")
+        if len(wanted) > MAX_ORDER_LINES:
+            raise InvalidInput(
+                f"an order takes at most {MAX_ORDER_LINES} lines (got {len(wanted)})"
+            )
+        one = len(wanted) == 1
+        for n, (item, units) in enumerate(wanted, start=1):
+            where = "" if one else f"line {n}: "
+            try:
+                reg.sku(item)
+            except NotFound as err:
+                raise NotFound(f"{where}{err}") from None
+            if units <= 0:
+                raise InvalidInput(f"{where}quantity must be at least 1 (got {units})")
         if any_location:
-            loc = reg.nearest_with_stock(sku, qty)
+            loc = reg.nearest_with_all(wanted)
             if loc is None:
                 if location is None:
+                    what = " and ".join(f"{units} x {item}" for item, units in wanted)
                     raise InvalidInput(
-                        f"no location has {qty} x {sku} in stock; name one with --location to join its waitlist"
+                        f"no location has {what} in stock; name one with --location to join its waitlist"
                     )
                 loc = reg.location(location)
         elif location is None:
@@ -85,7 +103,7 @@ class OrderService(ServiceBase):
             return PlaceOrder(
                 order_id=order_id or f"ORD-{uuid.uuid4().hex[:8].upper()}",
                 customer_id=customer.customer_id,
-                lines=[LineRequest(sku=item.sku, qty=qty)],
+                lines=[LineRequest(sku=item, qty=units) for item, units in wanted],
                 location=loc.location,
                 carrier=carrier,
                 pickup=pickup,
@@ -100,7 +118,9 @@ class OrderService(ServiceBase):
         return placed_on_terms(req, desk.terms(req), datetime.now(UTC))
 
     def _start_options(self, inp: PlaceOrderInput) -> dict[str, Any]:
-        line = inp.lines[0]
+        items = ", ".join(f"{line.qty} x {line.sku}" for line in inp.lines[:3])
+        if len(inp.lines) > 3:
+            items += f" and {len(inp.lines) - 3} more lines"
         return {
             "id": order_workflow_id(inp.order_id),
             "task_queue": self.settings.task_queue,
@@ -114,7 +134,7 @@ class OrderService(ServiceBase):
                 + ([SearchAttributePair(CARRIER, inp.carrier)] if inp.carrier else [])
             ),
             "static_summary": (
-                f"Order {inp.order_id}: {line.qty} x {line.sku} for customer "
+                f"Order {inp.order_id}: {items} for customer "
                 f"{inp.customer.customer_id}, "
                 + ("store pickup" if inp.pickup else f"delivery by {inp.carrier}")
                 + f" from {inp.location}"

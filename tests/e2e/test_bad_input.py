@@ -230,6 +230,45 @@ CASES = [
     case(f"{PL} --carrier fedex", "unknown carrier", id="unknown-carrier"),
     case(f"{PL} --carrier ups --pickup", "exclude each other", id="pickup-with-carrier"),
     case(f"{PLACE} --sku PHONE-A5", "--location is required", id="no-location"),
+    # -- order lines ------------------------------------------------------------------------
+    case(
+        f"{PLACE} --line PHONE-A5 --line PHONE-Z9:2 --location warehouse-north",
+        "line 2: unknown SKU 'PHONE-Z9'",
+        id="line-unknown-sku",
+    ),
+    case(
+        f"{PLACE} --line PHONE-A5:0 --location warehouse-north",
+        "quantity must be at least 1",
+        id="line-qty-zero",
+    ),
+    case(
+        f"{PLACE} --line PHONE-A5:two --location warehouse-north",
+        "--line 1: the quantity in 'PHONE-A5:two' is not a whole number",
+        id="line-qty-not-a-number",
+    ),
+    case(
+        f"{PLACE} --line PHONE-A5: --location warehouse-north",
+        "not SKU or SKU:QTY",
+        id="line-no-qty",
+    ),
+    case(f"{PLACE} --line :3 --location warehouse-north", "not SKU or SKU:QTY", id="line-no-sku"),
+    case(
+        f"{PLACE} "
+        + " ".join(f"--line CASE-X12:{n}" for n in range(1, 52))
+        + " --location warehouse-north",
+        "at most 50 lines (got 51)",
+        id="line-51-lines",
+    ),
+    case(
+        f"{PLACE} --sku PHONE-A5 --line CASE-X12 --location warehouse-north",
+        "not both",
+        id="line-and-sku",
+    ),
+    case(
+        f"{PLACE} --location warehouse-north",
+        "--line SKU[:QTY] (or --sku) is required",
+        id="line-none",
+    ),
     case("stock show --location moon-base", "unknown location", id="stock-unknown-location"),
     case(
         "stock receive --location warehouse-north --sku NOPE --qty 1",

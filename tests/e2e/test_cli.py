@@ -50,9 +50,15 @@ def test_an_order_from_placement_to_delivery_through_the_cli(cli: Cli) -> None:
         ("order", "show", "E2E-1"),
         lambda v: v["deliveries"] and v["deliveries"][0]["status"] == "booked",
     )
-    assert view["lines"] == [
-        {"sku": "PHONE-A5", "name": "A5 smartphone, 64 GB", "qty": 1, "unit_price": 349.0}
-    ]
+    [line] = view["lines"]
+    assert {k: line[k] for k in ("line", "sku", "name", "qty", "unit_price")} == {
+        "line": 1,
+        "sku": "PHONE-A5",
+        "name": "A5 smartphone, 64 GB",
+        "qty": 1,
+        "unit_price": 349.0,
+    }
+    assert view["totals"]["ordered"] == view["total"] == 349.0
     assert view["deliveries"][0]["carrier"] == "dhl"
 
     early = cli.run("carrier", "event", "E2E-1", "delivered", check=False)
@@ -192,7 +198,7 @@ def test_an_order_from_placement_to_delivery_through_the_cli(cli: Cli) -> None:
             ),
             "no order",
         ),
-        (("order", "place", "--customer", "C-1002"), "Missing option"),
+        (("order", "place", "--customer", "C-1002"), "--line SKU[:QTY] (or --sku) is required"),
         (("orders", "list", "--older-than", "yesterday"), "not a duration"),
     ],
 )

@@ -115,7 +115,7 @@ async def _history(stack: Stack, workflow_id: str) -> list[Any]:
         # What the engine owns cannot be sent.
         ({"lines": [{"sku": "PHONE-A5", "qty": 1, "unit_price": "0"}]}, "unit_price"),
         ({"policy": {"dispute_sla": "PT1S"}}, "policy"),
-        ({"lines": [{"sku": "PHONE-A5", "qty": 1}, {"sku": "CASE-X12", "qty": 1}]}, "lines"),
+        ({"lines": [{"sku": f"SKU-{n}", "qty": 1} for n in range(51)]}, "lines"),
         # What the registry does not know ends the order too, naming the field.
         ({"customer_id": "C-0000"}, "customer_id"),
         ({"lines": [{"sku": "NO-SUCH-SKU", "qty": 1}]}, "lines[0].sku"),
@@ -131,7 +131,7 @@ async def _history(stack: Stack, workflow_id: str) -> list[Any]:
         "flag-as-string",
         "caller-price",
         "caller-policy",
-        "two-lines",
+        "51-lines",
         "unknown-customer",
         "unknown-sku",
         "unknown-location",
