@@ -29,6 +29,8 @@ the stock records' events shared out per order, which the bare's shared records 
 core count. ``--show-history`` prints the events of one order, its delivery and one bare.
 
 Run: .venv/bin/python bench/throughput.py [--orders 300] [--concurrency 16] [--rounds 2]
+[--lines N] (every order of N lines, each on its own stock record; the bare does the same
+number of stock calls)
 
 One module on purpose, as every bench: it is read and run as one script, top to bottom
 (the bare sides it compares with live in ``bench/bare.py``).
@@ -49,6 +51,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +81,7 @@ from temporalio.worker import Worker
 from activities.carrier import CarrierActivities, SqliteCarrierGateway
 from domain.carrier import Booking, BookShipment, CarrierEvent
 from domain.ids import delivery_workflow_id, order_workflow_id
-from domain.registry import Location
+from domain.registry import Location, Sku
 from orderflow.config import PROJECT_ROOT, Settings
 from orderflow.desk import OrderDesk
 from orderflow.devserver import SQLITE_PRAGMAS, free_port, temporal_binary
@@ -220,7 +223,12 @@ async def carrier_update(send: Callable[[], Awaitable[Any]]) -> None:
     raise RuntimeError("carrier event refused 500 times")
 
 
-async def run_orders(app: Orderflow, ids: list[str], concurrency: int) -> float:
+def extra_skus(lines: int) -> list[str]:
+    """The SKUs of an order's lines after its first (the bench's own catalogue entries)."""
+    return [f"BENCH-{k:02d}" for k in range(1, lines)]
+
+
+async def run_orders(app: Orderflow, ids: list[str], concurrency: int, lines: int = 1) -> float:
     client = app.client
     gate = asyncio.Semaphore(concurrency)
 
@@ -229,8 +237,7 @@ async def run_orders(app: Orderflow, ids: list[str], concurrency: int) -> float:
             location, sku = RECORDS[i % len(RECORDS)]
             inp = app.order_input(
                 customer_id="C-1001",
-                sku=sku,
-                qty=1,
+                lines=[(sku, 1)] + [(extra, 1) for extra in extra_skus(lines)],
                 location=location,
                 carrier="ups",
                 pickup=False,
@@ -400,7 +407,12 @@ K_UPDATE = "EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED"
 
 
 async def main(
-    orders: int, concurrency: int, warmup: int, rounds: int, show_history: bool = False
+    orders: int,
+    concurrency: int,
+    warmup: int,
+    rounds: int,
+    show_history: bool = False,
+    lines: int = 1,
 ) -> None:
     configure("WARNING")
     tmp = Path(tempfile.mkdtemp(prefix="orderflow-throughput-"))
@@ -431,12 +443,14 @@ async def main(
         task_queue=f"bench-orders-{run_tag}",
     )
     registry = Registry(PROJECT_ROOT / "seeds")
+    for extra in extra_skus(lines):
+        registry.skus[extra] = Sku(sku=extra, name=f"Bench item {extra}", price=Decimal("10.00"))
     for n, loc in enumerate(BENCH_LOCATIONS):
         registry.locations[loc] = Location(
             location=loc,
             name=f"Bench store {n}",
             distance_km=n,
-            stock={sku: 1_000_000 for sku in SKUS},
+            stock={sku: 1_000_000 for sku in (*SKUS, *extra_skus(lines))},
         )
     # The bench stores are the worker's too: its order desk places orders only where it knows.
     desk = order_desk(settings, registry)
@@ -453,7 +467,7 @@ async def main(
         )
         async with orderflow_worker(client, settings, desk), bare_worker(client, bare_settings):
             sent_before = sent_count(settings)
-            await run_orders(app, warm_ids, concurrency)
+            await run_orders(app, warm_ids, concurrency, lines)
             emails_per_order = (sent_count(settings) - sent_before) / warmup
             # The bare's messages are as long as the order's were on average.
             inbox = read_inbox(tmp / "maildir")
@@ -525,7 +539,7 @@ async def main(
             size = -(-orders // rounds)
             for r in range(rounds):
                 chunk = slice(r * size, (r + 1) * size)
-                order_wall += await run_orders(app, ids[chunk], concurrency)
+                order_wall += await run_orders(app, ids[chunk], concurrency, lines)
                 refused_mid = Refusals.count
                 bare_wall += await run_bare(
                     client, bare_settings.task_queue, bare_specs[chunk], concurrency
@@ -610,7 +624,8 @@ async def main(
         return f"{acts:.1f} activities + {local:.1f} local activities"
 
     print(
-        f"cores {os.cpu_count()}, orders {orders} (+{warmup} warm-up each side) in {rounds} "
+        f"cores {os.cpu_count()}, orders {orders} of {lines} line{'s' if lines > 1 else ''} "
+        f"(+{warmup} warm-up each side) in {rounds} "
         f"alternating rounds, "
         f"concurrency {concurrency}, SQLite WAL dev server, total run "
         f"{time.monotonic() - t_start:.0f}s"
@@ -678,9 +693,21 @@ if __name__ == "__main__":
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=2, help="alternating measured rounds")
     parser.add_argument(
+        "--lines", type=int, default=1, help="lines per order, each on its own stock record"
+    )
+    parser.add_argument(
         "--show-history",
         action="store_true",
         help="print the events of the first warm-up order, its delivery and a bare workflow",
     )
     args = parser.parse_args()
-    asyncio.run(main(args.orders, args.concurrency, args.warmup, args.rounds, args.show_history))
+    asyncio.run(
+        main(
+            args.orders,
+            args.concurrency,
+            args.warmup,
+            args.rounds,
+            args.show_history,
+            args.lines,
+        )
+    )
