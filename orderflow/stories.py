@@ -89,14 +89,23 @@ class Step(BaseModel):
     pickup_point: str = ""
 
 
+class StoryLine(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sku: str
+    qty: int = 1
+
+
 class Story(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str
     title: str
     customer: str
+    # The order: its first line (``sku``, ``qty``), and any further ``lines``.
     sku: str
     qty: int = 1
+    lines: list[StoryLine] = Field(default_factory=list)
     location: str
     carrier: str | None = None
     stock: dict[str, int] = Field(default_factory=dict)
@@ -248,8 +257,7 @@ class Player:
             case "place":
                 inp = app.order_input(
                     customer_id=s.customer,
-                    sku=s.sku,
-                    qty=s.qty,
+                    lines=[(s.sku, s.qty)] + [(line.sku, line.qty) for line in s.lines],
                     location=self.location,
                     carrier=s.carrier,
                     pickup=False,
@@ -382,7 +390,7 @@ class Player:
         ]
         attempts = [a for d in view.deliveries for a in d.attempts]
         told = {(e.kind, e.at) for e in timeline}
-        catalog_price = self.app.registry.sku(self.story.sku).price
+        catalog = self.app.registry
         placed_total = sum((line.unit_price * line.qty for line in view.lines), Decimal("0"))
         limit = Policy().attempt_limit
         checks = {
@@ -400,7 +408,9 @@ class Player:
                 or any(later.delivery_id > d.delivery_id for later in view.deliveries)
                 for d in view.deliveries
             ),
-            "price unchanged": all(line.unit_price == catalog_price for line in view.lines)
+            "price unchanged": all(
+                line.unit_price == catalog.sku(line.sku).price for line in view.lines
+            )
             and (view.status != "completed" or view.charged == placed_total),
             "every promise kept or reported broken": all(
                 p.status in ("kept", "withdrawn")
