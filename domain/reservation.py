@@ -15,6 +15,7 @@ from domain.promises import (
     keep_promise,
     make_promise,
     open_promises,
+    withdraw,
 )
 from domain.stock import (
     ReleaseRequest,
@@ -80,7 +81,9 @@ def lines_in(state: OrderState, status: ReservationStatus) -> list[int]:
 
 
 def all_reserved(state: OrderState) -> bool:
-    return len(lines_in(state, ReservationStatus.RESERVED)) == len(state.input.lines)
+    """Every line not cancelled is reserved."""
+    reserved = lines_in(state, ReservationStatus.RESERVED)
+    return all(n in reserved for n in state.open_lines)
 
 
 def promise_stock_date(state: OrderState, now: datetime) -> Promise | None:
@@ -98,6 +101,15 @@ def promise_stock_date(state: OrderState, now: datetime) -> Promise | None:
         ),
         now,
     )
+
+
+def no_wait_left(state: OrderState, now: datetime) -> None:
+    """A line cancel took away the last line that waited for stock: its stock-date promise is
+    withdrawn, not broken."""
+    if lines_in(state, ReservationStatus.WAITLISTED):
+        return
+    for promise in open_promises(state, PromiseKind.STOCK_DATE):
+        withdraw(promise, now, note="the line that waited for stock was cancelled")
 
 
 def stock_arrived(state: OrderState, now: datetime) -> None:

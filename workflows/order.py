@@ -127,6 +127,8 @@ class OrderWorkflow:
         self.state = OrderState(input=inp)
         self.collect: rules.CollectOrder | None = None
         self.several_lines = False
+        # What each line cancel undid, by line index: its caller's answer.
+        self.line_compensations: dict[int, list[str]] = {}
         self.shipment = Shipment()
         self.publisher = Publisher(self.state)
         # A task with no command yet indexes the search attributes before its first call.
@@ -265,7 +267,7 @@ class OrderWorkflow:
         await self._step(Step.CAPTURE_PAYMENT)
         await self._payment(PaymentCall.CAPTURE)
         s.payment = PaymentState.CAPTURED
-        s.charged = s.total
+        s.charged = s.open_total
         self._set_status(OrderStatus.COMPLETED)
         self.outbox.tell_customer(Told.COMPLETED, messages.completed(s))
 
@@ -276,15 +278,57 @@ class OrderWorkflow:
         s = self.state
         s.step = step
         self._changed()
+        if s.line_cancels:
+            await self._cancel_lines()
         if s.blocked or s.cancelling:
-            await workflow.wait_condition(lambda: not s.blocked or s.cancelling)
+            await workflow.wait_condition(
+                lambda: not s.blocked or s.cancelling or bool(s.line_cancels)
+            )
+            while s.line_cancels and not s.cancelling:
+                await self._cancel_lines()
+                if s.blocked:
+                    await workflow.wait_condition(
+                        lambda: not s.blocked or s.cancelling or bool(s.line_cancels)
+                    )
         if s.cancelling:
             raise _Cancelled
 
     async def _wait(self, condition: Callable[[], bool]) -> None:
-        await workflow.wait_condition(lambda: condition() or self.state.cancelling)
-        if self.state.cancelling:
+        s = self.state
+        await workflow.wait_condition(lambda: condition() or s.cancelling or bool(s.line_cancels))
+        while s.line_cancels and not s.cancelling:
+            await self._cancel_lines()
+            if not condition():
+                await workflow.wait_condition(
+                    lambda: condition() or s.cancelling or bool(s.line_cancels)
+                )
+        if s.cancelling:
             raise _Cancelled
+
+    async def _cancel_lines(self) -> None:
+        """Carry out the line cancels accepted: each line's stock given back and its part of the
+        authorization voided, and the customer told; the rest of the order goes on."""
+        s = self.state
+        while s.line_cancels:
+            cmd = s.line_cancels[0]
+            assert cmd.line is not None
+            n = cmd.line - 1
+            request = reservation.release_request(s, collected=False, n=n)
+            if request is not None:
+                await self.gate.step(StockCall.RELEASE, request)
+                reservation.stock_released(s, collected=False, n=n)
+            voided = s.payment == PaymentState.AUTHORIZED
+            if voided:
+                void = steps.line_void_request(s, n, workflow.info().workflow_id)
+                await self.gate.step(PaymentCall.VOID, void, summary=f"void line {cmd.line}")
+            s.line_cancels.pop(0)
+            self.line_compensations[n] = steps.line_cancelled(
+                s, n, voided=voided, released=request is not None
+            )
+            reservation.no_wait_left(s, workflow.now())
+            mail = messages.line_cancelled(s, n, cmd.by, cmd.customer_message)
+            self.outbox.tell_customer(Told.LINE_CANCELLED, mail)
+            self._changed()
 
     async def _reserve(self) -> None:
         s = self.state
@@ -309,7 +353,7 @@ class OrderWorkflow:
         s = self.state
         asked = False
         for n in range(len(s.input.lines)):
-            if reservation.needs_reservation(s, n):
+            if not s.line_cancelled(n) and reservation.needs_reservation(s, n):
                 await self._step(Step.RESERVE_STOCK)
                 result = await self.gate.step(
                     StockCall.RESERVE, reservation.reserve_request(s, n), result_type=StockReserved
@@ -331,9 +375,14 @@ class OrderWorkflow:
         s.step = Step.WAIT_FOR_STOCK
         promise = reservation.promise_stock_date(s, workflow.now())
         if self.several_lines:
+            waiting = reservation.lines_in(s, ReservationStatus.WAITLISTED)
             self.outbox.tell_customer(Told.WAITLISTED, messages.lines_waiting(s, promise))
             self._changed()
             await self._wait(lambda: reservation.all_reserved(s))
+            if all(n in s.cancelled_lines for n in waiting):
+                # No stock arrived: the lines that waited were cancelled (and told).
+                self._set_status(OrderStatus.RESERVED)
+                return
         else:
             if promise is not None:
                 mail = messages.waitlisted(s, s.reservation.position or 0, promise)
@@ -588,6 +637,17 @@ class OrderWorkflow:
         await self._terms_recorded()
         cmd = accepted(raw, rules.CancelOrder)
         s = self.state
+        if rules.is_line_cancel(s, cmd):
+            assert cmd.line is not None
+            n = cmd.line - 1
+            if rules.accept_cancel(s, cmd):
+                self._changed()
+            await workflow.wait_condition(lambda: n in s.cancelled_lines or s.cancelling)
+            return rules.OrderCancelled(
+                order_id=s.order_id,
+                cancelled_at=workflow.now(),
+                compensations=self.line_compensations.get(n, []),
+            )
         if rules.accept_cancel(s, cmd):
             self._changed()
         await workflow.wait_condition(lambda: s.status == OrderStatus.CANCELLED)
