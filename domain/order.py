@@ -411,13 +411,14 @@ def check_line_cancel(state: OrderState, line: int) -> None:
             f"there is no line {line}"
         )
     if state.line_cancelled(line - 1):
-        raise WrongState(f"line: line {line} of order {state.order_id} is already cancelled")
+        raise WrongState(f"line: order {state.order_id}'s line {line} is already cancelled")
     if state.status in (OrderStatus.DELIVERED, OrderStatus.COMPLETED):
-        raise WrongState(f"line: line {line} was delivered; use a return")
+        raise WrongState(f"line: the order's line {line} was delivered; use a return")
     res = state.line_reservation(line - 1)
     if state.deliveries or (res is not None and res.status == ReservationStatus.COLLECTED):
         raise WrongState(
-            f"line: line {line} has left the store; cancel the order to stop its delivery"
+            f"line: the order's line {line} has left the store; cancel the order to stop its "
+            "delivery"
         )
 
 

@@ -32,6 +32,7 @@ FLAGS = {
     "due_at": "--due",
     "text": "--text",
     "evidence.location": "--evidence location=...",
+    "line": "--line",
 }
 _FIELD = re.compile(
     r"(?:(?<=^)|(?<=: )|(?<=; ))(" + "|".join(re.escape(f) for f in FLAGS) + r")(?=[ :])"

@@ -217,7 +217,7 @@ async def test_line_cancels_that_cannot_be_are_refused_and_change_nothing(stack:
         await stack.app.cancel(oid, cancel(0))
     assert await stack.app.view(oid) == before
     await stack.app.cancel(oid, cancel(2))
-    with pytest.raises(WrongState, match=r"line 2 of order \S+ is already cancelled"):
+    with pytest.raises(WrongState, match=r"order \S+'s line 2 is already cancelled"):
         await stack.app.cancel(oid, cancel(2))
     # Once the goods have left the store, a line is the carrier's.
     await stack.until(oid, lambda v: bool(v.deliveries))
