@@ -314,13 +314,19 @@ class OrderWorkflow:
             assert cmd.line is not None
             n = cmd.line - 1
             request = reservation.release_request(s, collected=False, n=n)
-            if request is not None:
-                await self.gate.step(StockCall.RELEASE, request)
-                reservation.stock_released(s, collected=False, n=n)
             voided = s.payment == PaymentState.AUTHORIZED
+            calls = []
+            if request is not None:
+                calls.append(self.gate.step(StockCall.RELEASE, request))
             if voided:
                 void = steps.line_void_request(s, n, workflow.info().workflow_id)
-                await self.gate.step(PaymentCall.VOID, void, summary=f"void line {cmd.line}")
+                calls.append(
+                    self.gate.step(PaymentCall.VOID, void, summary=f"void line {cmd.line}")
+                )
+            # Together, as the lines' calls (see ``_reserve_lines``).
+            await asyncio.gather(*calls)
+            if request is not None:
+                reservation.stock_released(s, collected=False, n=n)
             s.line_cancels.pop(0)
             self.line_compensations[n] = steps.line_cancelled(
                 s, n, voided=voided, released=request is not None
@@ -349,17 +355,32 @@ class OrderWorkflow:
 
     async def _reserve_lines(self) -> None:
         """Each line on its own stock record, first come first served; the order goes on once
-        every line is reserved (its lines ship together)."""
+        every line is reserved (its lines ship together). The lines' calls run together: a
+        call that outlives its workflow task is never followed by another in the next task
+        (a query riding on that task then replays the calls in another order)."""
         s = self.state
         asked = False
-        for n in range(len(s.input.lines)):
-            if not s.line_cancelled(n) and reservation.needs_reservation(s, n):
-                await self._step(Step.RESERVE_STOCK)
-                result = await self.gate.step(
-                    StockCall.RESERVE, reservation.reserve_request(s, n), result_type=StockReserved
+        todo = [
+            n
+            for n in range(len(s.input.lines))
+            if not s.line_cancelled(n) and reservation.needs_reservation(s, n)
+        ]
+        if todo:
+            await self._step(Step.RESERVE_STOCK)
+            todo = [n for n in todo if not s.line_cancelled(n)]
+            results = await asyncio.gather(
+                *(
+                    self.gate.step(
+                        StockCall.RESERVE,
+                        reservation.reserve_request(s, n),
+                        result_type=StockReserved,
+                    )
+                    for n in todo
                 )
+            )
+            for n, result in zip(todo, results, strict=True):
                 reservation.take_reservation(s, result, n)
-                asked = True
+            asked = True
         if reservation.all_reserved(s):
             if asked:
                 self._set_status(OrderStatus.RESERVED)
@@ -402,11 +423,29 @@ class OrderWorkflow:
         await self.gate.step(call, request, summary=call.value)
 
     async def _release_stock(self, *, collected: bool) -> None:
-        for n in range(len(self.state.reservations)):
-            request = reservation.release_request(self.state, collected=collected, n=n)
+        s = self.state
+        if not self.several_lines:
+            request = reservation.release_request(s, collected=collected)
             if request is not None:
                 await self.gate.step(StockCall.RELEASE, request)
-                reservation.stock_released(self.state, collected=collected, n=n)
+                reservation.stock_released(s, collected=collected)
+            return
+        # Every line's release at once (see ``_reserve_lines``).
+        held = [
+            n
+            for n in range(len(s.reservations))
+            if reservation.release_request(s, collected=collected, n=n) is not None
+        ]
+        await asyncio.gather(
+            *(
+                self.gate.step(
+                    StockCall.RELEASE, reservation.release_request(s, collected=collected, n=n)
+                )
+                for n in held
+            )
+        )
+        for n in held:
+            reservation.stock_released(s, collected=collected, n=n)
 
     async def _hand_over_in_store(self) -> bool:
         """Wait for the customer at the store. True when collected, False when put back in line."""

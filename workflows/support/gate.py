@@ -23,6 +23,14 @@ result that came first). So:
   indexes its search attributes (which it does anyway whenever they change), the delivery its
   carrier.
 
+**Calls side by side, not one after another, where a step makes several** (an order's lines).
+When a query rides on a workflow task while a call runs, the worker completes the task early and
+the call ends in the next one. If the workflow then starts another call in that next task, the
+SDK answers a later query on that order with a nondeterminism error (``Missing associated
+machine for LocalActivity``: seen with two lines released one after the other, about one run in
+three under CPU load). Started together, the calls end in the same task and nothing follows
+them there, as with an order of one line.
+
 *When it can go:* once the SDK replays an early-completed, command-less task with the same job
 grouping as the live run (``make chaos`` with the guard disabled shows no nondeterminism over
 several runs). Its commands are in saved histories, so removing it goes behind
