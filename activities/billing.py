@@ -46,16 +46,25 @@ class Ledger:
             raise ValueError(kind)
         with self._lock:
             db = self._db
-            db.execute(
-                "INSERT OR IGNORE INTO entries (idempotency_key, order_id, kind, amount)"
-                " VALUES (?, ?, ?, ?)",
-                (req.key, req.order_id, kind, str(req.amount)),
-            )
-            row = db.execute(
-                "SELECT entry_id, order_id, kind, amount, idempotency_key FROM entries"
-                " WHERE idempotency_key = ?",
-                (req.key,),
-            ).fetchone()
+            # One transaction, so that no other worker posts between the check and the entry.
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                if kind == "capture":
+                    self._check_capture(req)
+                db.execute(
+                    "INSERT OR IGNORE INTO entries (idempotency_key, order_id, kind, amount)"
+                    " VALUES (?, ?, ?, ?)",
+                    (req.key, req.order_id, kind, str(req.amount)),
+                )
+                row = db.execute(
+                    "SELECT entry_id, order_id, kind, amount, idempotency_key FROM entries"
+                    " WHERE idempotency_key = ?",
+                    (req.key,),
+                ).fetchone()
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
         entry = LedgerEntry(
             entry_id=row[0], order_id=row[1], kind=row[2], amount=row[3], key=row[4]
         )
@@ -66,6 +75,30 @@ class Ledger:
                 non_retryable=True,
             )
         return entry
+
+    def _check_capture(self, req: PaymentRequest) -> None:
+        """A capture takes at most what is still authorized (a retried capture is its own
+        entry, already counted)."""
+        seen = self._db.execute(
+            "SELECT 1 FROM entries WHERE idempotency_key = ?", (req.key,)
+        ).fetchone()
+        if seen:
+            return
+        held = Decimal("0")
+        for kind, amount in self._db.execute(
+            "SELECT kind, amount FROM entries WHERE order_id = ?", (req.order_id,)
+        ):
+            if kind == "authorize":
+                held += Decimal(amount)
+            elif kind in ("capture", "void"):
+                held -= Decimal(amount)
+        if req.amount > held:
+            raise ApplicationError(
+                f"capture of {req.amount:.2f} on order {req.order_id} is more than the "
+                f"{held:.2f} still authorized",
+                type="CaptureOverAuthorized",
+                non_retryable=True,
+            )
 
     def entries(self, order_id: str | None = None) -> list[LedgerEntry]:
         query = "SELECT entry_id, order_id, kind, amount, idempotency_key FROM entries"
