@@ -380,7 +380,7 @@ class OrderWorkflow:
             )
             for n, result in zip(todo, results, strict=True):
                 reservation.take_reservation(s, result, n)
-            asked = True
+            asked = bool(todo)
         if reservation.all_reserved(s):
             if asked:
                 self._set_status(OrderStatus.RESERVED)
