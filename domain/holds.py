@@ -11,11 +11,14 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from pydantic import Field
+
 from domain.base import (
     ENGINE,
     MAX_ACTIVE_HOLDS,
     MAX_HOLDS,
     Command,
+    Count,
     Model,
     Money,
     Name,
@@ -23,7 +26,7 @@ from domain.base import (
     check_amount,
     required_text,
 )
-from domain.errors import InvalidInput, NotAllowed, WrongState
+from domain.errors import InvalidInput, NotAllowed, NotFound, WrongState
 from domain.registry import Department
 from domain.steps import Step
 
@@ -56,10 +59,16 @@ class Hold(Model):
     released_at: datetime | None = None
     released_by: str = ""
     resolution: str = ""
+    # The lines it holds (1 is the first); none: the whole order.
+    lines: list[int] = Field(default_factory=list)
 
     @property
     def active(self) -> bool:
         return self.status != HoldStatus.RELEASED
+
+    def holds_line(self, n: int) -> bool:
+        """Whether the hold stops line ``n`` (by index): a hold on the order stops every line."""
+        return self.active and (not self.lines or n + 1 in self.lines)
 
 
 class HoldView(Model):
@@ -79,6 +88,8 @@ class HoldView(Model):
     released_at: datetime | None = None
     released_by: str = ""
     resolution: str = ""
+    # The lines it holds; empty: the whole order.
+    lines: list[int] = Field(default_factory=list)
 
     @classmethod
     def of(cls, hold: Hold) -> HoldView:
@@ -95,6 +106,8 @@ class PlaceHold(Command):
     customer_message: Words
     reference: Name = ""
     amount: Decimal | None = None
+    # Hold only these lines of the order (1 is the first); none: the whole order.
+    lines: list[Count] = Field(default_factory=list, max_length=50)
 
 
 class HoldPlaced(Model):
@@ -155,6 +168,17 @@ def check_place_hold(state: OrderState, cmd: PlaceHold) -> Department:
         check_amount(cmd.amount)
     if len(cmd.reference) > 200:
         raise InvalidInput("reference is longer than 200 characters")
+    count = len(state.input.lines)
+    for line in cmd.lines:
+        if not 1 <= line <= count:
+            raise NotFound(
+                f"lines: order {state.order_id} has {count} line{'s' if count > 1 else ''}; "
+                f"there is no line {line}"
+            )
+        if state.line_cancelled(line - 1):
+            raise WrongState(f"lines: order {state.order_id}'s line {line} is cancelled")
+    if len(set(cmd.lines)) < len(cmd.lines):
+        raise InvalidInput("lines: a line is named twice")
     return dept
 
 
@@ -194,6 +218,7 @@ def place_hold(state: OrderState, cmd: PlaceHold, now: datetime) -> Hold:
         placed_at=now,
         sla_due_at=now + dept.hold_sla,
         blocked_step=state.next_stop,
+        lines=sorted(cmd.lines),
     )
     state.holds.append(hold)
     return hold

@@ -291,10 +291,17 @@ def completed(state: OrderState) -> Mail:
 def hold_placed_customer(state: OrderState, hold: Hold, dept: Department) -> Mail:
     amount = f" Amount: {_money(hold.amount)}." if hold.amount is not None else ""
     ref = f" Reference: {hold.reference}." if hold.reference else ""
+    what = "your order"
+    if hold.lines:
+        held = ", ".join(
+            f"{state.input.lines[n - 1].qty} x {state.input.lines[n - 1].name or state.input.lines[n - 1].sku}"
+            for n in hold.lines
+        )
+        what = f"part of your order ({held}; it ships with the rest once released)"
     return (
         f"Order {state.order_id} is on hold by {dept.name}",
         _sign(
-            f"{dept.name} has put your order on hold: {hold.reason_text}.{ref}{amount}\n"
+            f"{dept.name} has put {what} on hold: {hold.reason_text}.{ref}{amount}\n"
             f"{dept.name} says: {hold.customer_message}\n"
             f"They must resolve it by {human_time(hold.sla_due_at)}; if they do not, their "
             f"supervisor ({dept.supervisor}) is told and so are you. If this hold is wrong, "

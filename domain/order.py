@@ -332,7 +332,23 @@ class OrderState(Model):
 
     @property
     def blocked(self) -> bool:
+        """Some hold is active (on the order or on some of its lines)."""
         return any(h.active for h in self.holds)
+
+    def line_held(self, n: int) -> bool:
+        return any(h.holds_line(n) for h in self.holds)
+
+    def blocks(self, step: Step) -> bool:
+        """Whether the active holds stop ``step``. A hold on the order stops every step. A hold
+        on some lines stops their reservations (``domain.reservation``) and, as the lines go
+        together, the steps that hand goods over or take the money for them."""
+        if any(h.active and not h.lines for h in self.holds):
+            return True
+        if not any(h.active for h in self.holds):
+            return False
+        if all(self.line_held(n) for n in self.open_lines):
+            return True
+        return step in (Step.BOOK_CARRIER, Step.HAND_OVER_IN_STORE, Step.CAPTURE_PAYMENT)
 
     @property
     def finished(self) -> bool:

@@ -117,7 +117,6 @@ def _line_status(state: OrderState, n: int, res: Reservation | None) -> str:
 
 def line_views(state: OrderState) -> list[LineView]:
     delivery = state.current_delivery
-    blocked_by = state.blocked_by
     out = []
     for n, line in enumerate(state.input.lines):
         res = state.line_reservation(n)
@@ -131,7 +130,7 @@ def line_views(state: OrderState) -> list[LineView]:
                 status=_line_status(state, n, res),
                 reservation=res,
                 delivery_id=delivery.delivery_id if carried and delivery else None,
-                blocked_by=blocked_by,
+                blocked_by=sorted({h.department for h in state.holds if h.holds_line(n)}),
             )
         )
     return out

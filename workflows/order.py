@@ -280,15 +280,15 @@ class OrderWorkflow:
         self._changed()
         if s.line_cancels:
             await self._cancel_lines()
-        if s.blocked or s.cancelling:
+        if s.blocks(step) or s.cancelling:
             await workflow.wait_condition(
-                lambda: not s.blocked or s.cancelling or bool(s.line_cancels)
+                lambda: not s.blocks(step) or s.cancelling or bool(s.line_cancels)
             )
             while s.line_cancels and not s.cancelling:
                 await self._cancel_lines()
-                if s.blocked:
+                if s.blocks(step):
                     await workflow.wait_condition(
-                        lambda: not s.blocked or s.cancelling or bool(s.line_cancels)
+                        lambda: not s.blocks(step) or s.cancelling or bool(s.line_cancels)
                     )
         if s.cancelling:
             raise _Cancelled
@@ -360,27 +360,35 @@ class OrderWorkflow:
         (a query riding on that task then replays the calls in another order)."""
         s = self.state
         asked = False
-        todo = [
-            n
-            for n in range(len(s.input.lines))
-            if not s.line_cancelled(n) and reservation.needs_reservation(s, n)
-        ]
-        if todo:
-            await self._step(Step.RESERVE_STOCK)
-            todo = [n for n in todo if not s.line_cancelled(n)]
-            results = await asyncio.gather(
-                *(
-                    self.gate.step(
-                        StockCall.RESERVE,
-                        reservation.reserve_request(s, n),
-                        result_type=StockReserved,
+        while True:
+            todo = [
+                n
+                for n in s.open_lines
+                if reservation.needs_reservation(s, n) and not s.line_held(n)
+            ]
+            if todo:
+                await self._step(Step.RESERVE_STOCK)
+                todo = [n for n in todo if not s.line_cancelled(n) and not s.line_held(n)]
+                results = await asyncio.gather(
+                    *(
+                        self.gate.step(
+                            StockCall.RESERVE,
+                            reservation.reserve_request(s, n),
+                            result_type=StockReserved,
+                        )
+                        for n in todo
                     )
-                    for n in todo
                 )
-            )
-            for n, result in zip(todo, results, strict=True):
-                reservation.take_reservation(s, result, n)
-            asked = bool(todo)
+                for n, result in zip(todo, results, strict=True):
+                    reservation.take_reservation(s, result, n)
+                asked = asked or bool(todo)
+            # A hold on some lines stops their reservations until it is released.
+            held = [n for n in s.open_lines if reservation.needs_reservation(s, n)]
+            if not held:
+                break
+            s.step = Step.RESERVE_STOCK
+            self._changed()
+            await self._wait(partial(self._hold_lifted, held))
         if reservation.all_reserved(s):
             if asked:
                 self._set_status(OrderStatus.RESERVED)
@@ -388,6 +396,11 @@ class OrderWorkflow:
             return
         if reservation.lines_in(s, ReservationStatus.WAITLISTED):
             await self._wait_for_stock()
+
+    def _hold_lifted(self, held: list[int]) -> bool:
+        """Some of these held lines may go on: released from their hold, or cancelled."""
+        s = self.state
+        return any(n not in s.open_lines or not s.line_held(n) for n in held)
 
     async def _wait_for_stock(self) -> None:
         s = self.state

@@ -33,6 +33,7 @@ FLAGS = {
     "text": "--text",
     "evidence.location": "--evidence location=...",
     "line": "--line",
+    "lines": "--line",
 }
 _FIELD = re.compile(
     r"(?:(?<=^)|(?<=: )|(?<=; ))(" + "|".join(re.escape(f) for f in FLAGS) + r")(?=[ :])"

@@ -37,10 +37,14 @@ def hold_place(
         "", "--ref", help="Your reference; repeating it returns the same hold."
     ),
     amount_text: str | None = typer.Option(None, "--amount"),
+    lines: list[int] = typer.Option(
+        [], "--line", help="Hold only this line (1 is the first); repeat for several."
+    ),
     who: str | None = ACTOR,
     as_json: bool = JSON,
 ) -> None:
-    """Place a hold; prints the hold id. The customer and the blocked department are told."""
+    """Place a hold on the order, or on some of its lines; prints the hold id. The customer
+    and the blocked department are told."""
     cmd = PlaceHold(
         department=department,
         actor=actor(who),
@@ -48,6 +52,7 @@ def hold_place(
         customer_message=message,
         reference=ref,
         amount=amount(amount_text),
+        lines=lines,
     )
     result = with_app(lambda of: of.place_hold(order, cmd))
     emit_json(result) if as_json else print(result.hold_id)

@@ -54,8 +54,9 @@ def print_view(v: OrderView, link: str) -> None:
         pos = f", position {r.position}" if r.position else ""
         out.print(f"  reservation: {r.qty} x {r.sku} at {r.location}, {r.status}{pos}")
     for h in v.holds:
+        on = f" on line {', '.join(map(str, h.lines))}" if h.lines else ""
         out.print(
-            f"  hold {h.hold_id} {h.department}/{h.reason} {h.status} placed {when(h.placed_at)} by {h.placed_by}, "
+            f"  hold {h.hold_id}{on} {h.department}/{h.reason} {h.status} placed {when(h.placed_at)} by {h.placed_by}, "
             f"SLA {when(h.sla_due_at)}, escalations {h.escalations}"
             + (f", released by {h.released_by}: {h.resolution}" if h.released_at else "")
         )

@@ -238,6 +238,12 @@ CASES = [
         id="cancel-line-that-is-not-there",
     ),
     case(
+        "hold place {order} --department billing --reason arrears --message m --line 9",
+        "has 1 line; there is no line 9",
+        B,
+        id="hold-on-a-line-that-is-not-there",
+    ),
+    case(
         "order cancel {order} --by customer --reason x --line 1",
         "--line: the order's line 1 has left the store",
         B,

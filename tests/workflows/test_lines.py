@@ -4,18 +4,21 @@ them at their placement prices."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+from typing import Any
 
 import pytest
 
 from domain.carrier import CarrierEvent
 from domain.errors import InvalidInput, NotFound, WrongState
+from domain.holds import PlaceHold, ReleaseHold
 from domain.order import CancelOrder
 from tests.conftest import Stack
 
 CUSTOMER = "maria.lopez@example.com"
 # The test store has 10 x PHONE-A5 (349.00), 200 x CASE-X12 and no PHONE-X12.
-PHONE, CASE, OUT_OF_STOCK = "PHONE-A5", "CASE-X12", "PHONE-X12"
+PHONE, CASE, OUT_OF_STOCK, ROUTER = "PHONE-A5", "CASE-X12", "PHONE-X12", "ROUTER-F1"
 
 
 async def deliver(stack: Stack, order_id: str) -> None:
@@ -241,3 +244,59 @@ async def test_cancelling_the_last_open_line_cancels_the_order(stack: Stack) -> 
     assert view.status == "cancelled" and view.charged == 0
     assert await on_hand(stack, OUT_OF_STOCK) == (0, [])
     assert await on_hand(stack, PHONE) == (10, [])
+
+
+def billing_hold(**change: Any) -> PlaceHold:
+    return PlaceHold(
+        department="billing",
+        actor="ana",
+        reason_code="arrears",
+        customer_message="Your account shows 19.00 unpaid.",
+        **change,
+    )
+
+
+async def test_a_hold_on_one_line_stops_only_that_line(stack: Stack) -> None:
+    store = stack.add_location({PHONE: 5, CASE: 5, ROUTER: 5})
+    oid, hold = await stack.place_held(
+        billing_hold(lines=[2]), lines=[(PHONE, 1), (CASE, 1), (ROUTER, 1)], location=store
+    )
+    view = await stack.until(
+        oid,
+        lambda v: (
+            [line.reservation.status if line.reservation else None for line in v.lines]
+            == ["reserved", None, "reserved"]
+        ),
+    )
+    assert [line.blocked_by for line in view.lines] == [[], ["billing"], []]
+    assert view.blocked_by == ["billing"] and view.holds[0].lines == [2]
+    mails = await stack.mail_until(oid, lambda m: any("on hold" in x.subject for x in m))
+    told = next(m for m in mails if "on hold" in m.subject)
+    assert "has put part of your order (1 x X12 protective case" in told.body
+    # The lines go together: nothing ships while one is held.
+    await asyncio.sleep(0.5)
+    held = await stack.app.view(oid)
+    assert not held.deliveries and held.payment == "none"
+
+    await stack.app.release_hold(
+        oid, ReleaseHold(hold_id=hold.hold_id, department="billing", resolution="Paid.")
+    )
+    shipped = await stack.until(oid, lambda v: len(v.deliveries) == 1)
+    assert all(line.reservation is not None for line in shipped.lines)
+    assert [line.blocked_by for line in shipped.lines] == [[], [], []]
+
+
+@pytest.mark.parametrize(
+    ("lines", "error", "words"),
+    [([9], NotFound, "has 2 lines; there is no line 9"), ([1, 1], InvalidInput, "named twice")],
+    ids=["line-9-of-2", "line-twice"],
+)
+async def test_a_hold_on_lines_the_order_has_not_is_refused(
+    stack: Stack, lines: list[int], error: type[Exception], words: str
+) -> None:
+    placed = await stack.place(lines=[(PHONE, 1), (OUT_OF_STOCK, 1)])
+    await stack.until(placed.order_id, lambda v: v.status == "waitlisted")
+    before = await stack.app.view(placed.order_id)
+    with pytest.raises(error, match=words):
+        await stack.app.place_hold(placed.order_id, billing_hold(lines=lines))
+    assert await stack.app.view(placed.order_id) == before
