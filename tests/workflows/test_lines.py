@@ -14,7 +14,7 @@ from domain.carrier import CarrierEvent
 from domain.errors import InvalidInput, NotFound, WrongState
 from domain.holds import PlaceHold, ReleaseHold
 from domain.order import CancelOrder
-from tests.conftest import Stack
+from tests.conftest import FAST, Stack
 
 CUSTOMER = "maria.lopez@example.com"
 # The test store has 10 x PHONE-A5 (349.00), 200 x CASE-X12 and no PHONE-X12.
@@ -22,11 +22,15 @@ PHONE, CASE, OUT_OF_STOCK, ROUTER = "PHONE-A5", "CASE-X12", "PHONE-X12", "ROUTER
 
 
 async def deliver(stack: Stack, order_id: str) -> None:
+    await deliver_until_booked(stack, order_id)
+    for event in ("picked-up", "delivered"):
+        await stack.app.carrier_event(order_id, CarrierEvent(event=event))
+
+
+async def deliver_until_booked(stack: Stack, order_id: str) -> None:
     await stack.until(
         order_id, lambda v: bool(v.deliveries) and v.deliveries[-1].status == "booked"
     )
-    for event in ("picked-up", "delivered"):
-        await stack.app.carrier_event(order_id, CarrierEvent(event=event))
 
 
 async def on_hand(stack: Stack, sku: str) -> tuple[int, list[str]]:
@@ -300,3 +304,48 @@ async def test_a_hold_on_lines_the_order_has_not_is_refused(
     with pytest.raises(error, match=words):
         await stack.app.place_hold(placed.order_id, billing_hold(lines=lines))
     assert await stack.app.view(placed.order_id) == before
+
+
+async def test_a_lost_parcel_of_two_lines_is_reshipped_with_both(stack: Stack) -> None:
+    placed = await stack.place(lines=[(PHONE, 1), (CASE, 2)])
+    oid = placed.order_id
+    await deliver_until_booked(stack, oid)
+    await stack.app.carrier_event(oid, CarrierEvent(event="picked-up"))
+    await stack.app.carrier_event(oid, CarrierEvent(event="lost"))
+    # Both lines are reserved again, each on its own record, and go out in a second parcel.
+    again = await stack.until(
+        oid,
+        lambda v: (
+            len(v.deliveries) == 2
+            and v.deliveries[-1].status == "booked"
+            and all(line.reservation and line.reservation.status == "collected" for line in v.lines)
+        ),
+    )
+    assert again.deliveries[0].status == "lost"
+    assert {line.delivery_id for line in again.lines} == {2}
+    assert await on_hand(stack, PHONE) == (8, [])
+    assert await on_hand(stack, CASE) == (196, [])
+    await deliver(stack, oid)
+    done = await stack.until(oid, lambda v: v.status == "completed")
+    assert done.charged == done.total
+    assert [(e.kind, e.amount) for e in stack.ledger.entries(oid)] == [
+        ("authorize", placed.total),
+        ("capture", placed.total),
+    ]
+
+
+async def test_a_lost_parcel_of_two_lines_is_refunded_for_both(stack: Stack) -> None:
+    placed = await stack.place(
+        lines=[(PHONE, 1), (CASE, 2)], policy=FAST.model_copy(update={"lost_action": "refund"})
+    )
+    oid = placed.order_id
+    await deliver_until_booked(stack, oid)
+    await stack.app.carrier_event(oid, CarrierEvent(event="picked-up"))
+    await stack.app.carrier_event(oid, CarrierEvent(event="lost"))
+    view = await stack.until(oid, lambda v: v.status == "cancelled")
+    assert view.payment == "voided" and view.charged == 0
+    assert view.totals is not None and view.totals.voided == placed.total
+    assert [(e.kind, e.amount) for e in stack.ledger.entries(oid)] == [
+        ("authorize", placed.total),
+        ("void", placed.total),
+    ]
