@@ -95,12 +95,23 @@ def promise_stock_date(state: OrderState, now: datetime) -> Promise | None:
         MakePromise(
             kind=PromiseKind.STOCK_DATE,
             due_at=now + state.input.policy.restock_promise,
-            text="e-mail you the moment stock arrives",
+            text="e-mail you the moment stock arrives" + _for_waiting_lines(state),
             department="stock",
             actor=ENGINE,
         ),
         now,
     )
+
+
+def _for_waiting_lines(state: OrderState) -> str:
+    """Which lines wait, on an order of several lines (the promise is theirs)."""
+    if len(state.input.lines) < 2:
+        return ""
+    waiting = [
+        state.input.lines[n].name or state.input.lines[n].sku
+        for n in lines_in(state, ReservationStatus.WAITLISTED)
+    ]
+    return f" for {', '.join(waiting)}" if waiting else ""
 
 
 def no_wait_left(state: OrderState, now: datetime) -> None:

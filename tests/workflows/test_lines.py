@@ -90,6 +90,9 @@ async def test_a_line_out_of_stock_holds_the_order_until_its_stock_arrives(stack
     assert "1 of 3 items wait for stock" in mail.subject
     assert "out of stock, you are 1st in line" in mail.body
     assert not waiting.deliveries and waiting.payment == "none"
+    # The engine's stock-date promise is the waiting line's.
+    [promise] = [p for p in waiting.promises if p.kind == "stock_date"]
+    assert promise.text.endswith("for X12 smartphone, 128 GB")
 
     await stack.app.receive_stock(stack.location, OUT_OF_STOCK, 1, f"DN-{oid}")
     shipped = await stack.until(
