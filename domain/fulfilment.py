@@ -78,31 +78,9 @@ def placed_view(inp: PlaceOrderInput) -> OrderView:
 
 
 def payment_request(state: OrderState, call: PaymentCall, workflow_id: str) -> PaymentRequest:
-    """The order's payment call, for the lines not cancelled."""
     return PaymentRequest(
-        order_id=state.order_id, amount=state.open_total, key=f"{workflow_id}.{call.key_suffix}"
+        order_id=state.order_id, amount=state.total, key=f"{workflow_id}.{call.key_suffix}"
     )
-
-
-def line_void_request(state: OrderState, n: int, workflow_id: str) -> PaymentRequest:
-    """Voiding one cancelled line's part of the authorization, keyed by the line."""
-    return PaymentRequest(
-        order_id=state.order_id,
-        amount=state.line_amount(n),
-        key=f"{workflow_id}.{PaymentCall.VOID.key_suffix}-line-{n + 1}",
-    )
-
-
-def line_cancelled(state: OrderState, n: int, *, voided: bool, released: bool) -> list[str]:
-    """Record a line's cancel; returns its compensations, in words."""
-    state.cancelled_lines.append(n)
-    done = []
-    if released:
-        done.append(f"line {n + 1}: stock reservation released")
-    if voided:
-        state.voided += state.line_amount(n)
-        done.append(f"line {n + 1}: {state.line_amount(n):.2f} voided")
-    return done
 
 
 # --------------------------------------------------------------------------- store pickup

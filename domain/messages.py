@@ -181,7 +181,7 @@ def payment_authorized(state: OrderState) -> Mail:
     return (
         f"Order {state.order_id}: payment authorized",
         _sign(
-            f"We authorized {_money(state.open_total)} on your payment method. "
+            f"We authorized {_money(state.total)} on your payment method. "
             "Nothing is charged until your order is delivered.",
             state,
         ),
@@ -273,7 +273,7 @@ def lost_parcel(state: OrderState, *, action: LostAction) -> Mail:
     then = (
         "A replacement is on its way at no cost to you."
         if action == LostAction.RESHIP
-        else f"Your payment of {_money(state.open_total)} is returned in full; nothing is charged."
+        else f"Your payment of {_money(state.total)} is returned in full; nothing is charged."
     )
     return (
         f"Order {state.order_id}: your parcel was lost, and what we do about it",
@@ -386,21 +386,6 @@ def hold_escalated_customer(state: OrderState, hold: Hold, dept: Department) -> 
             f"{dept.name} said it would resolve its hold on your order by now and has not. "
             f"We escalated it to their supervisor, {dept.supervisor}. The new date is "
             f"{human_time(hold.sla_due_at)}.",
-            state,
-        ),
-    )
-
-
-def line_cancelled(state: OrderState, n: int, by: str, message: str) -> Mail:
-    line = state.input.lines[n]
-    who = "You" if by == CUSTOMER else by
-    said = f"\n{message}" if message else ""
-    return (
-        f"Order {state.order_id}: line {n + 1} cancelled",
-        _sign(
-            f"{who} cancelled {line.qty} x {line.name or line.sku} from your order.{said}\n"
-            f"Nothing is charged for it. The rest of your order goes on; it now comes to "
-            f"{_money(state.open_total)}.",
             state,
         ),
     )

@@ -36,7 +36,7 @@ from domain.holds import Hold
 from domain.promises import Promise, PromiseKind, PromiseStatus
 from domain.registry import Carrier, Customer, Department, Policy
 from domain.steps import Step
-from domain.stock import Reservation, ReservationStatus
+from domain.stock import Reservation
 from domain.timeline import TimelineEntry
 
 
@@ -202,8 +202,6 @@ class CancelOrder(Command):
     actor: Name = "unknown"
     reason: Words
     customer_message: Words = ""
-    # One line of the order (1 is the first); none: the whole order.
-    line: Count | None = None
 
 
 class OrderCancelled(Model):
@@ -238,11 +236,6 @@ class OrderState(Model):
     refunded: Decimal = Decimal("0")
     cancel: CancelOrder | None = None
     compensations: list[str] = Field(default_factory=list)
-    # Line cancels accepted, not yet carried out by the run; the lines (by index) cancelled.
-    line_cancels: list[CancelOrder] = Field(default_factory=list)
-    cancelled_lines: list[int] = Field(default_factory=list)
-    # What line cancels voided of the authorization.
-    voided: Decimal = Decimal("0")
     emails_sent: int = 0
     # Subjects of e-mails the mail server would not take within the policy's time.
     undeliverable: list[str] = Field(default_factory=list)
@@ -281,21 +274,9 @@ class OrderState(Model):
     def total(self) -> Decimal:
         return self.input.total
 
-    def line_amount(self, n: int) -> Decimal:
-        line = self.input.lines[n]
-        return line.unit_price * line.qty
-
-    @property
-    def open_total(self) -> Decimal:
-        """What the lines not cancelled come to: what the order authorizes and captures."""
-        return self.total - sum((self.line_amount(n) for n in self.cancelled_lines), Decimal("0"))
-
-    def line_cancelled(self, n: int) -> bool:
-        return n in self.cancelled_lines or any(c.line == n + 1 for c in self.line_cancels)
-
     @property
     def open_lines(self) -> list[int]:
-        return [n for n in range(len(self.input.lines)) if not self.line_cancelled(n)]
+        return list(range(len(self.input.lines)))
 
     def department(self, name: str) -> Department:
         for dept in self.input.departments:
@@ -408,8 +389,6 @@ def check_cancel(state: OrderState, cmd: CancelOrder) -> None:
     if state.cancel is not None:
         raise WrongState(f"order {state.order_id} is already being cancelled")
     state.require_open("cancel it")
-    if cmd.line is not None:
-        check_line_cancel(state, cmd.line)
     if state.status == OrderStatus.DELIVERED:
         raise WrongState(f"order {state.order_id} is delivered; open a return instead")
     if cmd.by != CUSTOMER:
@@ -418,43 +397,11 @@ def check_cancel(state: OrderState, cmd: CancelOrder) -> None:
     required_text(cmd.reason, "reason", limit=200)
 
 
-def check_line_cancel(state: OrderState, line: int) -> None:
-    """A line may be cancelled until the goods leave the store."""
-    count = len(state.input.lines)
-    if not 1 <= line <= count:
-        raise NotFound(
-            f"line: order {state.order_id} has {count} line{'s' if count > 1 else ''}; "
-            f"there is no line {line}"
-        )
-    if state.line_cancelled(line - 1):
-        raise WrongState(f"line: order {state.order_id}'s line {line} is already cancelled")
-    if state.status in (OrderStatus.DELIVERED, OrderStatus.COMPLETED):
-        raise WrongState(f"line: the order's line {line} was delivered; use a return")
-    res = state.line_reservation(line - 1)
-    if state.deliveries or (res is not None and res.status == ReservationStatus.COLLECTED):
-        raise WrongState(
-            f"line: the order's line {line} has left the store; cancel the order to stop its "
-            "delivery"
-        )
-
-
-def is_line_cancel(state: OrderState, cmd: CancelOrder) -> bool:
-    """A cancel of one line that leaves others open (cancelling the last open line cancels the
-    order)."""
-    return cmd.line is not None and state.open_lines != [cmd.line - 1]
-
-
 def accept_cancel(state: OrderState, cmd: CancelOrder) -> bool:
     """Record the first cancel; a repeat changes nothing. True when this one was recorded."""
     if state.cancel is not None:
         return False
-    cmd = cmd.model_copy(update={"customer_message": cmd.customer_message.strip()})
-    if is_line_cancel(state, cmd):
-        if state.line_cancelled(cmd.line - 1):  # type: ignore[operator]
-            return False
-        state.line_cancels.append(cmd)
-        return True
-    state.cancel = cmd
+    state.cancel = cmd.model_copy(update={"customer_message": cmd.customer_message.strip()})
     return True
 
 

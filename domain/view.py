@@ -104,8 +104,6 @@ def next_step(state: OrderState) -> tuple[str, datetime | None]:
 
 
 def _line_status(state: OrderState, n: int, res: Reservation | None) -> str:
-    if n in state.cancelled_lines:
-        return "cancelled"
     if state.status in (OrderStatus.COMPLETED, OrderStatus.CANCELLED, OrderStatus.DELIVERED):
         return state.status.value
     if res is not None and res.status == ReservationStatus.COLLECTED and state.deliveries:
@@ -145,7 +143,7 @@ def totals(state: OrderState) -> Totals:
         ordered=ordered,
         authorized=authorized,
         captured=state.charged,
-        voided=state.voided + (state.open_total if paid == PaymentState.VOIDED else zero),
+        voided=ordered if paid == PaymentState.VOIDED else zero,
         refunded=state.refunded,
     )
 

@@ -127,8 +127,6 @@ class OrderWorkflow:
         self.state = OrderState(input=inp)
         self.collect: rules.CollectOrder | None = None
         self.several_lines = False
-        # What each line cancel undid, by line index: its caller's answer.
-        self.line_compensations: dict[int, list[str]] = {}
         self.shipment = Shipment()
         self.publisher = Publisher(self.state)
         # A task with no command yet indexes the search attributes before its first call.
@@ -267,7 +265,7 @@ class OrderWorkflow:
         await self._step(Step.CAPTURE_PAYMENT)
         await self._payment(PaymentCall.CAPTURE)
         s.payment = PaymentState.CAPTURED
-        s.charged = s.open_total
+        s.charged = s.total
         self._set_status(OrderStatus.COMPLETED)
         self.outbox.tell_customer(Told.COMPLETED, messages.completed(s))
 
@@ -278,63 +276,15 @@ class OrderWorkflow:
         s = self.state
         s.step = step
         self._changed()
-        if s.line_cancels:
-            await self._cancel_lines()
         if s.blocks(step) or s.cancelling:
-            await workflow.wait_condition(
-                lambda: not s.blocks(step) or s.cancelling or bool(s.line_cancels)
-            )
-            while s.line_cancels and not s.cancelling:
-                await self._cancel_lines()
-                if s.blocks(step):
-                    await workflow.wait_condition(
-                        lambda: not s.blocks(step) or s.cancelling or bool(s.line_cancels)
-                    )
+            await workflow.wait_condition(lambda: not s.blocks(step) or s.cancelling)
         if s.cancelling:
             raise _Cancelled
 
     async def _wait(self, condition: Callable[[], bool]) -> None:
-        s = self.state
-        await workflow.wait_condition(lambda: condition() or s.cancelling or bool(s.line_cancels))
-        while s.line_cancels and not s.cancelling:
-            await self._cancel_lines()
-            if not condition():
-                await workflow.wait_condition(
-                    lambda: condition() or s.cancelling or bool(s.line_cancels)
-                )
-        if s.cancelling:
+        await workflow.wait_condition(lambda: condition() or self.state.cancelling)
+        if self.state.cancelling:
             raise _Cancelled
-
-    async def _cancel_lines(self) -> None:
-        """Carry out the line cancels accepted: each line's stock given back and its part of the
-        authorization voided, and the customer told; the rest of the order goes on."""
-        s = self.state
-        while s.line_cancels:
-            cmd = s.line_cancels[0]
-            assert cmd.line is not None
-            n = cmd.line - 1
-            request = reservation.release_request(s, collected=False, n=n)
-            voided = s.payment == PaymentState.AUTHORIZED
-            calls = []
-            if request is not None:
-                calls.append(self.gate.step(StockCall.RELEASE, request))
-            if voided:
-                void = steps.line_void_request(s, n, workflow.info().workflow_id)
-                calls.append(
-                    self.gate.step(PaymentCall.VOID, void, summary=f"void line {cmd.line}")
-                )
-            # Together, as the lines' calls (see ``_reserve_lines``).
-            await asyncio.gather(*calls)
-            if request is not None:
-                reservation.stock_released(s, collected=False, n=n)
-            s.line_cancels.pop(0)
-            self.line_compensations[n] = steps.line_cancelled(
-                s, n, voided=voided, released=request is not None
-            )
-            reservation.no_wait_left(s, workflow.now())
-            mail = messages.line_cancelled(s, n, cmd.by, cmd.customer_message)
-            self.outbox.tell_customer(Told.LINE_CANCELLED, mail)
-            self._changed()
 
     async def _reserve(self) -> None:
         s = self.state
@@ -354,34 +304,24 @@ class OrderWorkflow:
             await self._wait_for_stock()
 
     async def _reserve_lines(self) -> None:
-        """Each line on its own stock record, first come first served; the order goes on once
-        every line is reserved (its lines ship together). The lines' calls run together: a
-        call that outlives its workflow task is never followed by another in the next task
-        (a query riding on that task then replays the calls in another order)."""
+        """Each line on its own stock record, first come first served, one call at a time
+        (see workflows/support/gate.py); the order goes on once every line is reserved (its
+        lines ship together)."""
         s = self.state
         asked = False
         while True:
-            todo = [
-                n
-                for n in s.open_lines
-                if reservation.needs_reservation(s, n) and not s.line_held(n)
-            ]
-            if todo:
-                await self._step(Step.RESERVE_STOCK)
-                todo = [n for n in todo if not s.line_cancelled(n) and not s.line_held(n)]
-                results = await asyncio.gather(
-                    *(
-                        self.gate.step(
-                            StockCall.RESERVE,
-                            reservation.reserve_request(s, n),
-                            result_type=StockReserved,
-                        )
-                        for n in todo
+            for n in s.open_lines:
+                if reservation.needs_reservation(s, n) and not s.line_held(n):
+                    await self._step(Step.RESERVE_STOCK)
+                    if s.line_held(n):
+                        continue
+                    result = await self.gate.step(
+                        StockCall.RESERVE,
+                        reservation.reserve_request(s, n),
+                        result_type=StockReserved,
                     )
-                )
-                for n, result in zip(todo, results, strict=True):
                     reservation.take_reservation(s, result, n)
-                asked = asked or bool(todo)
+                    asked = True
             # A hold on some lines stops their reservations until it is released.
             held = [n for n in s.open_lines if reservation.needs_reservation(s, n)]
             if not held:
@@ -409,14 +349,9 @@ class OrderWorkflow:
         s.step = Step.WAIT_FOR_STOCK
         promise = reservation.promise_stock_date(s, workflow.now())
         if self.several_lines:
-            waiting = reservation.lines_in(s, ReservationStatus.WAITLISTED)
             self.outbox.tell_customer(Told.WAITLISTED, messages.lines_waiting(s, promise))
             self._changed()
             await self._wait(lambda: reservation.all_reserved(s))
-            if all(n in s.cancelled_lines for n in waiting):
-                # No stock arrived: the lines that waited were cancelled (and told).
-                self._set_status(OrderStatus.RESERVED)
-                return
         else:
             if promise is not None:
                 mail = messages.waitlisted(s, s.reservation.position or 0, promise)
@@ -437,28 +372,11 @@ class OrderWorkflow:
 
     async def _release_stock(self, *, collected: bool) -> None:
         s = self.state
-        if not self.several_lines:
-            request = reservation.release_request(s, collected=collected)
+        for n in range(len(s.reservations)):
+            request = reservation.release_request(s, collected=collected, n=n)
             if request is not None:
                 await self.gate.step(StockCall.RELEASE, request)
-                reservation.stock_released(s, collected=collected)
-            return
-        # Every line's release at once (see ``_reserve_lines``).
-        held = [
-            n
-            for n in range(len(s.reservations))
-            if reservation.release_request(s, collected=collected, n=n) is not None
-        ]
-        await asyncio.gather(
-            *(
-                self.gate.step(
-                    StockCall.RELEASE, reservation.release_request(s, collected=collected, n=n)
-                )
-                for n in held
-            )
-        )
-        for n in held:
-            reservation.stock_released(s, collected=collected, n=n)
+                reservation.stock_released(s, collected=collected, n=n)
 
     async def _hand_over_in_store(self) -> bool:
         """Wait for the customer at the store. True when collected, False when put back in line."""
@@ -689,17 +607,6 @@ class OrderWorkflow:
         await self._terms_recorded()
         cmd = accepted(raw, rules.CancelOrder)
         s = self.state
-        if rules.is_line_cancel(s, cmd):
-            assert cmd.line is not None
-            n = cmd.line - 1
-            if rules.accept_cancel(s, cmd):
-                self._changed()
-            await workflow.wait_condition(lambda: n in s.cancelled_lines or s.cancelling)
-            return rules.OrderCancelled(
-                order_id=s.order_id,
-                cancelled_at=workflow.now(),
-                compensations=self.line_compensations.get(n, []),
-            )
         if rules.accept_cancel(s, cmd):
             self._changed()
         await workflow.wait_condition(lambda: s.status == OrderStatus.CANCELLED)

@@ -32,7 +32,6 @@ FLAGS = {
     "due_at": "--due",
     "text": "--text",
     "evidence.location": "--evidence location=...",
-    "line": "--line",
     "lines": "--line",
 }
 _FIELD = re.compile(

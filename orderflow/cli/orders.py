@@ -176,26 +176,23 @@ def order_cancel(
     message: str = typer.Option(
         "", "--message", help="What the customer reads (required for departments)."
     ),
-    line: int | None = typer.Option(
-        None, "--line", help="Cancel only this line (1 is the first) until it leaves the store."
-    ),
     who: str | None = ACTOR,
     as_json: bool = JSON,
 ) -> None:
-    """Cancel an order, or one of its lines: compensation runs and the customer is told."""
+    """Cancel an order: compensation runs and the customer is told."""
     result = with_app(
         lambda of: of.cancel(
             order,
-            CancelOrder(
-                by=by, actor=actor(who), reason=reason, customer_message=message, line=line
-            ),
+            CancelOrder(by=by, actor=actor(who), reason=reason, customer_message=message),
         )
     )
     if as_json:
         emit_json(result)
     else:
-        what = f"{result.order_id} line {line}" if line is not None else result.order_id
-        print(f"{what} cancelled: " + ("; ".join(result.compensations) or "nothing to undo"))
+        print(
+            f"{result.order_id} cancelled: "
+            + ("; ".join(result.compensations) or "nothing to undo")
+        )
 
 
 @order_app.command("pickup")

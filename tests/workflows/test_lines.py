@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from domain.carrier import CarrierEvent
-from domain.errors import InvalidInput, NotFound, WrongState
+from domain.errors import InvalidInput, NotFound
 from domain.holds import PlaceHold, ReleaseHold
 from domain.order import CancelOrder
 from tests.conftest import FAST, Stack
@@ -145,112 +145,6 @@ async def test_bad_lines_are_refused_naming_the_line(
 ) -> None:
     with pytest.raises(error, match=re.escape(words)):
         stack.order(lines=lines)
-
-
-async def test_a_line_cancelled_while_it_waits_is_never_charged(stack: Stack) -> None:
-    placed = await stack.place(lines=[(PHONE, 1), (OUT_OF_STOCK, 1), (CASE, 1)])
-    oid = placed.order_id
-    await stack.until(oid, lambda v: v.status == "waitlisted")
-    done = await stack.app.cancel(
-        oid, CancelOrder(by="customer", actor="C-1001", reason="found it elsewhere", line=2)
-    )
-    assert done.compensations == ["line 2: stock reservation released"]
-    # The rest goes on at once, for the two lines left.
-    shipped = await stack.until(
-        oid,
-        lambda v: (
-            v.status == "shipping"
-            and all(
-                line.reservation and line.reservation.status == "collected" for line in v.lines[::2]
-            )
-        ),
-    )
-    assert [line.status for line in shipped.lines][1] == "cancelled"
-    assert await on_hand(stack, OUT_OF_STOCK) == (0, [])
-    assert [p.status for p in shipped.promises if p.kind == "stock_date"] == ["withdrawn"]
-    mails = await stack.mail_until(oid, lambda m: any("line 2 cancelled" in x.subject for x in m))
-    told = next(m for m in mails if "line 2 cancelled" in m.subject)
-    assert "Nothing is charged for it" in told.body
-    assert not any("stock arrived" in m.subject for m in mails)
-    await deliver(stack, oid)
-    complete = await stack.until(oid, lambda v: v.status == "completed")
-    kept = placed.lines[0].unit_price + placed.lines[2].unit_price
-    assert complete.total == placed.total and complete.charged == kept
-    assert complete.totals is not None and complete.totals.captured == kept
-    assert [(e.kind, e.amount) for e in stack.ledger.entries(oid)] == [
-        ("authorize", kept),
-        ("capture", kept),
-    ]
-
-
-async def test_a_line_cancelled_after_payment_is_voided_alone(stack: Stack) -> None:
-    """A store-pickup order waits for its customer with its payment authorized: cancelling one
-    line voids that line's amount, under its own key, and the collection captures the rest."""
-    placed = await stack.place(lines=[(PHONE, 1), (CASE, 2)], pickup=True)
-    oid = placed.order_id
-    await stack.until(oid, lambda v: v.status == "ready_for_pickup")
-    case_amount = placed.lines[1].unit_price * 2
-    done = await stack.app.cancel(
-        oid, CancelOrder(by="customer", actor="C-1001", reason="not needed", line=2)
-    )
-    assert done.compensations == [
-        "line 2: stock reservation released",
-        f"line 2: {case_amount:.2f} voided",
-    ]
-    assert await on_hand(stack, CASE) == (200, [])
-    await stack.app.pickup(oid, stack.location)
-    complete = await stack.until(oid, lambda v: v.status == "completed")
-    phone = placed.lines[0].unit_price
-    assert complete.charged == phone
-    assert complete.totals is not None and complete.totals.voided == case_amount
-    entries = stack.ledger.entries(oid)
-    assert [(e.kind, e.amount) for e in entries] == [
-        ("authorize", placed.total),
-        ("void", case_amount),
-        ("capture", phone),
-    ]
-    assert entries[1].key.endswith("void-line-2")
-
-
-async def test_line_cancels_that_cannot_be_are_refused_and_change_nothing(stack: Stack) -> None:
-    placed = await stack.place(lines=[(PHONE, 1), (OUT_OF_STOCK, 1), (CASE, 1)])
-    oid = placed.order_id
-    await stack.until(oid, lambda v: v.status == "waitlisted")
-    before = await stack.app.view(oid)
-
-    def cancel(line: int) -> CancelOrder:
-        return CancelOrder(by="customer", actor="C-1001", reason="x", line=line)
-
-    with pytest.raises(NotFound, match="has 3 lines; there is no line 9"):
-        await stack.app.cancel(oid, cancel(9))
-    with pytest.raises(NotFound, match="there is no line 0"):
-        await stack.app.cancel(oid, cancel(0))
-    assert await stack.app.view(oid) == before
-    await stack.app.cancel(oid, cancel(2))
-    with pytest.raises(WrongState, match=r"order \S+'s line 2 is already cancelled"):
-        await stack.app.cancel(oid, cancel(2))
-    # Once the goods have left the store, a line is the carrier's.
-    await stack.until(oid, lambda v: bool(v.deliveries))
-    with pytest.raises(WrongState, match="line 1 has left the store"):
-        await stack.app.cancel(oid, cancel(1))
-
-
-async def test_cancelling_the_last_open_line_cancels_the_order(stack: Stack) -> None:
-    placed = await stack.place(lines=[(OUT_OF_STOCK, 1), (PHONE, 1)])
-    oid = placed.order_id
-    await stack.until(oid, lambda v: v.status == "waitlisted")
-    first = await stack.app.cancel(
-        oid, CancelOrder(by="customer", actor="C-1001", reason="x", line=2)
-    )
-    assert first.compensations == ["line 2: stock reservation released"]
-    last = await stack.app.cancel(
-        oid, CancelOrder(by="customer", actor="C-1001", reason="x", line=1)
-    )
-    assert "stock reservation released" in last.compensations
-    view = await stack.app.view(oid)
-    assert view.status == "cancelled" and view.charged == 0
-    assert await on_hand(stack, OUT_OF_STOCK) == (0, [])
-    assert await on_hand(stack, PHONE) == (10, [])
 
 
 def billing_hold(**change: Any) -> PlaceHold:

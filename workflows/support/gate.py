@@ -23,13 +23,15 @@ result that came first). So:
   indexes its search attributes (which it does anyway whenever they change), the delivery its
   carrier.
 
-**Calls side by side, not one after another, where a step makes several** (an order's lines).
-When a query rides on a workflow task while a call runs, the worker completes the task early and
-the call ends in the next one. If the workflow then starts another call in that next task, the
-SDK answers a later query on that order with a nondeterminism error (``Missing associated
-machine for LocalActivity``: seen with two lines released one after the other, about one run in
-three under CPU load). Started together, the calls end in the same task and nothing follows
-them there, as with an order of one line.
+**Calls one at a time, even where a step makes several** (an order's lines). Calls started
+together would end in activations the SDK groups one way live and another way on replay, and
+the outbox, waking between them, would issue its commands in another order: a recorded history
+that does not replay. One after another, a call can still outlive its task when a query rides
+on that task (the worker completes it early), and the next call then starts in the next task:
+the history replays, but the SDK may answer that query, on the live worker, with a
+nondeterminism error (``Missing associated machine for LocalActivity``, seen under CPU load
+with two lines released in turn). The client asks such a query once more
+(``orderflow.service.calls``), and the worker, having dropped the run, answers from a replay.
 
 *When it can go:* once the SDK replays an early-completed, command-less task with the same job
 grouping as the live run (``make chaos`` with the guard disabled shows no nondeterminism over
