@@ -103,7 +103,7 @@ def next_step(state: OrderState) -> tuple[str, datetime | None]:
     return words, due_at
 
 
-def _line_status(state: OrderState, n: int, res: Reservation | None) -> str:
+def _line_status(state: OrderState, res: Reservation | None) -> str:
     if state.status in (OrderStatus.COMPLETED, OrderStatus.CANCELLED, OrderStatus.DELIVERED):
         return state.status.value
     if res is not None and res.status == ReservationStatus.COLLECTED and state.deliveries:
@@ -125,7 +125,7 @@ def line_views(state: OrderState) -> list[LineView]:
             LineView(
                 **line.model_dump(),
                 line=n + 1,
-                status=_line_status(state, n, res),
+                status=_line_status(state, res),
                 reservation=res,
                 delivery_id=delivery.delivery_id if carried and delivery else None,
                 blocked_by=sorted({h.department for h in state.holds if h.holds_line(n)}),

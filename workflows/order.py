@@ -90,7 +90,7 @@ ORDER_LINES = "order-lines"
 _UNREADABLE = PlaceOrderInput.model_construct(order_id="unreadable", lines=[], location="")
 
 
-def _whole_input(raw: RawValue) -> bool:
+def _carries_terms(raw: RawValue) -> bool:
     """A start input that carries the customer's record (and so every term) itself."""
     payload = raw.payload
     if payload is None or payload.metadata.get("encoding") != b"json/plain":
@@ -115,7 +115,7 @@ class OrderWorkflow:
         # Why the registry, as it stands, could not place the order: what its validators say
         # while its terms are being recorded.
         self.unplaceable: OrderflowError | None = None
-        if _whole_input(raw):
+        if _carries_terms(raw):
             inp, unreadable = self._whole_input(raw)
         else:
             inp, unreadable = self._request(raw)
