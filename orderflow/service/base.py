@@ -4,7 +4,8 @@ an order, and its updates and view."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from functools import cached_property
 from typing import Any, TypeVar
 
 from temporalio.client import Client, WorkflowHandle
@@ -13,7 +14,6 @@ from temporalio.workflow import UpdateMethodMultiParam
 
 from domain.errors import NotFound, WrongState
 from domain.ids import order_workflow_id
-from domain.registry import Policy
 from domain.view import OrderView
 from orderflow.config import Settings
 from orderflow.desk import OrderDesk
@@ -51,8 +51,11 @@ class ServiceBase:
     def address(self) -> str:
         return self.client.service_client.config.target_host
 
-    def policy(self) -> Policy:
-        return self.settings.policy()
+    @cached_property
+    def order_desk(self) -> OrderDesk:
+        """The desk that prices an order as its worker will: the one beside this app, or one
+        on the same seeds and settings."""
+        return self.desk or OrderDesk(self.registry, self.settings.policy())
 
     def ui_link(self, workflow_id: str) -> str:
         ns = self.client.namespace
@@ -65,22 +68,19 @@ class ServiceBase:
         """The order's own view (its ``view`` query). Asked once more when the worker answered
         with a nondeterminism error: it does so for a query that rode on a task completed early
         (workflows/support/gate.py), then drops the run and answers again from a replay."""
+
+        def ask() -> Awaitable[OrderView]:
+            query = handle.query(OrderWorkflow.view)
+            return call(query, what=f"order {order_id}", address=self.address)
+
         try:
             try:
-                return await call(
-                    handle.query(OrderWorkflow.view),
-                    what=f"order {order_id}",
-                    address=self.address,
-                )
+                return await ask()
             except WrongState as err:
                 if "Nondeterminism" not in str(err):
                     raise
-                await asyncio.sleep(QUERY_RETRY_AFTER)
-                return await call(
-                    handle.query(OrderWorkflow.view),
-                    what=f"order {order_id}",
-                    address=self.address,
-                )
+            await asyncio.sleep(QUERY_RETRY_AFTER)
+            return await ask()
         except NoSuchWorkflow:
             raise NotFound(
                 f"no order '{order_id}'; check the id with orderflow orders list"

@@ -36,7 +36,6 @@ from domain.order import (
 )
 from domain.timeline import TimelineEntry
 from domain.view import OrderView, running_delivery, with_live_delivery
-from orderflow.desk import OrderDesk
 from orderflow.service.base import ServiceBase
 from orderflow.service.calls import QUERY_TIMEOUT, call, first_error, quote
 from workflows.delivery import DeliveryWorkflow
@@ -114,8 +113,7 @@ class OrderService(ServiceBase):
 
     def _placed(self, req: PlaceOrder) -> PlaceOrderInput:
         """The order as its workflow will record it, on the terms the registry gives now."""
-        desk = self.desk or OrderDesk(self.registry, self.policy())
-        return placed_on_terms(req, desk.terms(req), datetime.now(UTC))
+        return placed_on_terms(req, self.order_desk.terms(req), datetime.now(UTC))
 
     def _start_options(self, inp: PlaceOrderInput) -> dict[str, Any]:
         items = ", ".join(f"{line.qty} x {line.sku}" for line in inp.lines[:3])
