@@ -87,6 +87,9 @@ class DeliverySummary(Model):
     pickup_point: str = ""
     attempts: list[Attempt] = Field(default_factory=list)
     last_scan_at: datetime | None = None
+    # The order's lines the parcel carries (1 is the first), on an order that ships its lines
+    # apart; empty: the whole order.
+    lines: list[int] = Field(default_factory=list)
 
 
 class Reschedule(Command):

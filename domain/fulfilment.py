@@ -9,6 +9,7 @@ made here, so it can be tested without Temporal.
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 
 from domain import messages, notices, promises
@@ -58,6 +59,7 @@ class Reason(StrEnum):
     REPLACED = "replaced by a new delivery"
     DELIVERED_IN_WINDOW = "delivered inside the window"
     ORDER_CANCELLED = "order cancelled"
+    NOTHING_LEFT = "nothing left to deliver"
 
 
 # Carrier used when the order names none and the registry lists none.
@@ -78,9 +80,72 @@ def placed_view(inp: PlaceOrderInput) -> OrderView:
 
 
 def payment_request(state: OrderState, call: PaymentCall, workflow_id: str) -> PaymentRequest:
+    """The order's payment call, for the lines not cancelled (a void: for what the
+    authorization still holds)."""
+    amount = state.open_total
+    if call == PaymentCall.VOID and state.authorized:
+        amount = still_authorized(state)
     return PaymentRequest(
-        order_id=state.order_id, amount=state.total, key=f"{workflow_id}.{call.key_suffix}"
+        order_id=state.order_id, amount=amount, key=f"{workflow_id}.{call.key_suffix}"
     )
+
+
+def line_void_request(state: OrderState, n: int, workflow_id: str) -> PaymentRequest:
+    """Voiding one cancelled line's part of the authorization, keyed by the line."""
+    return PaymentRequest(
+        order_id=state.order_id,
+        amount=state.line_amount(n),
+        key=f"{workflow_id}.{PaymentCall.VOID.key_suffix}-line-{n + 1}",
+    )
+
+
+def lines_amount(state: OrderState, lines: list[int]) -> Decimal:
+    return sum((state.line_amount(n) for n in lines), Decimal("0"))
+
+
+def delivery_payment(
+    state: OrderState, call: PaymentCall, lines: list[int], delivery_id: int, workflow_id: str
+) -> PaymentRequest:
+    """Capturing what one delivery handed over, or voiding what it lost, keyed by the
+    delivery."""
+    return PaymentRequest(
+        order_id=state.order_id,
+        amount=lines_amount(state, lines),
+        key=f"{workflow_id}.{call.key_suffix}-delivery-{delivery_id}",
+    )
+
+
+def still_authorized(state: OrderState) -> Decimal:
+    """What the authorization still holds: neither captured nor voided."""
+    return state.authorized - state.charged - state.voided
+
+
+def lines_delivered(state: OrderState, lines: list[int]) -> None:
+    """A delivery handed these lines over and their price was captured."""
+    state.delivered_lines.extend(lines)
+    state.charged += lines_amount(state, lines)
+    state.status = OrderStatus.PARTLY_DELIVERED if state.pending_lines else OrderStatus.DELIVERED
+
+
+def lines_undelivered(state: OrderState, lines: list[int], outcome: DeliveryOutcome) -> None:
+    """The carrier lost or returned these lines and the order does not send them again: their
+    part of the payment was voided."""
+    how = "lost" if outcome.status == DeliveryStatus.LOST else "returned"
+    for n in lines:
+        state.undelivered_lines[n] = how
+    state.voided += lines_amount(state, lines)
+
+
+def line_cancelled(state: OrderState, n: int, *, voided: bool, released: bool) -> list[str]:
+    """Record a line's cancel; returns its compensations, in words."""
+    state.cancelled_lines.append(n)
+    done = []
+    if released:
+        done.append(f"line {n + 1}: stock reservation released")
+    if voided:
+        state.voided += state.line_amount(n)
+        done.append(f"line {n + 1}: {state.line_amount(n):.2f} voided")
+    return done
 
 
 # --------------------------------------------------------------------------- store pickup
@@ -107,9 +172,12 @@ def pickup_expired(state: OrderState) -> None:
 # --------------------------------------------------------------------------- delivery
 
 
-def start_delivery(state: OrderState, now: datetime) -> DeliveryInput:
+def start_delivery(
+    state: OrderState, now: datetime, lines: list[int] | None = None
+) -> DeliveryInput:
     """A new delivery for the order: recorded, its window promised (replacing the last one's),
-    and the input its workflow starts with."""
+    and the input its workflow starts with. ``lines``: the lines it carries (by index), on an
+    order that ships its lines apart."""
     n = len(state.deliveries) + 1
     carrier = state.input.carrier or (
         state.input.carriers[0].carrier_id if state.input.carriers else DEFAULT_CARRIER
@@ -123,6 +191,7 @@ def start_delivery(state: OrderState, now: datetime) -> DeliveryInput:
             carrier=carrier,
             window_start=now,
             window_end=window_end,
+            lines=[n + 1 for n in lines or []],
         )
     )
     for old in open_promises(state, PromiseKind.DELIVERY_WINDOW):
@@ -132,7 +201,8 @@ def start_delivery(state: OrderState, now: datetime) -> DeliveryInput:
         MakePromise(
             kind=PromiseKind.DELIVERY_WINDOW,
             due_at=window_end,
-            text=f"deliver your order with {state.carrier_name(carrier)}",
+            text=f"deliver {messages.parcel_contents(state, lines)} with "
+            f"{state.carrier_name(carrier)}",
             department="fulfilment",
             actor=ENGINE,
         ),
@@ -245,6 +315,11 @@ def reship(state: OrderState, outcome: DeliveryOutcome) -> bool:
     )
 
 
+def nothing_to_deliver() -> CancelOrder:
+    """Every line of an order was cancelled, lost or returned: the order ends cancelled."""
+    return CancelOrder(by="fulfilment", actor=ENGINE, reason=Reason.NOTHING_LEFT)
+
+
 def refund_after(outcome: DeliveryOutcome) -> CancelOrder:
     """Lost with a refund policy, or returned after verified attempts: refund in full."""
     lost = outcome.status == DeliveryStatus.LOST
@@ -273,6 +348,7 @@ def payment_undo(state: OrderState) -> PaymentCall | None:
 def payment_undone(state: OrderState, call: PaymentCall) -> str:
     """Record the undo; returns the compensation's words."""
     if call == PaymentCall.VOID:
+        state.voided += still_authorized(state)
         state.payment = PaymentState.VOIDED
         return "payment authorization voided"
     state.payment = PaymentState.REFUNDED

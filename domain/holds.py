@@ -175,6 +175,8 @@ def check_place_hold(state: OrderState, cmd: PlaceHold) -> Department:
                 f"lines: order {state.order_id} has {count} line{'s' if count > 1 else ''}; "
                 f"there is no line {line}"
             )
+        if state.line_cancelled(line - 1):
+            raise WrongState(f"lines: order {state.order_id}'s line {line} is cancelled")
     if len(set(cmd.lines)) < len(cmd.lines):
         raise InvalidInput("lines: a line is named twice")
     return dept

@@ -32,6 +32,27 @@ def _lines(state: OrderState) -> str:
     )
 
 
+def parcel_contents(state: OrderState, lines: list[int] | None) -> str:
+    """What a parcel carries, in words: its lines (by index), or the whole order."""
+    if not lines:
+        return "your order"
+    items = [f"{state.input.lines[n].qty} x {_name(state, n)}" for n in lines]
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _name(state: OrderState, n: int) -> str:
+    line = state.input.lines[n]
+    return line.name or line.sku
+
+
+def _carried(state: OrderState, delivery_id: int) -> list[int] | None:
+    """The lines (by index) a delivery carries, on an order that ships its lines apart."""
+    for d in state.deliveries:
+        if d.delivery_id == delivery_id and d.lines:
+            return [line - 1 for line in d.lines]
+    return None
+
+
 def _sign(body: str, state: OrderState) -> str:
     return f"Hello {state.input.customer.name},\n\n{body}\n\nOrder {state.order_id}\n"
 
@@ -81,7 +102,11 @@ def _where_each_line_is(state: OrderState) -> str:
     for n, line in enumerate(state.input.lines):
         res = state.line_reservation(n)
         what = f"  {line.qty} x {line.name or line.sku}: "
-        if res is not None and res.status == ReservationStatus.WAITLISTED:
+        if n in state.cancelled_lines:
+            out.append(what + "cancelled")
+        elif n in state.delivered_lines:
+            out.append(what + "delivered")
+        elif res is not None and res.status == ReservationStatus.WAITLISTED:
             place = f"{_ordinal(res.position)} in line" if res.position else "in line"
             out.append(what + f"out of stock, you are {place} for the next delivery")
         else:
@@ -113,12 +138,17 @@ def lines_waiting(state: OrderState, promise: Promise | None) -> Mail:
         if promise is not None
         else "We will e-mail you the moment stock arrives."
     )
+    then = (
+        "What is reserved ships now; each item that waits follows in a delivery of its own "
+        "once it arrives. "
+        if state.ships_apart
+        else "Your order ships once every item is reserved. "
+    )
     return (
         f"Order {state.order_id}: {waiting} of {len(state.input.lines)} items wait for stock",
         _sign(
             f"Part of your order is out of stock at {state.input.location}:\n"
-            f"{_where_each_line_is(state)}\n"
-            "Your order ships once every item is reserved. " + expect,
+            f"{_where_each_line_is(state)}\n{then}{expect}",
             state,
         ),
     )
@@ -130,6 +160,15 @@ def stock_allocated(state: OrderState) -> Mail:
         _sign(
             "Stock arrived and your item is now reserved for you. We continue your order.", state
         ),
+    )
+
+
+def lines_stock_arrived(state: OrderState, lines: list[int]) -> Mail:
+    """Stock arrived for some waiting lines of an order that ships its lines apart."""
+    what = parcel_contents(state, lines)
+    return (
+        f"Order {state.order_id}: stock arrived for {what}",
+        _sign(f"Stock arrived: {what} is now reserved for you and ships next.", state),
     )
 
 
@@ -181,7 +220,7 @@ def payment_authorized(state: OrderState) -> Mail:
     return (
         f"Order {state.order_id}: payment authorized",
         _sign(
-            f"We authorized {_money(state.total)} on your payment method. "
+            f"We authorized {_money(state.open_total)} on your payment method. "
             "Nothing is charged until your order is delivered.",
             state,
         ),
@@ -195,6 +234,22 @@ def delivery_event(state: OrderState, report: DeliveryReport, carrier_name: str)
     if report.window_start and report.window_end:
         window = f" between {human_time(report.window_start)} and {human_time(report.window_end)}"
     match report.kind:
+        case ReportKind.BOOKED if carried := _carried(state, report.delivery_id):
+            what = parcel_contents(state, carried)
+            later = [n for n in state.pending_lines if n not in carried]
+            rest = (
+                f" Then {parcel_contents(state, later)} follows in a later delivery."
+                if later
+                else ""
+            )
+            return (
+                f"Order {oid}: {what} shipped with {carrier_name}",
+                _sign(
+                    f"A parcel with {what} is booked with {carrier_name} (tracking "
+                    f"{report.tracking}). It will be delivered{window}.{rest}",
+                    state,
+                ),
+            )
         case ReportKind.BOOKED:
             return (
                 f"Order {oid}: shipped with {carrier_name}",
@@ -259,6 +314,9 @@ def delivery_event(state: OrderState, report: DeliveryReport, carrier_name: str)
                     state,
                 ),
             )
+        case ReportKind.DELIVERED if carried := _carried(state, report.delivery_id):
+            what = parcel_contents(state, carried)
+            return (f"Order {oid}: {what} delivered", _sign(f"Delivered: {what}.", state))
         case ReportKind.DELIVERED:
             return (f"Order {oid}: delivered", _sign("Your order was delivered.", state))
         case ReportKind.EXCEPTION:
@@ -273,11 +331,40 @@ def lost_parcel(state: OrderState, *, action: LostAction) -> Mail:
     then = (
         "A replacement is on its way at no cost to you."
         if action == LostAction.RESHIP
-        else f"Your payment of {_money(state.total)} is returned in full; nothing is charged."
+        else f"Your payment of {_money(state.open_total)} is returned in full; nothing is charged."
     )
     return (
         f"Order {state.order_id}: your parcel was lost, and what we do about it",
         _sign(f"The carrier lost your parcel. {then}", state),
+    )
+
+
+def lines_lost(state: OrderState, lines: list[int], *, action: LostAction | None) -> Mail:
+    """A parcel of an order that ships its lines apart was lost (``action``: what the order
+    does), or returned after failed attempts (``None``: its lines are not sent again)."""
+    what = parcel_contents(state, lines)
+    amount = sum((state.line_amount(n) for n in lines), Decimal("0"))
+    released = (
+        f"The {_money(amount)} authorized for it is released; nothing is charged for it. The "
+        "rest of your order goes on."
+    )
+    if action is None:
+        return (
+            f"Order {state.order_id}: the parcel with {what} came back to us",
+            _sign(
+                f"The carrier could not deliver the parcel with {what} after verified attempts "
+                f"and returned it to us. {released}",
+                state,
+            ),
+        )
+    then = (
+        "A replacement is on its way at no cost to you."
+        if action == LostAction.RESHIP
+        else released
+    )
+    return (
+        f"Order {state.order_id}: the parcel with {what} was lost, and what we do about it",
+        _sign(f"The carrier lost the parcel with {what}. {then}", state),
     )
 
 
@@ -386,6 +473,21 @@ def hold_escalated_customer(state: OrderState, hold: Hold, dept: Department) -> 
             f"{dept.name} said it would resolve its hold on your order by now and has not. "
             f"We escalated it to their supervisor, {dept.supervisor}. The new date is "
             f"{human_time(hold.sla_due_at)}.",
+            state,
+        ),
+    )
+
+
+def line_cancelled(state: OrderState, n: int, by: str, message: str) -> Mail:
+    line = state.input.lines[n]
+    who = "You" if by == CUSTOMER else by
+    said = f"\n{message}" if message else ""
+    return (
+        f"Order {state.order_id}: line {n + 1} cancelled",
+        _sign(
+            f"{who} cancelled {line.qty} x {line.name or line.sku} from your order.{said}\n"
+            f"Nothing is charged for it. The rest of your order goes on; it now comes to "
+            f"{_money(state.open_total)}.",
             state,
         ),
     )

@@ -36,7 +36,7 @@ from domain.holds import Hold
 from domain.promises import Promise, PromiseKind, PromiseStatus
 from domain.registry import Carrier, Customer, Department, Policy
 from domain.steps import Step
-from domain.stock import Reservation
+from domain.stock import Reservation, ReservationStatus
 from domain.timeline import TimelineEntry
 
 
@@ -48,6 +48,8 @@ class OrderStatus(StrEnum):
     SHIPPING = "shipping"
     IN_TRANSIT = "in_transit"
     READY_FOR_PICKUP = "ready_for_pickup"
+    # Some lines delivered, others still to come (an order of several lines shipped apart).
+    PARTLY_DELIVERED = "partly_delivered"
     DELIVERED = "delivered"
     COMPLETED = "completed"
     CANCELLED = "cancelled"
@@ -55,6 +57,14 @@ class OrderStatus(StrEnum):
     @property
     def finished(self) -> bool:
         return self in (OrderStatus.COMPLETED, OrderStatus.CANCELLED)
+
+
+class ShipPolicy(StrEnum):
+    """How an order of several lines ships: what is reserved now and the rest as it arrives
+    (each delivery its own), or everything in one delivery once every line is reserved."""
+
+    AVAILABLE = "available"
+    COMPLETE = "complete"
 
 
 class OrderLine(Model):
@@ -88,6 +98,7 @@ class PlaceOrder(Command):
     location: Identifier
     carrier: Identifier | None = None
     pickup: Flag = False
+    ship: ShipPolicy = ShipPolicy.AVAILABLE
     actor: Name = "web"
 
     @model_validator(mode="after")
@@ -139,6 +150,7 @@ class PlaceOrderInput(Command):
     location: Identifier
     carrier: Identifier | None = None
     pickup: Flag = False
+    ship: ShipPolicy = ShipPolicy.AVAILABLE
     placed_at: datetime | None = None
     actor: Name = "web"
     policy: Policy = Field(default_factory=Policy)
@@ -167,6 +179,7 @@ def unpriced(req: PlaceOrder, placed_at: datetime) -> PlaceOrderInput:
         location=req.location,
         carrier=req.carrier,
         pickup=req.pickup,
+        ship=req.ship,
         placed_at=placed_at,
         actor=req.actor,
         policy=Policy(),
@@ -185,6 +198,7 @@ def placed_on_terms(req: PlaceOrder, terms: OrderTerms, placed_at: datetime) -> 
         location=req.location,
         carrier=terms.carrier,
         pickup=req.pickup,
+        ship=req.ship,
         placed_at=placed_at,
         actor=req.actor,
         policy=terms.policy,
@@ -202,6 +216,8 @@ class CancelOrder(Command):
     actor: Name = "unknown"
     reason: Words
     customer_message: Words = ""
+    # One line of the order (1 is the first); none: the whole order.
+    line: Count | None = None
 
 
 class OrderCancelled(Model):
@@ -236,6 +252,18 @@ class OrderState(Model):
     refunded: Decimal = Decimal("0")
     cancel: CancelOrder | None = None
     compensations: list[str] = Field(default_factory=list)
+    # Line cancels accepted, not yet carried out by the run; the lines (by index) cancelled.
+    line_cancels: list[CancelOrder] = Field(default_factory=list)
+    cancelled_lines: list[int] = Field(default_factory=list)
+    # What was authorized, and what line cancels, lost parcels and cancels voided of it.
+    authorized: Decimal = Decimal("0")
+    voided: Decimal = Decimal("0")
+    # Lines shipped apart (``ShipPolicy.AVAILABLE``): a hold on a line stops that line only.
+    ships_apart: bool = False
+    # Lines (by index) a delivery handed over, and lines the carrier lost or returned whose
+    # part of the payment was voided.
+    delivered_lines: list[int] = Field(default_factory=list)
+    undelivered_lines: dict[int, str] = Field(default_factory=dict)
     emails_sent: int = 0
     # Subjects of e-mails the mail server would not take within the policy's time.
     undeliverable: list[str] = Field(default_factory=list)
@@ -274,9 +302,37 @@ class OrderState(Model):
     def total(self) -> Decimal:
         return self.input.total
 
+    def line_amount(self, n: int) -> Decimal:
+        line = self.input.lines[n]
+        return line.unit_price * line.qty
+
+    @property
+    def open_total(self) -> Decimal:
+        """What the lines not cancelled come to: what the order authorizes and captures."""
+        return self.total - sum((self.line_amount(n) for n in self.cancelled_lines), Decimal("0"))
+
+    def line_cancelled(self, n: int) -> bool:
+        return n in self.cancelled_lines or any(c.line == n + 1 for c in self.line_cancels)
+
     @property
     def open_lines(self) -> list[int]:
-        return list(range(len(self.input.lines)))
+        return [n for n in range(len(self.input.lines)) if not self.line_cancelled(n)]
+
+    @property
+    def pending_lines(self) -> list[int]:
+        """Lines still to hand over: not cancelled, delivered, lost or returned."""
+        return [
+            n
+            for n in self.open_lines
+            if n not in self.delivered_lines and n not in self.undelivered_lines
+        ]
+
+    def line_delivery(self, n: int) -> DeliverySummary | None:
+        """The last delivery that carried line ``n``, on an order that ships its lines apart."""
+        for d in reversed(self.deliveries):
+            if n + 1 in d.lines:
+                return d
+        return None
 
     def department(self, name: str) -> Department:
         for dept in self.input.departments:
@@ -327,8 +383,10 @@ class OrderState(Model):
             return True
         if not any(h.active for h in self.holds):
             return False
-        if all(self.line_held(n) for n in self.open_lines):
+        if all(self.line_held(n) for n in self.pending_lines):
             return True
+        if self.ships_apart:
+            return False  # the held lines wait; the others go on
         return step in (Step.BOOK_CARRIER, Step.HAND_OVER_IN_STORE, Step.CAPTURE_PAYMENT)
 
     @property
@@ -389,19 +447,78 @@ def check_cancel(state: OrderState, cmd: CancelOrder) -> None:
     if state.cancel is not None:
         raise WrongState(f"order {state.order_id} is already being cancelled")
     state.require_open("cancel it")
+    if cmd.line is not None:
+        check_line_cancel(state, cmd.line)
     if state.status == OrderStatus.DELIVERED:
         raise WrongState(f"order {state.order_id} is delivered; open a return instead")
+    if cmd.line is None and state.delivered_lines:
+        delivered = ", ".join(str(n + 1) for n in sorted(state.delivered_lines))
+        raise WrongState(
+            f"order {state.order_id} is partly delivered (line {delivered}); cancel the lines "
+            "still to come with --line, and return the delivered ones"
+        )
     if cmd.by != CUSTOMER:
         state.department(cmd.by)
         required_text(cmd.customer_message, "customer_message (a department's cancel needs one)")
     required_text(cmd.reason, "reason", limit=200)
 
 
+def check_line_cancel(state: OrderState, line: int) -> None:
+    """A line may be cancelled until the goods leave the store."""
+    count = len(state.input.lines)
+    if not 1 <= line <= count:
+        raise NotFound(
+            f"line: order {state.order_id} has {count} line{'s' if count > 1 else ''}; "
+            f"there is no line {line}"
+        )
+    n = line - 1
+    if state.line_cancelled(n):
+        raise WrongState(f"line: order {state.order_id}'s line {line} is already cancelled")
+    if n in state.delivered_lines or state.status in (
+        OrderStatus.DELIVERED,
+        OrderStatus.COMPLETED,
+    ):
+        raise WrongState(f"line: the order's line {line} was delivered; use a return")
+    if n in state.undelivered_lines:
+        raise WrongState(
+            f"line: the order's line {line} was {state.undelivered_lines[n]} by the carrier and "
+            "its payment voided"
+        )
+    res = state.line_reservation(n)
+    if state.ships_apart:
+        carrying = state.line_delivery(n)
+        if carrying is not None and not carrying.status.terminal:
+            raise WrongState(
+                f"line: the order's line {line} has left the store with delivery "
+                f"{carrying.delivery_id}; cancel the order to stop that delivery"
+            )
+        return
+    if state.deliveries or (res is not None and res.status == ReservationStatus.COLLECTED):
+        raise WrongState(
+            f"line: the order's line {line} has left the store; cancel the order to stop its "
+            "delivery"
+        )
+
+
+def is_line_cancel(state: OrderState, cmd: CancelOrder) -> bool:
+    """A cancel of one line that leaves others open (cancelling the last open line cancels the
+    order)."""
+    return cmd.line is not None and (
+        state.pending_lines != [cmd.line - 1] or bool(state.delivered_lines)
+    )
+
+
 def accept_cancel(state: OrderState, cmd: CancelOrder) -> bool:
     """Record the first cancel; a repeat changes nothing. True when this one was recorded."""
     if state.cancel is not None:
         return False
-    state.cancel = cmd.model_copy(update={"customer_message": cmd.customer_message.strip()})
+    cmd = cmd.model_copy(update={"customer_message": cmd.customer_message.strip()})
+    if is_line_cancel(state, cmd):
+        if state.line_cancelled(cmd.line - 1):  # type: ignore[operator]
+            return False
+        state.line_cancels.append(cmd)
+        return True
+    state.cancel = cmd
     return True
 
 

@@ -15,6 +15,7 @@ from domain.promises import (
     keep_promise,
     make_promise,
     open_promises,
+    withdraw,
 )
 from domain.stock import (
     ReleaseRequest,
@@ -111,6 +112,15 @@ def _for_waiting_lines(state: OrderState) -> str:
         for n in lines_in(state, ReservationStatus.WAITLISTED)
     ]
     return f" for {', '.join(waiting)}" if waiting else ""
+
+
+def no_wait_left(state: OrderState, now: datetime) -> None:
+    """A line cancel took away the last line that waited for stock: its stock-date promise is
+    withdrawn, not broken."""
+    if lines_in(state, ReservationStatus.WAITLISTED):
+        return
+    for promise in open_promises(state, PromiseKind.STOCK_DATE):
+        withdraw(promise, now, note="the line that waited for stock was cancelled")
 
 
 def stock_arrived(state: OrderState, now: datetime) -> None:

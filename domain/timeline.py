@@ -27,6 +27,7 @@ class Told(StrEnum):
     COLLECTED = "collected"
     LOST = "lost"
     CANCELLED = "cancelled"
+    LINE_CANCELLED = "line_cancelled"
     PROMISE_KEPT = "promise_kept"
     STOCK_WITHDRAWN = "stock_withdrawn"
     HOLD_PLACED = "hold_placed"

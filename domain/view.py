@@ -45,6 +45,8 @@ class OrderView(Model):
     order_id: str
     status: str
     customer_id: str
+    # How its lines ship (an order of several lines): ``available`` or ``complete``.
+    ship: str = "available"
     lines: list[LineView]
     totals: Totals | None = None
     # The ordered total (``totals.ordered``), for scripts that read it before there were totals.
@@ -72,6 +74,7 @@ STAGE_WORDS: dict[OrderStatus, str] = {
     OrderStatus.SHIPPING: "waiting for the carrier to pick up",
     OrderStatus.IN_TRANSIT: "on its way with the carrier",
     OrderStatus.READY_FOR_PICKUP: "waiting for the customer to collect it in store",
+    OrderStatus.PARTLY_DELIVERED: "the rest of the order: stock for the lines still to come",
     OrderStatus.DELIVERED: "capturing payment",
     OrderStatus.COMPLETED: "nothing: the order is complete",
     OrderStatus.CANCELLED: "nothing: the order is cancelled",
@@ -92,7 +95,7 @@ def next_step(state: OrderState) -> tuple[str, datetime | None]:
         )
     words = STAGE_WORDS[state.status]
     due_at: datetime | None = None
-    if state.status == OrderStatus.WAITLISTED:
+    if state.status in (OrderStatus.WAITLISTED, OrderStatus.PARTLY_DELIVERED):
         stock = open_promises(state, PromiseKind.STOCK_DATE)
         due_at = stock[0].due_at if stock else None
     elif state.status == OrderStatus.READY_FOR_PICKUP and state.reservation:
@@ -103,7 +106,20 @@ def next_step(state: OrderState) -> tuple[str, datetime | None]:
     return words, due_at
 
 
-def _line_status(state: OrderState, res: Reservation | None) -> str:
+def _line_status(state: OrderState, n: int, res: Reservation | None) -> str:
+    if n in state.cancelled_lines:
+        return "cancelled"
+    if n in state.delivered_lines:
+        return "delivered"
+    if n in state.undelivered_lines:
+        return state.undelivered_lines[n]
+    if state.ships_apart:
+        carrying = state.line_delivery(n)
+        if carrying is not None and not carrying.status.terminal:
+            return "in_transit" if state.status == OrderStatus.IN_TRANSIT else "shipping"
+        if res is None:
+            return "reserving"
+        return res.status.value
     if state.status in (OrderStatus.COMPLETED, OrderStatus.CANCELLED, OrderStatus.DELIVERED):
         return state.status.value
     if res is not None and res.status == ReservationStatus.COLLECTED and state.deliveries:
@@ -121,11 +137,14 @@ def line_views(state: OrderState) -> list[LineView]:
         carried = (
             delivery is not None and res is not None and res.status == ReservationStatus.COLLECTED
         )
+        if state.ships_apart:
+            delivery = state.line_delivery(n)
+            carried = delivery is not None
         out.append(
             LineView(
                 **line.model_dump(),
                 line=n + 1,
-                status=_line_status(state, res),
+                status=_line_status(state, n, res),
                 reservation=res,
                 delivery_id=delivery.delivery_id if carried and delivery else None,
                 blocked_by=sorted({h.department for h in state.holds if h.holds_line(n)}),
@@ -138,12 +157,12 @@ def totals(state: OrderState) -> Totals:
     ordered = state.total
     zero = Decimal("0")
     paid = state.payment
-    authorized = ordered if paid != PaymentState.NONE else zero
+    authorized = state.authorized or (ordered if paid != PaymentState.NONE else zero)
     return Totals(
         ordered=ordered,
         authorized=authorized,
         captured=state.charged,
-        voided=ordered if paid == PaymentState.VOIDED else zero,
+        voided=state.voided,
         refunded=state.refunded,
     )
 
@@ -154,6 +173,7 @@ def order_view(state: OrderState) -> OrderView:
         order_id=state.order_id,
         status=state.status.value,
         customer_id=state.input.customer.customer_id,
+        ship=state.input.ship.value,
         lines=line_views(state),
         totals=totals(state),
         total=state.total,

@@ -28,6 +28,7 @@ from domain.delivery import Redirect, Reschedule
 from domain.durations import parse_duration
 from domain.errors import InvalidInput, WrongState
 from domain.holds import DisputeHold, PlaceHold, ReleaseHold, UpholdHold
+from domain.order import ShipPolicy
 from domain.promises import KeepPromise, MakePromise
 from domain.registry import Policy
 from domain.view import OrderView
@@ -106,6 +107,8 @@ class Story(BaseModel):
     sku: str
     qty: int = 1
     lines: list[StoryLine] = Field(default_factory=list)
+    # How the lines ship: ``available`` (what is reserved now) or ``complete`` (all at once).
+    ship: ShipPolicy = ShipPolicy.AVAILABLE
     location: str
     carrier: str | None = None
     stock: dict[str, int] = Field(default_factory=dict)
@@ -263,6 +266,7 @@ class Player:
                     pickup=False,
                     order_id=oid,
                     actor="customer",
+                    ship=s.ship.value,
                 )
                 # The story's clock: its policy and the departments' SLAs, compressed.
                 self.desk.stage(

@@ -109,6 +109,7 @@ class Stack:
         location: str | None = None,
         carrier: str | None = "ups",
         pickup: bool = False,
+        ship: str = "available",
         policy: Policy = FAST,
         hold_sla: timedelta | None = None,
     ) -> PlaceOrder:
@@ -120,6 +121,7 @@ class Stack:
             location=location or self.location,
             carrier=None if pickup else carrier,
             pickup=pickup,
+            ship=ship,
             order_id=f"T-{uuid.uuid4().hex[:10]}",
         )
         departments = None
@@ -212,7 +214,9 @@ class Stack:
             await asyncio.sleep(0.05)
 
 
-HISTORIES = Path(__file__).parent / "histories"
+# Where ``make record-histories`` adds this version's histories; elsewhere (a scratch folder
+# to replay after a run under load) with ORDERFLOW_HISTORIES_DIR.
+HISTORIES = Path(os.environ.get("ORDERFLOW_HISTORIES_DIR") or Path(__file__).parent / "histories")
 RECORD = os.environ.get("ORDERFLOW_RECORD_HISTORIES") == "1"
 MAX_RECORDED_BYTES = 400_000
 

@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         OrderStatus,
         PlaceOrder,
         PlaceOrderInput,
+        ShipPolicy,
         TermsDecision,
         placed_on_terms,
         unpriced,
@@ -86,6 +87,9 @@ ENGINE_TERMS = "engine-terms"
 TERMS_TIMEOUT = timedelta(seconds=10)
 # Orders of several lines reserve each line.
 ORDER_LINES = "order-lines"
+# Orders of several lines for delivery ship per their ``ShipPolicy``, each delivery captured
+# for what it handed over.
+LINE_DELIVERIES = "line-deliveries"
 # Stands in for a start input no version of the engine could read: the order is refused.
 _UNREADABLE = PlaceOrderInput.model_construct(order_id="unreadable", lines=[], location="")
 
@@ -127,6 +131,8 @@ class OrderWorkflow:
         self.state = OrderState(input=inp)
         self.collect: rules.CollectOrder | None = None
         self.several_lines = False
+        # What each line cancel undid, by line index: its caller's answer.
+        self.line_compensations: dict[int, list[str]] = {}
         self.shipment = Shipment()
         self.publisher = Publisher(self.state)
         # A task with no command yet indexes the search attributes before its first call.
@@ -248,12 +254,16 @@ class OrderWorkflow:
 
     async def _fulfil(self) -> None:
         s = self.state
+        if self.several_lines and not s.input.pickup and workflow.patched(LINE_DELIVERIES):
+            await self._fulfil_lines()
+            return
         while True:
             await self._reserve()
             if s.payment == PaymentState.NONE:
                 await self._step(Step.AUTHORIZE_PAYMENT)
                 await self._payment(PaymentCall.AUTHORIZE)
                 s.payment = PaymentState.AUTHORIZED
+                s.authorized = s.open_total
                 self._set_status(OrderStatus.PAYMENT_AUTHORIZED)
                 self.outbox.tell_customer(Told.PAYMENT, messages.payment_authorized(s))
             if s.input.pickup:
@@ -265,9 +275,158 @@ class OrderWorkflow:
         await self._step(Step.CAPTURE_PAYMENT)
         await self._payment(PaymentCall.CAPTURE)
         s.payment = PaymentState.CAPTURED
-        s.charged = s.total
+        s.charged = s.open_total
         self._set_status(OrderStatus.COMPLETED)
         self.outbox.tell_customer(Told.COMPLETED, messages.completed(s))
+
+    async def _fulfil_lines(self) -> None:
+        """An order of several lines for delivery. Each line is reserved on its own and the
+        total authorized at once. Under ``ship=available`` the reserved lines ship together now
+        and each line that waits follows in a delivery of its own once stock arrives; under
+        ``complete``, one delivery once every line is reserved. Each delivery is captured for
+        the lines it handed over; a lost parcel's lines are sent again or voided, by policy."""
+        s = self.state
+        s.ships_apart = s.input.ship == ShipPolicy.AVAILABLE
+        waiting: list[int] = []
+        first = True
+        while s.pending_lines:
+            asked = await self._reserve_pending(first=first)
+            waiting = sorted(set(waiting) | set(asked))
+            first = False
+            if s.payment == PaymentState.NONE:
+                await self._step(Step.AUTHORIZE_PAYMENT)
+                await self._payment(PaymentCall.AUTHORIZE)
+                s.payment = PaymentState.AUTHORIZED
+                s.authorized = s.open_total
+                self._set_status(OrderStatus.PAYMENT_AUTHORIZED)
+                self.outbox.tell_customer(Told.PAYMENT, messages.payment_authorized(s))
+            if not self._ready_lines():
+                if waiting:
+                    s.step = Step.WAIT_FOR_STOCK
+                    if not s.delivered_lines:
+                        s.status = OrderStatus.WAITLISTED
+                    self._changed()
+                await self._wait(self._lines_may_go_on)
+            waiting = self._stock_arrived(waiting)
+            if not self._ready_lines():
+                continue
+            await self._step(Step.BOOK_CARRIER)
+            ready = self._ready_lines()
+            if ready:
+                await self._deliver_lines(ready)
+        if not s.delivered_lines:
+            # Nothing was handed over: what is still authorized is voided.
+            s.cancel = s.cancel or steps.nothing_to_deliver()
+            raise _Cancelled
+        s.payment = PaymentState.CAPTURED
+        self._set_status(OrderStatus.COMPLETED)
+        self.outbox.tell_customer(Told.COMPLETED, messages.completed(s))
+
+    async def _reserve_pending(self, *, first: bool) -> list[int]:
+        """Ask each line's stock record, one at a time, for the lines that have no reservation
+        and no hold on them (first, every line; later, a line whose hold was lifted or whose
+        parcel was lost). The customer hears where each line is when some wait, and first
+        when all are reserved. Returns the lines that now wait in line."""
+        s = self.state
+        asked: list[int] = []
+        for n in s.pending_lines:
+            if reservation.needs_reservation(s, n) and not s.line_held(n):
+                await self._step(Step.RESERVE_STOCK)
+                if s.line_held(n) or n not in s.pending_lines:
+                    continue
+                result = await self.gate.step(
+                    StockCall.RESERVE, reservation.reserve_request(s, n), result_type=StockReserved
+                )
+                reservation.take_reservation(s, result, n)
+                asked.append(n)
+        waiting = [n for n in asked if n in reservation.lines_in(s, ReservationStatus.WAITLISTED)]
+        if waiting:
+            promise = reservation.promise_stock_date(s, workflow.now())
+            self._set_status(OrderStatus.WAITLISTED)
+            self.outbox.tell_customer(Told.WAITLISTED, messages.lines_waiting(s, promise))
+        elif asked and first:
+            self._set_status(OrderStatus.RESERVED)
+            self.outbox.tell_customer(Told.RESERVED, messages.lines_reserved(s))
+        return waiting
+
+    def _ready_lines(self) -> list[int]:
+        """The lines to ship now: reserved and not held, all of them under ``complete``."""
+        s = self.state
+        ready = [
+            n
+            for n in s.pending_lines
+            if n in reservation.lines_in(s, ReservationStatus.RESERVED) and not s.line_held(n)
+        ]
+        if not s.ships_apart and len(ready) < len(s.pending_lines):
+            return []
+        return ready
+
+    def _lines_may_go_on(self) -> bool:
+        """Some line can ship, or be asked for again (a hold on it lifted), or none is left."""
+        s = self.state
+        return (
+            bool(self._ready_lines())
+            or not s.pending_lines
+            or any(
+                reservation.needs_reservation(s, n) and not s.line_held(n) for n in s.pending_lines
+            )
+        )
+
+    def _stock_arrived(self, waiting: list[int]) -> list[int]:
+        """Lines that waited and are now reserved: the customer hears; the stock-date promise
+        is kept once no line waits. Returns the lines still waiting."""
+        s = self.state
+        reserved = reservation.lines_in(s, ReservationStatus.RESERVED)
+        arrived = [n for n in waiting if n in reserved and n in s.pending_lines]
+        still = [
+            n
+            for n in waiting
+            if n in s.pending_lines and n in reservation.lines_in(s, ReservationStatus.WAITLISTED)
+        ]
+        if arrived:
+            self.outbox.tell_customer(
+                Told.STOCK_ALLOCATED, messages.lines_stock_arrived(s, arrived)
+            )
+        if waiting and not still:
+            reservation.stock_arrived(s, workflow.now())
+        return still
+
+    async def _deliver_lines(self, lines: list[int]) -> None:
+        """One delivery of ``lines``: captured for them when delivered; when lost, sent again
+        or voided by policy; when returned, voided."""
+        s = self.state
+        outcome = await self._ship(lines)
+        delivery_id = outcome.delivery_id
+        wid = workflow.info().workflow_id
+        if outcome.status == DeliveryStatus.DELIVERED:
+            await self._step(Step.CAPTURE_PAYMENT)
+            capture = steps.delivery_payment(s, PaymentCall.CAPTURE, lines, delivery_id, wid)
+            await self.gate.step(
+                PaymentCall.CAPTURE, capture, summary=f"capture delivery {delivery_id}"
+            )
+            steps.lines_delivered(s, lines)
+            self._changed()
+            return
+        if steps.reship(s, outcome):
+            # Their reservations were handed to the carrier: the lines are reserved again.
+            self.outbox.tell_customer(
+                Told.LOST, messages.lines_lost(s, lines, action=LostAction.RESHIP)
+            )
+            return
+        if not s.delivered_lines and lines == s.pending_lines:
+            # Nothing else of the order is left to deliver: it is cancelled and refunded whole.
+            if outcome.status == DeliveryStatus.LOST:
+                self.outbox.tell_customer(
+                    Told.LOST, messages.lost_parcel(s, action=LostAction.REFUND)
+                )
+            s.cancel = steps.refund_after(outcome)
+            raise _Cancelled
+        void = steps.delivery_payment(s, PaymentCall.VOID, lines, delivery_id, wid)
+        await self.gate.step(PaymentCall.VOID, void, summary=f"void delivery {delivery_id}")
+        steps.lines_undelivered(s, lines, outcome)
+        action = LostAction.REFUND if outcome.status == DeliveryStatus.LOST else None
+        self.outbox.tell_customer(Told.LOST, messages.lines_lost(s, lines, action=action))
+        self._changed()
 
     # ------------------------------------------------------------------ steps
 
@@ -276,15 +435,58 @@ class OrderWorkflow:
         s = self.state
         s.step = step
         self._changed()
+        if s.line_cancels:
+            await self._cancel_lines()
         if s.blocks(step) or s.cancelling:
-            await workflow.wait_condition(lambda: not s.blocks(step) or s.cancelling)
+            await workflow.wait_condition(
+                lambda: not s.blocks(step) or s.cancelling or bool(s.line_cancels)
+            )
+            while s.line_cancels and not s.cancelling:
+                await self._cancel_lines()
+                if s.blocks(step):
+                    await workflow.wait_condition(
+                        lambda: not s.blocks(step) or s.cancelling or bool(s.line_cancels)
+                    )
         if s.cancelling:
             raise _Cancelled
 
     async def _wait(self, condition: Callable[[], bool]) -> None:
-        await workflow.wait_condition(lambda: condition() or self.state.cancelling)
-        if self.state.cancelling:
+        s = self.state
+        await workflow.wait_condition(lambda: condition() or s.cancelling or bool(s.line_cancels))
+        while s.line_cancels and not s.cancelling:
+            await self._cancel_lines()
+            if not condition():
+                await workflow.wait_condition(
+                    lambda: condition() or s.cancelling or bool(s.line_cancels)
+                )
+        if s.cancelling:
             raise _Cancelled
+
+    async def _cancel_lines(self) -> None:
+        """Carry out the line cancels accepted: each line's stock given back and its part of the
+        authorization voided, and the customer told; the rest of the order goes on."""
+        s = self.state
+        while s.line_cancels:
+            cmd = s.line_cancels[0]
+            assert cmd.line is not None
+            n = cmd.line - 1
+            request = reservation.release_request(s, collected=False, n=n)
+            voided = s.payment == PaymentState.AUTHORIZED
+            # One call at a time (see workflows/support/gate.py).
+            if request is not None:
+                await self.gate.step(StockCall.RELEASE, request)
+                reservation.stock_released(s, collected=False, n=n)
+            if voided:
+                void = steps.line_void_request(s, n, workflow.info().workflow_id)
+                await self.gate.step(PaymentCall.VOID, void, summary=f"void line {cmd.line}")
+            s.line_cancels.pop(0)
+            self.line_compensations[n] = steps.line_cancelled(
+                s, n, voided=voided, released=request is not None
+            )
+            reservation.no_wait_left(s, workflow.now())
+            mail = messages.line_cancelled(s, n, cmd.by, cmd.customer_message)
+            self.outbox.tell_customer(Told.LINE_CANCELLED, mail)
+            self._changed()
 
     async def _reserve(self) -> None:
         s = self.state
@@ -313,7 +515,7 @@ class OrderWorkflow:
             for n in s.open_lines:
                 if reservation.needs_reservation(s, n) and not s.line_held(n):
                     await self._step(Step.RESERVE_STOCK)
-                    if s.line_held(n):
+                    if s.line_held(n) or s.line_cancelled(n):
                         continue
                     result = await self.gate.step(
                         StockCall.RESERVE,
@@ -349,9 +551,14 @@ class OrderWorkflow:
         s.step = Step.WAIT_FOR_STOCK
         promise = reservation.promise_stock_date(s, workflow.now())
         if self.several_lines:
+            waiting = reservation.lines_in(s, ReservationStatus.WAITLISTED)
             self.outbox.tell_customer(Told.WAITLISTED, messages.lines_waiting(s, promise))
             self._changed()
             await self._wait(lambda: reservation.all_reserved(s))
+            if all(n in s.cancelled_lines for n in waiting):
+                # No stock arrived: the lines that waited were cancelled (and told).
+                self._set_status(OrderStatus.RESERVED)
+                return
         else:
             if promise is not None:
                 mail = messages.waitlisted(s, s.reservation.position or 0, promise)
@@ -370,9 +577,9 @@ class OrderWorkflow:
         request = steps.payment_request(self.state, call, workflow.info().workflow_id)
         await self.gate.step(call, request, summary=call.value)
 
-    async def _release_stock(self, *, collected: bool) -> None:
+    async def _release_stock(self, *, collected: bool, lines: list[int] | None = None) -> None:
         s = self.state
-        for n in range(len(s.reservations)):
+        for n in range(len(s.reservations)) if lines is None else lines:
             request = reservation.release_request(s, collected=collected, n=n)
             if request is not None:
                 await self.gate.step(StockCall.RELEASE, request)
@@ -420,9 +627,9 @@ class OrderWorkflow:
             s.cancel = steps.refund_after(outcome)
             raise _Cancelled
 
-    async def _ship(self) -> DeliveryOutcome:
+    async def _ship(self, lines: list[int] | None = None) -> DeliveryOutcome:
         s = self.state
-        delivery = steps.start_delivery(s, workflow.now())
+        delivery = steps.start_delivery(s, workflow.now(), lines)
         self._changed()
         workflow_id = s.deliveries[-1].workflow_id
         # The delivery starts first, so it is there for the carrier's first event however soon
@@ -438,7 +645,7 @@ class OrderWorkflow:
         )
         self._on_report(steps.booked(delivery, booking, workflow.now()))
         # The goods have left the store with the carrier.
-        await self._release_stock(collected=True)
+        await self._release_stock(collected=True, lines=lines)
         return await self.shipment.follow(self._on_report, self._wait)
 
     def _on_report(self, report: DeliveryReport) -> None:
@@ -607,6 +814,17 @@ class OrderWorkflow:
         await self._terms_recorded()
         cmd = accepted(raw, rules.CancelOrder)
         s = self.state
+        if rules.is_line_cancel(s, cmd):
+            assert cmd.line is not None
+            n = cmd.line - 1
+            if rules.accept_cancel(s, cmd):
+                self._changed()
+            await workflow.wait_condition(lambda: n in s.cancelled_lines or s.cancelling)
+            return rules.OrderCancelled(
+                order_id=s.order_id,
+                cancelled_at=workflow.now(),
+                compensations=self.line_compensations.get(n, []),
+            )
         if rules.accept_cancel(s, cmd):
             self._changed()
         await workflow.wait_condition(lambda: s.status == OrderStatus.CANCELLED)

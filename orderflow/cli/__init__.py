@@ -32,7 +32,9 @@ FLAGS = {
     "due_at": "--due",
     "text": "--text",
     "evidence.location": "--evidence location=...",
+    "line": "--line",
     "lines": "--line",
+    "ship": "--ship",
 }
 _FIELD = re.compile(
     r"(?:(?<=^)|(?<=: )|(?<=; ))(" + "|".join(re.escape(f) for f in FLAGS) + r")(?=[ :])"

@@ -28,7 +28,8 @@ from orderflow.service import Orderflow, money
 
 
 def print_view(v: OrderView, link: str) -> None:
-    out.print(f"[bold]Order {v.order_id}[/bold]  {v.status}  customer {v.customer_id}")
+    ships = f"  ships {v.ship}" if len(v.lines) > 1 else ""
+    out.print(f"[bold]Order {v.order_id}[/bold]  {v.status}  customer {v.customer_id}{ships}")
     for line in v.lines:
         r = line.reservation
         where = ""
@@ -36,6 +37,8 @@ def print_view(v: OrderView, link: str) -> None:
             pos = f" (position {r.position})" if r.position else ""
             where = f"  {r.status}{pos} at {r.location}"
         held = f"  [red]blocked by {', '.join(line.blocked_by)}[/red]" if line.blocked_by else ""
+        if line.delivery_id is not None:
+            where += f"  delivery {line.delivery_id}"
         out.print(
             f"  line {line.line}: {line.qty} x {line.sku} {line.name} at "
             f"{money(line.unit_price)}  {line.status}{where}{held}"
@@ -43,6 +46,12 @@ def print_view(v: OrderView, link: str) -> None:
     out.print(
         f"  total {money(v.total)} (locked at placement)  payment {v.payment}, charged {money(v.charged)}"
     )
+    t = v.totals
+    if t is not None and (t.voided or t.refunded) and len(v.lines) > 1:
+        out.print(
+            f"  authorized {money(t.authorized)}, captured {money(t.captured)}, "
+            f"voided {money(t.voided)}, refunded {money(t.refunded)}"
+        )
     out.print(
         f"  next: {v.next_step}"
         + (f" (due {when(v.next_step_due_at)})" if v.next_step_due_at else "")
@@ -66,8 +75,9 @@ def print_view(v: OrderView, link: str) -> None:
         )
     for d in v.deliveries:
         verified = sum(1 for a in d.attempts if a.verified)
+        carries = f" (line {', '.join(map(str, d.lines))})" if d.lines else ""
         out.print(
-            f"  delivery {d.delivery_id} {d.carrier} {d.status} tracking {d.tracking or '-'}, "
+            f"  delivery {d.delivery_id}{carries} {d.carrier} {d.status} tracking {d.tracking or '-'}, "
             f"attempts {verified} verified / {len(d.attempts) - verified} unverified"
         )
     out.print(f"  {link}")
@@ -109,6 +119,12 @@ def order_place(
     location: str | None = typer.Option(None, "--location"),
     carrier: str | None = typer.Option(None, "--carrier"),
     pickup: bool = typer.Option(False, "--pickup", help="Collect in store instead of delivery."),
+    ship: str = typer.Option(
+        "available",
+        "--ship",
+        help="Several lines: available (what is reserved ships now, the rest as it arrives, "
+        "each its own delivery) or complete (one delivery once every line is reserved).",
+    ),
     any_location: bool = typer.Option(
         False, "--any-location", help="Reserve at the nearest location with stock."
     ),
@@ -132,6 +148,7 @@ def order_place(
             order_id=order_id,
             any_location=any_location,
             actor=actor(who),
+            ship=ship,
         )
         return await of.place_order(inp)
 
@@ -176,23 +193,26 @@ def order_cancel(
     message: str = typer.Option(
         "", "--message", help="What the customer reads (required for departments)."
     ),
+    line: int | None = typer.Option(
+        None, "--line", help="Cancel only this line (1 is the first) until it leaves the store."
+    ),
     who: str | None = ACTOR,
     as_json: bool = JSON,
 ) -> None:
-    """Cancel an order: compensation runs and the customer is told."""
+    """Cancel an order, or one of its lines: compensation runs and the customer is told."""
     result = with_app(
         lambda of: of.cancel(
             order,
-            CancelOrder(by=by, actor=actor(who), reason=reason, customer_message=message),
+            CancelOrder(
+                by=by, actor=actor(who), reason=reason, customer_message=message, line=line
+            ),
         )
     )
     if as_json:
         emit_json(result)
     else:
-        print(
-            f"{result.order_id} cancelled: "
-            + ("; ".join(result.compensations) or "nothing to undo")
-        )
+        what = f"{result.order_id} line {line}" if line is not None else result.order_id
+        print(f"{what} cancelled: " + ("; ".join(result.compensations) or "nothing to undo"))
 
 
 @order_app.command("pickup")

@@ -32,6 +32,7 @@ from domain.order import (
     OrderStatus,
     PlaceOrder,
     PlaceOrderInput,
+    ShipPolicy,
     placed_on_terms,
 )
 from domain.timeline import TimelineEntry
@@ -57,6 +58,7 @@ class OrderService(ServiceBase):
         order_id: str | None,
         any_location: bool = False,
         actor: str = "web",
+        ship: str = "available",
     ) -> PlaceOrder:
         """The order as a caller places it: ``lines`` of (SKU, quantity), or one ``sku`` and
         ``qty``. Checked here against the registry for the CLI's wording; the engine prices it
@@ -94,6 +96,12 @@ class OrderService(ServiceBase):
             loc = reg.location(location)
         if carrier is not None:
             reg.carrier(carrier)
+        if ship not in set(ShipPolicy):
+            raise InvalidInput(
+                f"ship: '{ship}' is not a shipping policy; use available (what is reserved ships "
+                "now, the rest as it arrives) or complete (one delivery once every line is "
+                "reserved)"
+            )
         if pickup and carrier is not None:
             raise InvalidInput(
                 "--pickup and --carrier exclude each other: a pickup order is not shipped"
@@ -106,6 +114,7 @@ class OrderService(ServiceBase):
                 location=loc.location,
                 carrier=carrier,
                 pickup=pickup,
+                ship=ShipPolicy(ship),
                 actor=actor,
             )
         except ValueError as err:  # pydantic's ValidationError is a ValueError

@@ -232,10 +232,22 @@ CASES = [
     case(f"{PLACE} --sku PHONE-A5", "--location is required", id="no-location"),
     # -- order lines ------------------------------------------------------------------------
     case(
+        "order cancel {order} --by customer --reason x --line 9",
+        "has 1 line; there is no line 9",
+        B,
+        id="cancel-line-that-is-not-there",
+    ),
+    case(
         "hold place {order} --department billing --reason arrears --message m --line 9",
         "has 1 line; there is no line 9",
         B,
         id="hold-on-a-line-that-is-not-there",
+    ),
+    case(
+        "order cancel {order} --by customer --reason x --line 1",
+        "--line: the order's line 1 has left the store",
+        B,
+        id="cancel-line-that-left",
     ),
     case(
         f"{PLACE} --line PHONE-A5 --line PHONE-Z9:2 --location warehouse-north",
@@ -258,6 +270,11 @@ CASES = [
         id="line-no-qty",
     ),
     case(f"{PLACE} --line :3 --location warehouse-north", "not SKU or SKU:QTY", id="line-no-sku"),
+    case(
+        f"{PLACE} --line PHONE-A5 --line CASE-X12 --ship sometimes --location warehouse-north",
+        "--ship: 'sometimes' is not a shipping policy; use available",
+        id="ship-policy-unknown",
+    ),
     case(
         f"{PLACE} "
         + " ".join(f"--line CASE-X12:{n}" for n in range(1, 52))
