@@ -31,7 +31,11 @@ on that task (the worker completes it early), and the next call then starts in t
 the history replays, but the SDK may answer that query, on the live worker, with a
 nondeterminism error (``Missing associated machine for LocalActivity``, seen under CPU load
 with two lines released in turn). The client asks such a query once more
-(``orderflow.service.calls``), and the worker, having dropped the run, answers from a replay.
+(``orderflow.service.calls``), and the worker, having dropped the run, answers from a replay. An
+activity's result (an e-mail batch) that comes in that next task may reach the order before or
+after the call's own result, one way live and the other on replay, so nothing the order decides
+may depend on which came first: the outbox judges a step stuck by how long it has called, not by
+whether it outlived its task (``workflows/support/outbox.py``).
 
 *When it can go:* once the SDK replays an early-completed, command-less task with the same job
 grouping as the live run (``make chaos`` with the guard disabled shows no nondeterminism over
@@ -97,6 +101,12 @@ class CallGate:
     def steps_idle(self) -> bool:
         """No step is calling out or starting a child: what the outbox and publisher wait for."""
         return self._steps == 0
+
+    def step_stuck_for(self, least: timedelta) -> bool:
+        """A step has been calling for at least ``least`` of workflow time: it is retrying
+        through an outage (a call's attempt ends well before), not merely outliving a workflow
+        task the worker completed early."""
+        return any(workflow.now() - started >= least for started in self._step_starts)
 
     @property
     def step_outlasted_task(self) -> bool:

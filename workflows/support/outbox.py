@@ -13,9 +13,17 @@ view and timeline, logs an error and counts it in ``orderflow_emails_undeliverab
 
 **E-mail does not wait for a step stuck on another system** (orders that record
 ``MAIL_BESIDE_STUCK_STEPS``). Batches normally go out between steps, which groups an order's
-e-mails into few activities; a step that has outlasted the workflow task it began in is retrying
+e-mails into few activities; a step that has been calling for ``STUCK_AFTER`` is retrying
 through an outage (a ledger locked, a carrier gateway down), and the e-mails queued meanwhile (a
 hold placed on the order, its receipt) leave without waiting for it.
+
+Orders that record ``MAIL_BESIDE_STEPS_STUCK_SECONDS`` judge a step stuck by that time. Before,
+a step was stuck once it outlived the workflow task it began in; but a query arriving with a task
+makes the worker complete it early, so a call of a few milliseconds can outlive its task too, and
+then whether its result or another activity's reached the order first decided whether the outbox
+scheduled its batch before the run's next call: the worker and a later replay can see those two
+results in either order (seen once in 231 histories recorded under CPU load, an order of several
+lines whose release calls followed a booking). By time, the outbox decides the same in both.
 
 Orders started before keep sending as a local activity inside the task (their histories hold
 those calls), which could let an e-mail leave for a task that then failed.
@@ -38,6 +46,10 @@ with workflow.unsafe.imports_passed_through():
 
 MAIL_AFTER_RECORD = "mail-after-record"
 MAIL_BESIDE_STUCK_STEPS = "mail-beside-stuck-steps"
+MAIL_BESIDE_STEPS_STUCK_SECONDS = "mail-beside-steps-stuck-seconds"
+# How long a step calls before the outbox sends beside it: one attempt's timeout is 5 seconds,
+# and the first retries back off 0.2, 0.4 and 0.8 seconds.
+STUCK_AFTER = timedelta(seconds=2)
 # One attempt: one SMTP conversation for a batch. Retries back off to every five minutes.
 MAIL_ATTEMPT = timedelta(seconds=30)
 MAIL_RETRY = RetryPolicy(
@@ -87,10 +99,15 @@ class Outbox:
         after_record: bool | None = None
         # Asked in the order's first task, where no order started before it holds the marker.
         beside_stuck = workflow.patched(MAIL_BESIDE_STUCK_STEPS)
+        by_time = workflow.patched(MAIL_BESIDE_STEPS_STUCK_SECONDS)
 
         def may_send() -> bool:
             gate = self._gate
-            return gate.steps_idle or (beside_stuck and gate.step_outlasted_task)
+            if gate.steps_idle:
+                return True
+            if by_time:
+                return gate.step_stuck_for(STUCK_AFTER)
+            return beside_stuck and gate.step_outlasted_task
 
         while True:
             await workflow.wait_condition(
