@@ -15,7 +15,7 @@ What runs, all on loopback:
 
 The bench is every department and the carrier: it places the orders (a quarter plain, a quarter
 with a billing hold placed and later released, a quarter with a care promise made and later
-kept, a quarter with both), learns of each booking from the carrier gateway's own records and
+kept, a quarter with both; every fifth has two lines), learns of each booking from the carrier gateway's own records and
 sends ``picked-up``, ``scan`` and ``delivered`` (each with an event id, as carriers do). Every
 call is retried while the server or the worker is down; retries rely on the engine's
 idempotency (order ids, hold references, carrier event ids), and a promise is only made again
@@ -406,10 +406,13 @@ class Driver:
         location = LOCATIONS[i % len(LOCATIONS)]
         sku = SKUS[(i // len(LOCATIONS)) % len(SKUS)]
         await asyncio.sleep(i * 0.05)  # orders arrive over ten seconds
+        # Every fifth order has two lines (each on its own stock record, shipped together).
+        lines = [(sku, 1)]
+        if i % 5 == 4:
+            lines.append((SKUS[(SKUS.index(sku) + 1) % len(SKUS)], 2))
         inp = app.order_input(
             customer_id=f"C-100{1 + i % 5}",
-            sku=sku,
-            qty=1,
+            lines=lines,
             location=location,
             carrier=("ups", "dhl", "post")[i % 3],
             pickup=False,

@@ -375,6 +375,11 @@ class OrderState(Model):
     def line_held(self, n: int) -> bool:
         return any(h.holds_line(n) for h in self.holds)
 
+    def line_held_alone(self, n: int) -> bool:
+        """A hold on some lines, among them line ``n``, is active (a hold on the whole order
+        stops the order's steps instead)."""
+        return any(h.active and h.lines and n + 1 in h.lines for h in self.holds)
+
     def blocks(self, step: Step) -> bool:
         """Whether the active holds stop ``step``. A hold on the order stops every step. A hold
         on some lines stops their reservations (``domain.reservation``) and, as the lines go

@@ -308,8 +308,8 @@ class OrderWorkflow:
                     self._changed()
                 await self._wait(self._lines_may_go_on)
             waiting = self._stock_arrived(waiting)
-            if not self._ready_lines():
-                continue
+            if not self._ready_lines() or any(self._to_reserve(n) for n in s.pending_lines):
+                continue  # reserve first what a released hold or a lost parcel left unreserved
             await self._step(Step.BOOK_CARRIER)
             ready = self._ready_lines()
             if ready:
@@ -330,9 +330,10 @@ class OrderWorkflow:
         s = self.state
         asked: list[int] = []
         for n in s.pending_lines:
-            if reservation.needs_reservation(s, n) and not s.line_held(n):
+            if self._to_reserve(n):
+                # A hold on the whole order stops here until it is released.
                 await self._step(Step.RESERVE_STOCK)
-                if s.line_held(n) or n not in s.pending_lines:
+                if not self._to_reserve(n):
                     continue
                 result = await self.gate.step(
                     StockCall.RESERVE, reservation.reserve_request(s, n), result_type=StockReserved
@@ -348,6 +349,15 @@ class OrderWorkflow:
             self._set_status(OrderStatus.RESERVED)
             self.outbox.tell_customer(Told.RESERVED, messages.lines_reserved(s))
         return waiting
+
+    def _to_reserve(self, n: int) -> bool:
+        """Line ``n`` is still to come, has no reservation, and no hold on it alone."""
+        s = self.state
+        return (
+            n in s.pending_lines
+            and reservation.needs_reservation(s, n)
+            and not s.line_held_alone(n)
+        )
 
     def _ready_lines(self) -> list[int]:
         """The lines to ship now: reserved and not held, all of them under ``complete``."""
@@ -367,9 +377,7 @@ class OrderWorkflow:
         return (
             bool(self._ready_lines())
             or not s.pending_lines
-            or any(
-                reservation.needs_reservation(s, n) and not s.line_held(n) for n in s.pending_lines
-            )
+            or any(self._to_reserve(n) for n in s.pending_lines)
         )
 
     def _stock_arrived(self, waiting: list[int]) -> list[int]:

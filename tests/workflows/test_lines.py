@@ -349,6 +349,22 @@ async def test_a_hold_on_one_line_stops_only_that_line(stack: Stack) -> None:
     assert done.charged == done.total
 
 
+async def test_a_hold_on_the_whole_order_stops_every_line_then_they_ship_together(
+    stack: Stack,
+) -> None:
+    oid, hold = await stack.place_held(billing_hold(), lines=[(PHONE, 1), (CASE, 1)])
+    held = await stack.until(oid, lambda v: v.blocked_by == ["billing"])
+    assert [line.reservation for line in held.lines] == [None, None]
+    assert [line.blocked_by for line in held.lines] == [["billing"], ["billing"]]
+    await stack.app.release_hold(
+        oid, ReleaseHold(hold_id=hold.hold_id, department="billing", resolution="Paid.")
+    )
+    shipped = await stack.until(oid, lambda v: bool(v.deliveries))
+    assert shipped.deliveries[0].lines == [1, 2]
+    mails = await stack.mail_until(oid, lambda m: any("shipped with" in x.subject for x in m))
+    assert any("your items are reserved" in m.subject for m in mails)
+
+
 async def test_under_ship_complete_a_hold_on_one_line_stops_the_shipment(stack: Stack) -> None:
     store = stack.add_location({PHONE: 5, CASE: 5, ROUTER: 5})
     oid, hold = await stack.place_held(
