@@ -119,6 +119,66 @@ def test_an_order_from_placement_to_delivery_through_the_cli(cli: Cli) -> None:
     assert set(mail[0]) == {"to", "subject", "body", "message_id", "date"}
 
 
+def test_an_order_of_several_lines_ships_what_is_in_stock_and_the_rest_when_it_arrives(
+    cli: Cli,
+) -> None:
+    """A phone, a case, a router out of stock and a laptop out of stock: the phone and the case
+    leave at once; the laptop's line is cancelled while it waits (its part voided, never
+    captured); the router follows in a second delivery when stock comes in."""
+    for sku in ("ROUTER-F1", "LAPTOP-P14"):
+        cli.run(
+            "stock", "adjust", "--location", "warehouse-north", "--sku", sku,
+            "--count", "0", "--reason", "count found none",
+        )  # fmt: skip
+    cli.run(
+        "order", "place", "--customer", "C-1002", "--location", "warehouse-north",
+        "--line", "PHONE-A5", "--line", "CASE-X12:2", "--line", "ROUTER-F1",
+        "--line", "LAPTOP-P14", "--order-id", "E2E-LINES",
+    )  # fmt: skip
+    first = cli.until(
+        ("order", "show", "E2E-LINES"),
+        lambda v: bool(v["deliveries"]) and v["deliveries"][0]["status"] == "booked",
+    )
+    assert first["ship"] == "available" and first["deliveries"][0]["lines"] == [1, 2]
+    assert [line["status"] for line in first["lines"][2:]] == ["waitlisted", "waitlisted"]
+    laptop = first["lines"][3]["unit_price"]
+    cancelled = cli.run(
+        "order", "cancel", "E2E-LINES", "--line", "4", "--by", "customer",
+        "--reason", "bought elsewhere",
+    )  # fmt: skip
+    assert cancelled.stdout.strip() == (
+        f"E2E-LINES line 4 cancelled: line 4: stock reservation released; line 4: "
+        f"{laptop:.2f} voided"
+    )
+    gone = cli.run(
+        "order", "cancel", "E2E-LINES", "--line", "1", "--by", "customer", "--reason", "x",
+        check=False,
+    )  # fmt: skip
+    assert gone.returncode == 2 and gone.stderr.startswith("error: --line: the order's line 1")
+    for event in ("picked-up", "delivered"):
+        cli.run("carrier", "event", "E2E-LINES", event)
+    cli.until(("order", "show", "E2E-LINES"), lambda v: v["status"] == "partly_delivered")
+
+    cli.run(
+        "stock", "receive", "--location", "warehouse-north", "--sku", "ROUTER-F1",
+        "--qty", "5", "--ref", "DN-E2E-LINES",
+    )  # fmt: skip
+    second = cli.until(
+        ("order", "show", "E2E-LINES"),
+        lambda v: len(v["deliveries"]) == 2 and v["deliveries"][1]["status"] == "booked",
+    )
+    assert second["deliveries"][1]["lines"] == [3]
+    for event in ("picked-up", "delivered"):
+        cli.run("carrier", "event", "E2E-LINES", event)
+    done = cli.until(("order", "show", "E2E-LINES"), lambda v: v["status"] == "completed")
+    delivered = sum(line["unit_price"] * line["qty"] for line in done["lines"][:3])
+    assert done["charged"] == done["totals"]["captured"] == delivered
+    assert done["totals"]["voided"] == laptop
+    assert [line["status"] for line in done["lines"]] == ["delivered"] * 3 + ["cancelled"]
+    shown = cli.run("order", "show", "E2E-LINES").stdout
+    assert "delivery 2 (line 3)" in shown and "ships available" in shown
+
+
 @pytest.mark.parametrize(
     ("args", "says"),
     [
