@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     # Serve the SDK's Prometheus metrics on this port (0.0.0.0:PORT) when set.
     metrics_port: int | None = None
     ui_url: str = "http://localhost:8233"
+    # Keys of the principals this machine acts as, and the trust store (orderflow.identity);
+    # by default in the data dir, where `orderflow dev` creates a dev key for every principal.
+    keys_dir: Path | None = None
 
     @model_validator(mode="after")
     def _stack_ui(self) -> Settings:
@@ -68,6 +71,10 @@ class Settings(BaseSettings):
         """The policy new orders are placed on: the defaults, sped up by ``time_scale``."""
         policy = Policy()
         return policy.scaled(self.time_scale) if self.time_scale != 1 else policy
+
+    @property
+    def keys_path(self) -> Path:
+        return self.keys_dir or self.data_dir / "keys"
 
     @property
     def ledger_path(self) -> Path:

@@ -10,6 +10,7 @@ import structlog
 
 from orderflow.config import STACK_UI_FILE, Settings
 from orderflow.devserver import DevServer, dev_server_command
+from orderflow.identity import dev_keys
 from orderflow.logging import configure
 from orderflow.service import Orderflow
 from orderflow.smtp_sink import SmtpSink
@@ -31,6 +32,9 @@ async def run_stack(
     data.mkdir(mode=0o700, parents=True, exist_ok=True)
     data.chmod(0o700)
     (data / STACK_UI_FILE).write_text(settings.ui_url + "\n")
+    created = dev_keys(settings, desk.registry)
+    if created:
+        print(f"Keys      {len(created)} dev keys created in {settings.keys_path}", flush=True)
     server = DevServer(
         dev_server_command(db_file=data / "temporal.sqlite3", port=port, ui_port=ui_port),
         port=port,

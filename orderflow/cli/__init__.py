@@ -13,12 +13,12 @@ import typer
 from pydantic import ValidationError
 
 from domain.errors import OrderflowError
-from orderflow.cli import carriers, holds, orders, stock, system
+from orderflow.cli import carriers, holds, keys, orders, stock, system
 from orderflow.cli.common import EXIT_REFUSED, EXIT_UNREACHABLE, app
 from orderflow.temporal import ServerUnreachable
 
 # The topic modules register their commands on ``app`` when imported.
-TOPICS = (orders, holds, stock, carriers, system)
+TOPICS = (orders, holds, stock, carriers, system, keys)
 
 
 # The engine's refusals name the JSON field a caller sent; the command line says the flag its

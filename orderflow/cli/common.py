@@ -45,6 +45,9 @@ carriers_app = typer.Typer(help="Carrier records.", no_args_is_help=True)
 delivery_app = typer.Typer(help="Customer self-service for a delivery.", no_args_is_help=True)
 promise_app = typer.Typer(help="Promises to the customer, each on a clock.", no_args_is_help=True)
 promises_app = typer.Typer(help="Find promises.", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="Principals' signing keys and the trust store (rotate, retire).", no_args_is_help=True
+)
 for sub, name in [
     (order_app, "order"),
     (orders_app, "orders"),
@@ -55,6 +58,7 @@ for sub, name in [
     (delivery_app, "delivery"),
     (promise_app, "promise"),
     (promises_app, "promises"),
+    (keys_app, "keys"),
 ]:
     app.add_typer(sub, name=name)
 

@@ -1,0 +1,67 @@
+"""Who acts: signed tokens for other tools, and the keys behind them (orderflow.identity)."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from domain.durations import parse_duration
+from orderflow.cli.common import JSON, actor, app, emit_json, keys_app, out, settings
+from orderflow.identity import DEFAULT_TTL, KeyRing, Principal
+
+AS = typer.Option(
+    ...,
+    "--as",
+    help="The principal: billing, supervisor:billing, carrier:ups, store:LOCATION, desk:web, "
+    "staff:NAME, customer:ID, engine (ORDERFLOW_AS).",
+    envvar="ORDERFLOW_AS",
+)
+
+
+def _ring() -> KeyRing:
+    return KeyRing(settings().keys_path)
+
+
+@app.command()
+def token(
+    as_: str = AS,
+    who: str | None = typer.Option(
+        None, "--actor", help="The person or process the principal vouches for (default $USER)."
+    ),
+    order: str | None = typer.Option(None, "--order", help="Limit the token to one order."),
+    ttl: str = typer.Option("5m", "--ttl", help="How long it is good for (at most 1h)."),
+) -> None:
+    """Print a signed token for other tools (temporal --headers, an HTTP Bearer header)."""
+    lifetime = parse_duration(ttl) if ttl else DEFAULT_TTL
+    print(_ring().issue(Principal.parse(as_), actor=actor(who), order_id=order, ttl=lifetime))
+
+
+@keys_app.command("list")
+def keys_list(as_json: bool = JSON) -> None:
+    """The trusted keys, newest last, and whether this machine holds each private key."""
+    rows = _ring().listed()
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table("kid", "principal", "created", "private key here")
+    for r in rows:
+        table.add_row(
+            r["kid"], r["principal"], r["created"][:19], "yes" if r["private_here"] else ""
+        )
+    out.print(table)
+
+
+@keys_app.command("add")
+def keys_add(as_: str = AS) -> None:
+    """A new key for a principal: trusted now, and the one its tokens are signed with from now;
+    older keys still verify until retired (rotation without downtime)."""
+    print(_ring().add(Principal.parse(as_)))
+
+
+@keys_app.command("retire")
+def keys_retire(
+    kid: str = typer.Argument(..., help="The key id, from orderflow keys list."),
+) -> None:
+    """Stop trusting a key: tokens it signed are refused from now on."""
+    _ring().retire(kid)
+    print(f"{kid} retired")

@@ -1,0 +1,409 @@
+"""Who acts on an order: principals, their Ed25519 keys, and the short-lived tokens they sign.
+
+A **principal** is a system or person the engine knows: a department's system (``billing``), a
+department's supervisor (``supervisor:billing``), a carrier (``carrier:ups``), the clerks of a
+store (``store:store-downtown``), the order desk that places orders (``desk:web``), staff who read
+order histories (``staff:ana``), the engine itself (``engine``) and customers
+(``customer:C-1001``).
+
+Each principal holds one or more **keys**: Ed25519, kept as JWKs whose ``kid`` names the
+principal and the key's thumbprint (RFC 7638), so keys rotate without downtime: a new key signs
+from the moment it is added, and the older ones still verify until they are retired. Private keys
+stay with each principal's system (``<keys dir>/private/``, readable by its owner only); the
+engine's side holds only the **trust store** (``<keys dir>/trust.json``), a JWK Set of public
+keys, each with the principal it belongs to.
+
+A **token** is a JWT signed with EdDSA: ``sub`` the principal, ``act`` the person or process the
+principal vouches for, ``ord`` an order it is limited to (optional), ``iat``/``exp`` (a few
+minutes) and ``jti``. ``verify`` accepts it only when its key is in the trust store, belongs to
+the principal the token names, and the signature and times hold; every refusal says which.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+from pydantic import BaseModel, ConfigDict
+
+from domain.durations import format_duration
+from domain.errors import InvalidInput, NotAllowed, NotFound
+
+if TYPE_CHECKING:
+    from orderflow.config import Settings
+    from orderflow.registry import Registry
+
+ISSUER = "orderflow"
+ALGORITHM = "EdDSA"
+# How long a token is good for unless its maker asks otherwise, and the most it may ask.
+DEFAULT_TTL = timedelta(minutes=5)
+MAX_TTL = timedelta(hours=1)
+# Clocks of different machines disagree a little.
+LEEWAY = timedelta(seconds=30)
+TRUST_FILE = "trust.json"
+PRIVATE_DIR = "private"
+
+
+class PrincipalKind(StrEnum):
+    DEPARTMENT = "department"
+    SUPERVISOR = "supervisor"
+    CARRIER = "carrier"
+    STORE = "store"
+    DESK = "desk"
+    STAFF = "staff"
+    ENGINE = "engine"
+    CUSTOMER = "customer"
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class Principal(BaseModel):
+    """A principal, written as users name it: ``billing`` (a department), ``supervisor:billing``,
+    ``carrier:ups``, ``store:store-downtown``, ``desk:web``, ``staff:ana``, ``engine``,
+    ``customer:C-1001``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: PrincipalKind
+    id: str
+
+    @classmethod
+    def parse(cls, text: str) -> Principal:
+        text = text.strip()
+        if text == PrincipalKind.ENGINE.value:
+            return cls(kind=PrincipalKind.ENGINE, id="engine")
+        kind, sep, name = text.partition(":")
+        if not sep:
+            kind, name = PrincipalKind.DEPARTMENT.value, text
+        kinds = [k.value for k in PrincipalKind]
+        if kind not in kinds or kind == PrincipalKind.ENGINE.value:
+            raise InvalidInput(
+                f"as: '{text}' is not a principal; write a department (billing) or "
+                "supervisor:DEPT, carrier:ID, store:LOCATION, desk:NAME, staff:NAME, "
+                "customer:ID or engine"
+            )
+        if not _NAME.match(name):
+            raise InvalidInput(f"as: '{name}' is not a valid name in '{text}'")
+        return cls(kind=PrincipalKind(kind), id=name)
+
+    def __str__(self) -> str:
+        if self.kind == PrincipalKind.DEPARTMENT:
+            return self.id
+        if self.kind == PrincipalKind.ENGINE:
+            return "engine"
+        return f"{self.kind.value}:{self.id}"
+
+    @property
+    def file_stem(self) -> str:
+        return str(self).replace(":", "--")
+
+
+class Credential(BaseModel):
+    """What a verified token proves: who acts, for whom, on what, with which key, until when."""
+
+    model_config = ConfigDict(frozen=True)
+
+    principal: Principal
+    actor: str
+    order_id: str | None = None
+    kid: str
+    jti: str
+    expires_at: datetime
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _raw(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding,
+        NoEncryption,
+        PrivateFormat,
+        PublicFormat,
+    )
+
+    if isinstance(key, Ed25519PrivateKey):
+        return key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    return key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def thumbprint(x: str) -> str:
+    """RFC 7638 thumbprint of an Ed25519 public JWK."""
+    canonical = json.dumps({"crv": "Ed25519", "kty": "OKP", "x": x}, separators=(",", ":"))
+    return _b64(hashlib.sha256(canonical.encode()).digest())
+
+
+def new_key(principal: Principal, now: datetime) -> dict[str, Any]:
+    """A new private JWK for ``principal``."""
+    private = Ed25519PrivateKey.generate()
+    x = _b64(_raw(private.public_key()))
+    return {
+        "kty": "OKP",
+        "crv": "Ed25519",
+        "alg": ALGORITHM,
+        "use": "sig",
+        "kid": f"{principal}/{thumbprint(x)[:16]}",
+        "x": x,
+        "d": _b64(_raw(private)),
+        "principal": str(principal),
+        "created": now.astimezone(UTC).isoformat(),
+    }
+
+
+def public_jwk(private_jwk: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in private_jwk.items() if k != "d"}
+
+
+class TrustStore:
+    """The public keys the engine accepts, each with the principal it belongs to."""
+
+    def __init__(self, keys: Iterable[dict[str, Any]]) -> None:
+        self._keys: dict[str, tuple[Principal, Ed25519PublicKey]] = {}
+        for jwk in keys:
+            if jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
+                raise InvalidInput(f"trust store: key {jwk.get('kid')!r} is not an Ed25519 JWK")
+            public = Ed25519PublicKey.from_public_bytes(_unb64(jwk["x"]))
+            self._keys[jwk["kid"]] = (Principal.parse(jwk["principal"]), public)
+
+    @classmethod
+    def load(cls, path: Path) -> TrustStore:
+        try:
+            doc = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise NotFound(f"no trust store at {path}") from None
+        except ValueError as err:
+            raise InvalidInput(f"trust store {path} is not JSON: {err}") from None
+        return cls(doc.get("keys", []))
+
+    def __contains__(self, kid: str) -> bool:
+        return kid in self._keys
+
+    def key(self, kid: str) -> tuple[Principal, Ed25519PublicKey]:
+        found = self._keys.get(kid)
+        if found is None:
+            raise NotAllowed(f"credential: key '{kid}' is not trusted (unknown or retired)")
+        return found
+
+
+class KeyRing:
+    """A keys directory: the trust store, and the private keys held on this machine."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @property
+    def trust_path(self) -> Path:
+        return self.root / TRUST_FILE
+
+    def _trusted(self) -> list[dict[str, Any]]:
+        if not self.trust_path.exists():
+            return []
+        return list(json.loads(self.trust_path.read_text()).get("keys", []))
+
+    def _write_trust(self, keys: list[dict[str, Any]]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.trust_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"keys": keys}, indent=2) + "\n")
+        tmp.replace(self.trust_path)
+
+    def trust(self) -> TrustStore:
+        return TrustStore(self._trusted())
+
+    def private_keys(self, principal: Principal) -> list[dict[str, Any]]:
+        """This machine's private keys of ``principal``, oldest first."""
+        folder = self.root / PRIVATE_DIR
+        keys = [
+            json.loads(path.read_text())
+            for path in sorted(folder.glob(f"{principal.file_stem}.*.jwk"))
+        ]
+        return sorted(keys, key=lambda k: k.get("created", ""))
+
+    def add(self, principal: Principal, now: datetime | None = None) -> str:
+        """A new key for ``principal``: trusted at once, and the one it signs with from now."""
+        jwk = new_key(principal, now or datetime.now(UTC))
+        folder = self.root / PRIVATE_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(folder, 0o700)
+        path = folder / f"{principal.file_stem}.{jwk['kid'].rsplit('/', 1)[1]}.jwk"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(jwk, out)
+        self._write_trust([*self._trusted(), public_jwk(jwk)])
+        return str(jwk["kid"])
+
+    def retire(self, kid: str) -> None:
+        """Stop trusting a key (tokens it signed are refused from now) and drop it here."""
+        trusted = self._trusted()
+        if not any(k["kid"] == kid for k in trusted):
+            raise NotFound(f"no trusted key '{kid}'")
+        self._write_trust([k for k in trusted if k["kid"] != kid])
+        principal, _, thumb = kid.rpartition("/")
+        stem = Principal.parse(principal).file_stem
+        (self.root / PRIVATE_DIR / f"{stem}.{thumb}.jwk").unlink(missing_ok=True)
+
+    def listed(self) -> list[dict[str, Any]]:
+        """The trusted keys, and whether this machine holds each one's private half."""
+        return [
+            {
+                "kid": k["kid"],
+                "principal": k["principal"],
+                "created": k.get("created", ""),
+                "private_here": (
+                    self.root
+                    / PRIVATE_DIR
+                    / f"{Principal.parse(k['principal']).file_stem}.{k['kid'].rsplit('/', 1)[1]}.jwk"
+                ).exists(),
+            }
+            for k in self._trusted()
+        ]
+
+    def ensure(self, principals: Iterable[Principal]) -> list[str]:
+        """A key for each principal that has none here; returns the new keys' ids."""
+        return [self.add(p) for p in principals if not self.private_keys(p)]
+
+    def issue(
+        self,
+        principal: Principal,
+        *,
+        actor: str,
+        order_id: str | None = None,
+        ttl: timedelta = DEFAULT_TTL,
+        now: datetime | None = None,
+    ) -> str:
+        """A token signed with ``principal``'s newest key on this machine."""
+        keys = self.private_keys(principal)
+        if not keys:
+            raise NotFound(
+                f"no credential for {principal} in {self.root}: only a principal whose private "
+                "key you hold can act (orderflow dev creates dev keys for every principal in "
+                "the seeds; a department's machine holds its own)"
+            )
+        return sign(keys[-1], actor=actor, order_id=order_id, ttl=ttl, now=now)
+
+
+def sign(
+    private_jwk: dict[str, Any],
+    *,
+    actor: str,
+    order_id: str | None = None,
+    ttl: timedelta = DEFAULT_TTL,
+    now: datetime | None = None,
+) -> str:
+    if not timedelta(0) < ttl <= MAX_TTL:
+        raise InvalidInput(
+            f"ttl: a token lives at most {format_duration(MAX_TTL)} "
+            f"(got {format_duration(ttl) if ttl > timedelta(0) else ttl})"
+        )
+    if not actor.strip():
+        raise InvalidInput("actor: a token names the person or process it acts for")
+    issued = (now or datetime.now(UTC)).astimezone(UTC)
+    private = Ed25519PrivateKey.from_private_bytes(_unb64(private_jwk["d"]))
+    principal = Principal.parse(private_jwk["principal"])
+    claims: dict[str, Any] = {
+        "iss": ISSUER,
+        "sub": str(principal),
+        "act": actor.strip(),
+        "iat": int(issued.timestamp()),
+        "exp": int((issued + ttl).timestamp()),
+        "jti": uuid.uuid4().hex,
+    }
+    if order_id is not None:
+        claims["ord"] = order_id
+    return jwt.encode(claims, private, algorithm=ALGORITHM, headers={"kid": private_jwk["kid"]})
+
+
+def verify(trust: TrustStore, token: str, now: datetime | None = None) -> Credential:
+    """The credential a token proves, or ``NotAllowed`` saying why not."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise NotAllowed("credential: not a signed token (expected a JWT)") from None
+    kid = header.get("kid")
+    if header.get("alg") != ALGORITHM or not isinstance(kid, str):
+        raise NotAllowed("credential: a token must be signed with EdDSA and name its key (kid)")
+    owner, public = trust.key(kid)
+    at = (now or datetime.now(UTC)).astimezone(UTC)
+    try:
+        claims = jwt.decode(
+            token,
+            public,
+            algorithms=[ALGORITHM],
+            issuer=ISSUER,
+            leeway=LEEWAY,
+            options={"require": ["exp", "iat", "sub", "act", "jti"], "verify_exp": False},
+        )
+    except jwt.InvalidSignatureError:
+        raise NotAllowed(f"credential: the signature does not match key '{kid}'") from None
+    except jwt.PyJWTError as err:
+        raise NotAllowed(f"credential: {err}") from None
+    expires = datetime.fromtimestamp(claims["exp"], UTC)
+    if at > expires + LEEWAY:
+        raise NotAllowed(f"credential: the token expired at {expires.isoformat()}")
+    if datetime.fromtimestamp(claims["iat"], UTC) > at + LEEWAY:
+        raise NotAllowed("credential: the token was issued in the future")
+    if expires - datetime.fromtimestamp(claims["iat"], UTC) > MAX_TTL:
+        raise NotAllowed(f"credential: a token may live at most {format_duration(MAX_TTL)}")
+    claimed = Principal.parse(str(claims["sub"]))
+    if claimed != owner:
+        raise NotAllowed(
+            f"credential: the token says {claimed}, but key '{kid}' belongs to {owner}"
+        )
+    return Credential(
+        principal=owner,
+        actor=str(claims["act"]),
+        order_id=claims.get("ord"),
+        kid=kid,
+        jti=str(claims["jti"]),
+        expires_at=expires,
+    )
+
+
+def seeded_principals(
+    departments: Iterable[str], carriers: Iterable[str], locations: Iterable[str]
+) -> list[Principal]:
+    """Every principal the seeds name: each department and its supervisor, each carrier, the
+    clerks of each store, the web shop's order desk, the staff on duty and the engine."""
+    out: list[Principal] = []
+    for dept in sorted(departments):
+        out.append(Principal(kind=PrincipalKind.DEPARTMENT, id=dept))
+        out.append(Principal(kind=PrincipalKind.SUPERVISOR, id=dept))
+    out += [Principal(kind=PrincipalKind.CARRIER, id=c) for c in sorted(carriers)]
+    out += [Principal(kind=PrincipalKind.STORE, id=loc) for loc in sorted(locations)]
+    out += [
+        Principal(kind=PrincipalKind.DESK, id="web"),
+        Principal(kind=PrincipalKind.STAFF, id="operator"),
+        Principal(kind=PrincipalKind.ENGINE, id="engine"),
+    ]
+    return out
+
+
+def dev_keys(settings: Settings, registry: Registry) -> list[str]:
+    """``orderflow dev``: a key for every seeded principal that has none in the keys dir yet
+    (the dev stack holds every principal's key; a real deployment gives each system its own)."""
+    ring = KeyRing(settings.keys_path)
+    return ring.ensure(
+        seeded_principals(registry.departments, registry.carriers, registry.locations)
+    )
