@@ -61,6 +61,9 @@ class Hold(Model):
     resolution: str = ""
     # The lines it holds (1 is the first); none: the whole order.
     lines: list[int] = Field(default_factory=list)
+    # The verified principals that placed and released it (empty: sent without a credential).
+    principal: str = ""
+    released_principal: str = ""
 
     @property
     def active(self) -> bool:
@@ -90,6 +93,10 @@ class HoldView(Model):
     resolution: str = ""
     # The lines it holds; empty: the whole order.
     lines: list[int] = Field(default_factory=list)
+    # The principals whose credentials placed and released it, as verified (empty: sent
+    # without one).
+    principal: str = ""
+    released_principal: str = ""
 
     @classmethod
     def of(cls, hold: Hold) -> HoldView:

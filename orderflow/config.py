@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     # Keys of the principals this machine acts as, and the trust store (orderflow.identity);
     # by default in the data dir, where `orderflow dev` creates a dev key for every principal.
     keys_dir: Path | None = None
+    # The principal this machine acts as, when a command does not say (ORDERFLOW_AS, --as).
+    acting_as: str | None = Field(default=None, validation_alias="ORDERFLOW_AS")
 
     @model_validator(mode="after")
     def _stack_ui(self) -> Settings:

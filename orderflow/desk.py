@@ -16,12 +16,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from domain.errors import InvalidInput, OrderflowError
 from domain.order import OrderLine, OrderTerms, PlaceOrder, TermsDecision
 from domain.registry import Department, Policy
 from orderflow.registry import Registry
+
+if TYPE_CHECKING:
+    from orderflow.identity import TrustStore
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,9 @@ class OrderDesk:
         self.registry = registry
         self.policy = policy
         self._staged: dict[str, Staged] = {}
+        # The public keys the worker accepts tokens from (orderflow.identity); none: updates
+        # that carry a token are refused, as nothing can check it.
+        self.trust: TrustStore | None = None
 
     def stage(
         self,

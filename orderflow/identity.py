@@ -22,6 +22,7 @@ the principal the token names, and the signature and times hold; every refusal s
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jwt
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
@@ -56,6 +58,18 @@ MAX_TTL = timedelta(hours=1)
 LEEWAY = timedelta(seconds=30)
 TRUST_FILE = "trust.json"
 PRIVATE_DIR = "private"
+
+
+def _warm_up() -> None:
+    """Have the cryptography library raise ``InvalidSignature`` once, here. It imports that
+    exception's type the first time it raises it, and an import that first happens inside a
+    workflow's update validator (the worker's import hooks) aborts the process with a panic."""
+    key = Ed25519PrivateKey.generate().public_key()
+    with contextlib.suppress(InvalidSignature):
+        key.verify(b"\0" * 64, b"")
+
+
+_warm_up()
 
 
 class PrincipalKind(StrEnum):
@@ -382,10 +396,14 @@ def verify(trust: TrustStore, token: str, now: datetime | None = None) -> Creden
 
 
 def seeded_principals(
-    departments: Iterable[str], carriers: Iterable[str], locations: Iterable[str]
+    departments: Iterable[str],
+    carriers: Iterable[str],
+    locations: Iterable[str],
+    customers: Iterable[str] = (),
 ) -> list[Principal]:
     """Every principal the seeds name: each department and its supervisor, each carrier, the
-    clerks of each store, the web shop's order desk, the staff on duty and the engine."""
+    clerks of each store, the web shop's order desk, the staff on duty, the engine, and (on a
+    dev stack, where one machine plays everyone) each customer."""
     out: list[Principal] = []
     for dept in sorted(departments):
         out.append(Principal(kind=PrincipalKind.DEPARTMENT, id=dept))
@@ -397,6 +415,7 @@ def seeded_principals(
         Principal(kind=PrincipalKind.STAFF, id="operator"),
         Principal(kind=PrincipalKind.ENGINE, id="engine"),
     ]
+    out += [Principal(kind=PrincipalKind.CUSTOMER, id=c) for c in sorted(customers)]
     return out
 
 
@@ -405,5 +424,7 @@ def dev_keys(settings: Settings, registry: Registry) -> list[str]:
     (the dev stack holds every principal's key; a real deployment gives each system its own)."""
     ring = KeyRing(settings.keys_path)
     return ring.ensure(
-        seeded_principals(registry.departments, registry.carriers, registry.locations)
+        seeded_principals(
+            registry.departments, registry.carriers, registry.locations, registry.customers
+        )
     )

@@ -39,6 +39,7 @@ from activities.terms import TermsActivities
 from domain.followup import SweepRequest
 from orderflow.config import Settings
 from orderflow.desk import OrderDesk, close_desk, open_desk
+from orderflow.identity import TRUST_FILE, TrustStore
 from orderflow.registry import Registry
 from workflows.delivery import DeliveryWorkflow
 from workflows.followup import FollowUpWorkflow, SweepWorkflow
@@ -46,6 +47,7 @@ from workflows.order import OrderWorkflow
 from workflows.search_attributes import CUSTOMER_ID, ORDER_STATUS
 from workflows.stock import StockWorkflow
 from workflows.support.arguments import OneArgument
+from workflows.support.credentials import Credentials
 
 log = structlog.get_logger("orderflow.worker")
 
@@ -57,6 +59,15 @@ def workflow_runner(settings: Settings) -> WorkflowRunner:
     if settings.workflow_sandbox:
         return SandboxedWorkflowRunner()
     return UnsandboxedWorkflowRunner()
+
+
+def load_trust(settings: Settings) -> TrustStore | None:
+    """The trust store in the keys dir, when there is one (``orderflow dev`` creates it)."""
+    path = settings.keys_path / TRUST_FILE
+    if not path.exists():
+        log.warning("no trust store: updates that carry a token are refused", path=str(path))
+        return None
+    return TrustStore.load(path)
 
 
 def order_desk(settings: Settings, registry: Registry | None = None) -> OrderDesk:
@@ -121,6 +132,8 @@ def build_worker(
     reliability tests inject faults with them); ``desk`` sets new orders' terms (by default
     the seeds and the settings' policy)."""
     desk = desk or order_desk(settings)
+    if desk.trust is None:
+        desk.trust = load_trust(settings)
     swaps = {fn.__name__: fn for fn in replace}
     activities = [swaps.get(fn.__name__, fn) for fn in activities_for(client, settings, desk)]  # type: ignore[attr-defined]
     return OrderflowWorker(
@@ -134,7 +147,7 @@ def build_worker(
         max_cached_workflows=settings.max_cached_workflows,
         workflow_runner=workflow_runner(settings),
         deployment_config=deployment(settings),
-        interceptors=[OneArgument(), *interceptors],
+        interceptors=[OneArgument(), Credentials(), *interceptors],
         # On SIGTERM, running activities get this long to finish before the worker stops.
         graceful_shutdown_timeout=timedelta(seconds=20),
     )

@@ -29,6 +29,7 @@ from domain.view import OrderView
 from orderflow.config import PROJECT_ROOT, Settings
 from orderflow.desk import OrderDesk
 from orderflow.devserver import free_port, temporal_binary
+from orderflow.identity import dev_keys
 from orderflow.registry import Registry
 from orderflow.service import Orderflow
 from orderflow.smtp_sink import InboxMessage, SmtpSink, read_inbox
@@ -269,6 +270,8 @@ def app_beside_worker(client: Client, settings: Settings) -> Orderflow:
     add locations to its registry and stage each order's policy on it."""
     desk = order_desk(settings, Registry(SEEDS))
     desk.policy = FAST
+    # Every principal of the seeds holds a key, as on the dev stack.
+    dev_keys(settings, desk.registry)
     return Orderflow(client, desk.registry, settings, desk=desk)
 
 

@@ -30,9 +30,10 @@ from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from domain import authority, holds, messages, notices, promises, reservation
     from domain import fulfilment as steps
-    from domain import holds, messages, notices, promises, reservation
     from domain import order as rules
+    from domain.authority import Caller
     from domain.billing import PaymentCall, PaymentState
     from domain.carrier import Booking, CarrierCall
     from domain.delivery import DeliveryOutcome, DeliveryReport, DeliveryReports, DeliveryStatus
@@ -130,6 +131,8 @@ class OrderWorkflow:
             inp = inp.model_copy(update={"placed_at": workflow.now()})
         self.state = OrderState(input=inp)
         self.collect: rules.CollectOrder | None = None
+        # Who sent the update being validated or handled (workflows/support/credentials.py).
+        self.caller: Caller | None = None
         self.several_lines = False
         # What each line cancel undid, by line index: its caller's answer.
         self.line_compensations: dict[int, list[str]] = {}
@@ -736,6 +739,7 @@ class OrderWorkflow:
     async def place_hold(
         self, raw: Annotated[RawValue, holds.PlaceHold] = NO_INPUT
     ) -> holds.HoldPlaced:
+        who = self.caller
         await self._terms_recorded()
         cmd = accepted(raw, holds.PlaceHold)
         s = self.state
@@ -743,6 +747,7 @@ class OrderWorkflow:
         if existing is not None:
             return holds.placed(existing, already=True)
         hold = holds.place_hold(s, cmd, workflow.now())
+        hold.principal = who.principal if who else ""
         self.outbox.send(notices.hold_placed(s, hold))
         self._changed()
         return holds.placed(hold)
@@ -751,6 +756,8 @@ class OrderWorkflow:
     def validate_place_hold(self, raw: Annotated[RawValue, holds.PlaceHold] = NO_INPUT) -> None:
         def rule(cmd: holds.PlaceHold) -> None:
             # A retried call answers with the hold it placed, whatever the order's limits now.
+            if self.caller is not None:
+                authority.check_places_hold(self.caller, cmd.department)
             if holds.existing_hold(self.state, cmd) is None:
                 holds.check_place_hold(self.state, cmd)
                 holds.check_hold_limits(self.state)
@@ -761,19 +768,24 @@ class OrderWorkflow:
     async def release_hold(
         self, raw: Annotated[RawValue, holds.ReleaseHold] = NO_INPUT
     ) -> holds.HoldReleased:
+        who = self.caller
         await self._terms_recorded()
         cmd = accepted(raw, holds.ReleaseHold)
         s = self.state
         hold = holds.release_hold(s, cmd, workflow.now())
+        hold.released_principal = who.principal if who else ""
         self._changed()
         self.outbox.send(notices.hold_released(s, hold))
         return holds.released(s, hold)
 
     @release_hold.validator
     def validate_release_hold(self, raw: Annotated[RawValue, holds.ReleaseHold] = NO_INPUT) -> None:
-        self._door(
-            raw, holds.ReleaseHold, "release_hold", partial(holds.check_release_hold, self.state)
-        )
+        def rule(cmd: holds.ReleaseHold) -> None:
+            hold = holds.check_release_hold(self.state, cmd)
+            if self.caller is not None:
+                authority.check_answers_hold(self.caller, hold, cmd.department, "release")
+
+        self._door(raw, holds.ReleaseHold, "release_hold", rule)
 
     @workflow.update
     async def dispute_hold(
@@ -790,6 +802,8 @@ class OrderWorkflow:
     @dispute_hold.validator
     def validate_dispute_hold(self, raw: Annotated[RawValue, holds.DisputeHold] = NO_INPUT) -> None:
         def rule(cmd: holds.DisputeHold) -> None:
+            if self.caller is not None:
+                authority.check_is_customer(self.caller, self.state, "dispute a hold")
             holds.check_dispute_hold(self.state, cmd)
             self.state.require_mail_room("dispute a hold")
 
@@ -809,9 +823,12 @@ class OrderWorkflow:
 
     @uphold_hold.validator
     def validate_uphold_hold(self, raw: Annotated[RawValue, holds.UpholdHold] = NO_INPUT) -> None:
-        self._door(
-            raw, holds.UpholdHold, "uphold_hold", partial(holds.check_uphold_hold, self.state)
-        )
+        def rule(cmd: holds.UpholdHold) -> None:
+            hold = holds.check_uphold_hold(self.state, cmd)
+            if self.caller is not None:
+                authority.check_answers_hold(self.caller, hold, cmd.department, "uphold")
+
+        self._door(raw, holds.UpholdHold, "uphold_hold", rule)
 
     # ======================================================================== cancel
 

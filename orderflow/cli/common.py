@@ -20,6 +20,7 @@ from rich.console import Console
 from domain.base import check_amount
 from domain.errors import InvalidInput
 from orderflow.config import Settings
+from orderflow.identity import Principal
 from orderflow.registry import Registry
 from orderflow.service import Orderflow
 from orderflow.temporal import connect
@@ -75,9 +76,18 @@ def _root(
     address: str | None = typer.Option(
         None, "--address", help="Temporal address (else TEMPORAL_ADDRESS)."
     ),
+    as_: str | None = typer.Option(
+        None,
+        "--as",
+        help="Act as this principal (supervisor:billing, customer:C-1001, ...) instead of the "
+        "one the command names (ORDERFLOW_AS).",
+    ),
 ) -> None:
     _state["debug"] = debug
     _state["address"] = address
+    if as_:
+        Principal.parse(as_)  # a principal that cannot be is refused before anything runs
+    _state["as"] = as_
 
 
 # ============================================================================ plumbing
@@ -101,6 +111,8 @@ def actor(value: str | None) -> str:
 def with_app(fn: Callable[[Orderflow], Awaitable[T]]) -> T:
     async def go() -> T:
         s = settings()
+        if _state.get("as"):
+            s.acting_as = _state["as"]
         client = await connect(_state["address"])
         return await fn(Orderflow(client, registry(s), s))
 

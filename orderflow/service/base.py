@@ -4,6 +4,7 @@ an order, and its updates and view."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable
 from functools import cached_property
 from typing import Any, TypeVar
@@ -15,8 +16,10 @@ from temporalio.workflow import UpdateMethodMultiParam
 from domain.errors import NotFound, WrongState
 from domain.ids import order_workflow_id
 from domain.view import OrderView
+from orderflow.auth import acting_as, signing
 from orderflow.config import Settings
 from orderflow.desk import OrderDesk
+from orderflow.identity import KeyRing, Principal
 from orderflow.registry import Registry
 from orderflow.service.calls import NoSuchWorkflow, call, send_update
 from orderflow.temporal import ServerUnreachable
@@ -40,12 +43,23 @@ class ServiceBase:
         *,
         desk: OrderDesk | None = None,
     ) -> None:
-        self.client = client
+        # The keys this machine signs with: every update it sends carries a token of the
+        # principal it acts as (orderflow.auth), when it holds that principal's key.
+        self.keys = KeyRing(settings.keys_path)
+        self.client = signing(client, self.keys)
         self.registry = registry
         self.settings = settings
+        # ``--as`` / ORDERFLOW_AS: the principal to act as, instead of the one a command names.
+        self.as_principal = Principal.parse(settings.acting_as) if settings.acting_as else None
         # The order desk of a worker in this process, when there is one (the stories, tests):
         # it can stage an order's policy before the order is placed.
         self.desk = desk
+
+    def acting(
+        self, principal: Principal, actor: str, order_id: str | None = None
+    ) -> contextlib.AbstractContextManager[None]:
+        """Calls inside carry a token of ``principal`` (or of the ``--as`` principal)."""
+        return acting_as(self.as_principal or principal, actor, order_id)
 
     @property
     def address(self) -> str:

@@ -21,22 +21,33 @@ from domain.promises import (
     PromiseMade,
     PromiseStatus,
 )
+from orderflow.identity import Principal, PrincipalKind
 from orderflow.service.orders import OrderService
 from workflows.order import OrderWorkflow
 
 
+def department(name: str) -> Principal:
+    return Principal(kind=PrincipalKind.DEPARTMENT, id=name)
+
+
 class HoldService(OrderService):
     async def place_hold(self, order_id: str, cmd: PlaceHold) -> HoldPlaced:
-        return await self._update(order_id, OrderWorkflow.place_hold, cmd)
+        with self.acting(department(cmd.department), cmd.actor, order_id):
+            return await self._update(order_id, OrderWorkflow.place_hold, cmd)
 
     async def release_hold(self, order_id: str, cmd: ReleaseHold) -> HoldReleased:
-        return await self._update(order_id, OrderWorkflow.release_hold, cmd)
+        with self.acting(department(cmd.department), cmd.actor, order_id):
+            return await self._update(order_id, OrderWorkflow.release_hold, cmd)
 
     async def dispute_hold(self, order_id: str, cmd: DisputeHold) -> HoldDisputed:
-        return await self._update(order_id, OrderWorkflow.dispute_hold, cmd)
+        """Sent as the order's customer."""
+        customer = (await self.view(order_id)).customer_id
+        with self.acting(Principal(kind=PrincipalKind.CUSTOMER, id=customer), customer, order_id):
+            return await self._update(order_id, OrderWorkflow.dispute_hold, cmd)
 
     async def uphold_hold(self, order_id: str, cmd: UpholdHold) -> HoldUpheld:
-        return await self._update(order_id, OrderWorkflow.uphold_hold, cmd)
+        with self.acting(department(cmd.department), cmd.actor, order_id):
+            return await self._update(order_id, OrderWorkflow.uphold_hold, cmd)
 
     async def make_promise(self, order_id: str, cmd: MakePromise) -> PromiseMade:
         return await self._update(order_id, OrderWorkflow.make_promise, cmd)

@@ -37,6 +37,7 @@ from domain.order import (
 )
 from domain.timeline import TimelineEntry
 from domain.view import OrderView, running_delivery, with_live_delivery
+from orderflow.identity import Principal, PrincipalKind
 from orderflow.service.base import ServiceBase
 from orderflow.service.calls import QUERY_TIMEOUT, call, first_error, quote
 from workflows.delivery import DeliveryWorkflow
@@ -174,14 +175,16 @@ class OrderService(ServiceBase):
         partner's approval at checkout. A refused hold starts nothing."""
         inp = self._placed(req)
         start = WithStartWorkflowOperation(OrderWorkflow.run, req, **self._start_options(inp))
+        dept = Principal(kind=PrincipalKind.DEPARTMENT, id=hold.department)
         try:
-            return await call(
-                self.client.execute_update_with_start_workflow(
-                    OrderWorkflow.place_hold, hold, start_workflow_operation=start
-                ),
-                what=f"placing order {inp.order_id}",
-                address=self.address,
-            )
+            with self.acting(dept, hold.actor, inp.order_id):
+                return await call(
+                    self.client.execute_update_with_start_workflow(
+                        OrderWorkflow.place_hold, hold, start_workflow_operation=start
+                    ),
+                    what=f"placing order {inp.order_id}",
+                    address=self.address,
+                )
         except WorkflowAlreadyStartedError:
             raise WrongState(
                 f"order {inp.order_id} exists already; place the hold on it instead"

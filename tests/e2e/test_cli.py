@@ -442,3 +442,49 @@ def test_a_system_in_another_language_places_an_order_and_a_hold_from_the_publis
     assert sent.returncode == 0, sent.stderr
     view = cli.json("order", "show", "E2E-SCHEMA")
     assert [h["department"] for h in view["holds"]] == ["billing"]
+
+
+def test_a_system_in_another_language_signs_its_updates_with_a_token(cli: Cli) -> None:
+    """The `temporal` CLI sends `orderflow token`'s token in the orderflow-auth header; the
+    worker records who placed the hold, and refuses care's token releasing billing's hold."""
+    cli.run(
+        "order", "place", "--customer", "C-1001", "--sku", "PHONE-A5",
+        "--location", "warehouse-north", "--order-id", "E2E-TOKEN",
+    )  # fmt: skip
+
+    def update(name: str, body: dict[str, str], token: str) -> subprocess.CompletedProcess[str]:
+        return temporal(
+            cli, "workflow", "update", "execute", "-w", "order-E2E-TOKEN", "--name", name,
+            "--headers", f'orderflow-auth="{token}"', "--input", json.dumps(body),
+        )  # fmt: skip
+
+    billing = cli.run("token", "--as", "billing", "--actor", "ledger-7").stdout.strip()
+    hold = {
+        "department": "billing",
+        "reason_code": "arrears",
+        "actor": "ledger-7",
+        "customer_message": "Invoice 7 is unpaid.",
+    }
+    placed = update("place_hold", hold, billing)
+    assert placed.returncode == 0, placed.stderr
+    view = cli.json("order", "show", "E2E-TOKEN")
+    assert [(h["department"], h["principal"]) for h in view["holds"]] == [("billing", "billing")]
+
+    care = cli.run("token", "--as", "care", "--actor", "bo").stdout.strip()
+    release = {"hold_id": "H1", "department": "billing", "resolution": "Looks fine."}
+    refused = update("release_hold", release, care)
+    assert refused.returncode != 0
+    assert "the command says billing, but the credential is care's" in refused.stderr
+    forged = update("release_hold", release, billing[:-4] + "AAAA")
+    assert forged.returncode != 0 and "signature does not match" in forged.stderr
+    assert cli.json("order", "show", "E2E-TOKEN")["blocked_by"] == ["billing"]
+
+    # billing's supervisor, with her own key.
+    cli.run(
+        "--as", "supervisor:billing", "hold", "release", "E2E-TOKEN", "H1",
+        "--department", "billing", "--resolution", "Paid at the counter.",
+    )  # fmt: skip
+    done = cli.json("order", "show", "E2E-TOKEN")
+    assert done["blocked_by"] == [] and done["holds"][0]["released_principal"] == (
+        "supervisor:billing"
+    )

@@ -18,6 +18,7 @@ from domain.errors import OrderflowError
 from domain.holds import DisputeHold, PlaceHold, ReleaseHold, UpholdHold
 from domain.ids import order_workflow_id
 from domain.order import CancelOrder
+from orderflow.identity import Principal
 from tests.conftest import Stack
 
 CUSTOMER = "maria.lopez@example.com"
@@ -159,13 +160,32 @@ async def test_only_the_placing_department_or_its_supervisor_may_release(stack: 
             ),
         )
     assert (await stack.app.view(oid)).blocked_by == ["billing"]
-    await stack.app.release_hold(
-        oid,
-        ReleaseHold(
-            hold_id=hold.hold_id, department="care", actor="Dana Reyes", resolution="Overruled."
-        ),
-    )
-    assert (await stack.app.view(oid)).blocked_by == []
+    # Naming billing's supervisor is not being her: care's credential is care's.
+    with pytest.raises(OrderflowError, match="only billing or supervisor:billing may release it"):
+        await stack.app.release_hold(
+            oid,
+            ReleaseHold(
+                hold_id=hold.hold_id, department="care", actor="Dana Reyes", resolution="Overruled."
+            ),
+        )
+    # Her own credential is.
+    stack.app.as_principal = Principal.parse("supervisor:billing")
+    try:
+        await stack.app.release_hold(
+            oid,
+            ReleaseHold(
+                hold_id=hold.hold_id,
+                department="billing",
+                actor="Dana Reyes",
+                resolution="Overruled.",
+            ),
+        )
+    finally:
+        stack.app.as_principal = None
+    released = await stack.app.view(oid)
+    assert released.blocked_by == []
+    assert released.holds[0].principal == "billing"
+    assert released.holds[0].released_principal == "supervisor:billing"
     with pytest.raises(OrderflowError, match="already released"):
         await stack.app.release_hold(
             oid,

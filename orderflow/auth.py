@@ -1,0 +1,163 @@
+"""Credentials on the wire: the ``orderflow-auth`` header every start, update and signal of a
+client carries, and reading it back in the worker.
+
+A client acts as a principal for the length of a call (``acting_as``); its interceptor signs a
+fresh token with that principal's key and sends it in the header. The ``temporal`` CLI sends
+the same header with ``--headers 'orderflow-auth="<token>"'`` (a JSON string), so a system in
+another language does the same with a token from ``orderflow token``.
+
+In the worker, an update's validator verifies the header against the trust store
+(``verified``); its handler, which also runs on replay, reads the principal the token names
+without checking the signature again (``claimed``): only a verified token got the update into
+history, and keys rotated or retired since must not break a replay.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+import temporalio.client
+from temporalio.api.common.v1 import Payload
+from temporalio.converter import default as default_converter
+
+from domain.authority import Caller
+from domain.errors import NotAllowed
+from orderflow.identity import KeyRing, Principal, TrustStore, verify
+
+HEADER = "orderflow-auth"
+
+
+@dataclass(frozen=True)
+class Acting:
+    principal: Principal
+    actor: str
+    order_id: str | None = None
+
+
+_ACTING: ContextVar[Acting | None] = ContextVar("orderflow_acting", default=None)
+
+
+@contextlib.contextmanager
+def acting_as(principal: Principal, actor: str, order_id: str | None = None) -> Iterator[None]:
+    """Calls made inside carry a token of ``principal`` vouching for ``actor``."""
+    token = _ACTING.set(Acting(principal, actor, order_id))
+    try:
+        yield
+    finally:
+        _ACTING.reset(token)
+
+
+def header_payload(token: str) -> Payload:
+    """The header's value: the token as a JSON string, as the ``temporal`` CLI sends it."""
+    return default_converter().payload_converter.to_payloads([token])[0]
+
+
+def _token_of(headers: Mapping[str, Payload]) -> str | None:
+    payload = headers.get(HEADER)
+    if payload is None:
+        return None
+    try:
+        value = json.loads(payload.data)
+    except ValueError:
+        value = payload.data.decode(errors="replace")
+    return value if isinstance(value, str) else None
+
+
+def verified(headers: Mapping[str, Payload], trust: TrustStore, now: datetime) -> Caller:
+    """The caller an update's header proves, or ``NotAllowed`` saying why not."""
+    token = _token_of(headers)
+    if token is None:
+        raise NotAllowed(
+            f"credential: no token in the {HEADER} header (orderflow token --as PRINCIPAL)"
+        )
+    cred = verify(trust, token, now)
+    return Caller(
+        kind=cred.principal.kind.value, id=cred.principal.id, actor=cred.actor, kid=cred.kid
+    )
+
+
+def claimed(headers: Mapping[str, Payload]) -> Caller | None:
+    """The caller a recorded update's token names (verified when the update was accepted);
+    ``None`` for an update recorded without one (orders from before credentials)."""
+    token = _token_of(headers)
+    if token is None:
+        return None
+    try:
+        header, body, _ = token.split(".")
+        claims: dict[str, Any] = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        kid = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4))).get("kid", "")
+        principal = Principal.parse(str(claims["sub"]))
+    except (ValueError, KeyError):
+        return None
+    return Caller(
+        kind=principal.kind.value, id=principal.id, actor=str(claims.get("act", "")), kid=kid
+    )
+
+
+def signing(client: temporalio.client.Client, ring: KeyRing) -> temporalio.client.Client:
+    """The same client, signing what it sends as the principal it acts as (a client that
+    signs already is returned as it is)."""
+    config = client.config()
+    if any(isinstance(i, SigningInterceptor) for i in config["interceptors"]):
+        return client
+    config["interceptors"] = [*config["interceptors"], SigningInterceptor(ring)]
+    return temporalio.client.Client(**config)
+
+
+class SigningInterceptor(temporalio.client.Interceptor):
+    """Adds a fresh token of the principal the client acts as to every start, update and
+    signal it sends."""
+
+    def __init__(self, ring: KeyRing) -> None:
+        self.ring = ring
+
+    def intercept_client(
+        self, next: temporalio.client.OutboundInterceptor
+    ) -> temporalio.client.OutboundInterceptor:
+        return _Signing(next, self.ring)
+
+
+class _Signing(temporalio.client.OutboundInterceptor):
+    def __init__(self, next: temporalio.client.OutboundInterceptor, ring: KeyRing) -> None:
+        super().__init__(next)
+        self._ring = ring
+
+    def _signed(self, headers: Mapping[str, Payload]) -> Mapping[str, Payload]:
+        acting = _ACTING.get()
+        if acting is None or not self._ring.private_keys(acting.principal):
+            # Sent without a token: the worker decides whether it may be.
+            return headers
+        token = self._ring.issue(acting.principal, actor=acting.actor, order_id=acting.order_id)
+        return {**headers, HEADER: header_payload(token)}
+
+    async def start_workflow(
+        self, input: temporalio.client.StartWorkflowInput
+    ) -> temporalio.client.WorkflowHandle[Any, Any]:
+        input.headers = self._signed(input.headers)
+        return await super().start_workflow(input)
+
+    async def signal_workflow(self, input: temporalio.client.SignalWorkflowInput) -> None:
+        input.headers = self._signed(input.headers)
+        await super().signal_workflow(input)
+
+    async def start_workflow_update(
+        self, input: temporalio.client.StartWorkflowUpdateInput
+    ) -> temporalio.client.WorkflowUpdateHandle[Any]:
+        input.headers = self._signed(input.headers)
+        return await super().start_workflow_update(input)
+
+    async def start_update_with_start_workflow(
+        self, input: temporalio.client.StartWorkflowUpdateWithStartInput
+    ) -> temporalio.client.WorkflowUpdateHandle[Any]:
+        headers = self._signed(input.update_workflow_input.headers)
+        input.update_workflow_input = replace(input.update_workflow_input, headers=headers)
+        start = input.start_workflow_input
+        input.start_workflow_input = replace(start, headers=self._signed(start.headers))
+        return await super().start_update_with_start_workflow(input)

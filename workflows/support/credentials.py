@@ -1,0 +1,73 @@
+"""Who sent an update, proven: the worker checks the token in its ``orderflow-auth`` header.
+
+When an update is validated (live only: validators never replay), the token is verified against
+the worker's trust store, at the workflow task's time; a token that fails is refused before
+anything is recorded, with the reason. The workflow's validators then see the verified caller
+(``caller``) and apply the order's rules to it (``domain.authority``). The handler, which runs
+again on every replay, reads the principal the recorded token names without verifying it again,
+so rotating or retiring a key never breaks a replay; an update recorded without a token (orders
+from before credentials) has no caller.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+from temporalio.worker import (
+    HandleUpdateInput,
+    Interceptor,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
+)
+
+with workflow.unsafe.imports_passed_through():
+    from domain.errors import NotAllowed, OrderflowError
+    from orderflow.auth import HEADER, claimed, verified
+    from orderflow.desk import desk_for
+
+
+def _refuse(err: OrderflowError) -> ApplicationError:
+    return ApplicationError(str(err), type=err.type, non_retryable=True)
+
+
+class _CredentialInbound(WorkflowInboundInterceptor):
+    def handle_update_validator(self, input: HandleUpdateInput) -> None:
+        caller = None
+        if HEADER in input.headers:
+            desk = desk_for(workflow.info().task_queue)
+            trust = desk.trust if desk is not None else None
+            if trust is None:
+                raise _refuse(
+                    NotAllowed(
+                        "credential: this worker has no trust store to check tokens against "
+                        "(ORDERFLOW_KEYS_DIR/trust.json)"
+                    )
+                )
+            try:
+                caller = verified(input.headers, trust, workflow.now())
+            except OrderflowError as err:
+                raise _refuse(err) from None
+        _set_caller(caller)
+        super().handle_update_validator(input)
+
+    async def handle_update_handler(self, input: HandleUpdateInput) -> Any:
+        # Read by the handler before its first await (see OrderWorkflow's handlers).
+        _set_caller(claimed(input.headers))
+        return await super().handle_update_handler(input)
+
+
+def _set_caller(caller: Any) -> None:
+    instance = workflow.instance()
+    if hasattr(instance, "caller"):
+        instance.caller = caller
+
+
+class Credentials(Interceptor):
+    """Verifies the token an update carries, and tells the workflow who sent it."""
+
+    def workflow_interceptor_class(
+        self, input: WorkflowInterceptorClassInput
+    ) -> type[WorkflowInboundInterceptor] | None:
+        return _CredentialInbound
