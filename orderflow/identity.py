@@ -308,6 +308,11 @@ class KeyRing:
         now: datetime | None = None,
     ) -> str:
         """A token signed with ``principal``'s newest key on this machine."""
+        keys = self.require(principal)
+        return sign(keys[-1], actor=actor, order_id=order_id, ttl=ttl, now=now)
+
+    def require(self, principal: Principal) -> list[dict[str, Any]]:
+        """``principal``'s private keys here; refused when there are none."""
         keys = self.private_keys(principal)
         if not keys:
             raise NotFound(
@@ -315,7 +320,7 @@ class KeyRing:
                 "key you hold can act (orderflow dev creates dev keys for every principal in "
                 "the seeds; a department's machine holds its own)"
             )
-        return sign(keys[-1], actor=actor, order_id=order_id, ttl=ttl, now=now)
+        return keys
 
 
 def sign(

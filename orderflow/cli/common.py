@@ -20,7 +20,7 @@ from rich.console import Console
 from domain.base import check_amount
 from domain.errors import InvalidInput
 from orderflow.config import Settings
-from orderflow.identity import Principal
+from orderflow.identity import KeyRing, Principal
 from orderflow.registry import Registry
 from orderflow.service import Orderflow
 from orderflow.temporal import connect
@@ -113,6 +113,8 @@ def with_app(fn: Callable[[Orderflow], Awaitable[T]]) -> T:
         s = settings()
         if _state.get("as"):
             s.acting_as = _state["as"]
+        if s.acting_as:
+            KeyRing(s.keys_path).require(Principal.parse(s.acting_as))
         client = await connect(_state["address"])
         return await fn(Orderflow(client, registry(s), s))
 

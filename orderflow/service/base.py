@@ -58,7 +58,11 @@ class ServiceBase:
     def acting(
         self, principal: Principal, actor: str, order_id: str | None = None
     ) -> contextlib.AbstractContextManager[None]:
-        """Calls inside carry a token of ``principal`` (or of the ``--as`` principal)."""
+        """Calls inside carry a token of ``principal`` (or of the ``--as`` principal). Acting
+        as a principal named with ``--as`` needs its key here; a command's own principal
+        without one sends no token, and the worker decides."""
+        if self.as_principal is not None:
+            self.keys.require(self.as_principal)
         return acting_as(self.as_principal or principal, actor, order_id)
 
     @property

@@ -209,3 +209,15 @@ def test_orderflow_token_prints_a_token_the_engine_accepts(tmp_path: Path) -> No
     assert refused.returncode == 2
     assert refused.stderr.startswith("error: no credential for care in ")
     assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_acting_as_a_principal_whose_key_is_not_here_is_refused(tmp_path: Path) -> None:
+    env = {**os.environ, "ORDERFLOW_DATA_DIR": str(tmp_path), "ORDERFLOW_AS": ""}
+    cli = [str(Path(sys.executable).parent / "orderflow")]
+    done = subprocess.run(
+        [*cli, "--address", "127.0.0.1:1", "--as", "supervisor:billing", "hold", "release",
+         "ORD-1", "H1", "--department", "billing", "--resolution", "x"],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: no credential for supervisor:billing in ")
