@@ -263,12 +263,7 @@ class OrderWorkflow:
         while True:
             await self._reserve()
             if s.payment == PaymentState.NONE:
-                await self._step(Step.AUTHORIZE_PAYMENT)
-                await self._payment(PaymentCall.AUTHORIZE)
-                s.payment = PaymentState.AUTHORIZED
-                s.authorized = s.open_total
-                self._set_status(OrderStatus.PAYMENT_AUTHORIZED)
-                self.outbox.tell_customer(Told.PAYMENT, messages.payment_authorized(s))
+                await self._authorize()
             if s.input.pickup:
                 if await self._hand_over_in_store():
                     break
@@ -297,12 +292,7 @@ class OrderWorkflow:
             waiting = sorted(set(waiting) | set(asked))
             first = False
             if s.payment == PaymentState.NONE:
-                await self._step(Step.AUTHORIZE_PAYMENT)
-                await self._payment(PaymentCall.AUTHORIZE)
-                s.payment = PaymentState.AUTHORIZED
-                s.authorized = s.open_total
-                self._set_status(OrderStatus.PAYMENT_AUTHORIZED)
-                self.outbox.tell_customer(Told.PAYMENT, messages.payment_authorized(s))
+                await self._authorize()
             if not self._ready_lines():
                 if waiting:
                     s.step = Step.WAIT_FOR_STOCK
@@ -438,6 +428,16 @@ class OrderWorkflow:
         action = LostAction.REFUND if outcome.status == DeliveryStatus.LOST else None
         self.outbox.tell_customer(Told.LOST, messages.lines_lost(s, lines, action=action))
         self._changed()
+
+    async def _authorize(self) -> None:
+        """The order's total (its lines not cancelled) is authorized, and the customer told."""
+        s = self.state
+        await self._step(Step.AUTHORIZE_PAYMENT)
+        await self._payment(PaymentCall.AUTHORIZE)
+        s.payment = PaymentState.AUTHORIZED
+        s.authorized = s.open_total
+        self._set_status(OrderStatus.PAYMENT_AUTHORIZED)
+        self.outbox.tell_customer(Told.PAYMENT, messages.payment_authorized(s))
 
     # ------------------------------------------------------------------ steps
 
