@@ -14,7 +14,6 @@ history, and keys rotated or retired since must not break a replay.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 from collections.abc import Iterator, Mapping
@@ -23,13 +22,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+import jwt
 import temporalio.client
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import default as default_converter
 
 from domain.authority import Caller
 from domain.errors import NotAllowed
-from orderflow.identity import KeyRing, Principal, TrustStore, verify
+from orderflow.identity import KeyRing, Principal, TrustStore, sign, verify
 
 HEADER = "orderflow-auth"
 
@@ -90,11 +90,10 @@ def claimed(headers: Mapping[str, Payload]) -> Caller | None:
     if token is None:
         return None
     try:
-        header, body, _ = token.split(".")
-        claims: dict[str, Any] = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-        kid = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4))).get("kid", "")
+        claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
+        kid = jwt.get_unverified_header(token).get("kid", "")
         principal = Principal.parse(str(claims["sub"]))
-    except (ValueError, KeyError):
+    except (jwt.PyJWTError, ValueError, KeyError):
         return None
     return Caller(
         kind=principal.kind.value, id=principal.id, actor=str(claims.get("act", "")), kid=kid
@@ -131,10 +130,11 @@ class _Signing(temporalio.client.OutboundInterceptor):
 
     def _signed(self, headers: Mapping[str, Payload]) -> Mapping[str, Payload]:
         acting = _ACTING.get()
-        if acting is None or not self._ring.private_keys(acting.principal):
+        keys = self._ring.private_keys(acting.principal) if acting is not None else []
+        if acting is None or not keys:
             # Sent without a token: the worker decides whether it may be.
             return headers
-        token = self._ring.issue(acting.principal, actor=acting.actor, order_id=acting.order_id)
+        token = sign(keys[-1], actor=acting.actor, order_id=acting.order_id)
         return {**headers, HEADER: header_payload(token)}
 
     async def start_workflow(

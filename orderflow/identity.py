@@ -227,6 +227,9 @@ class KeyRing:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        # The private keys here, read once per change of the folder (a key added or retired,
+        # by this process or another): signing reads no file per update.
+        self._read: tuple[int, list[dict[str, Any]]] | None = None
 
     @property
     def trust_path(self) -> Path:
@@ -248,12 +251,18 @@ class KeyRing:
 
     def private_keys(self, principal: Principal) -> list[dict[str, Any]]:
         """This machine's private keys of ``principal``, oldest first."""
+        return [k for k in self._all_private() if k["principal"] == str(principal)]
+
+    def _all_private(self) -> list[dict[str, Any]]:
         folder = self.root / PRIVATE_DIR
-        keys = [
-            json.loads(path.read_text())
-            for path in sorted(folder.glob(f"{principal.file_stem}.*.jwk"))
-        ]
-        return sorted(keys, key=lambda k: k.get("created", ""))
+        try:
+            changed = folder.stat().st_mtime_ns
+        except FileNotFoundError:
+            return []
+        if self._read is None or self._read[0] != changed:
+            keys = [json.loads(path.read_text()) for path in sorted(folder.glob("*.jwk"))]
+            self._read = (changed, sorted(keys, key=lambda k: k.get("created", "")))
+        return self._read[1]
 
     def add(self, principal: Principal, now: datetime | None = None) -> str:
         """A new key for ``principal``: trusted at once, and the one it signs with from now."""

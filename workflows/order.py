@@ -355,12 +355,10 @@ class OrderWorkflow:
     def _ready_lines(self) -> list[int]:
         """The lines to ship now: reserved and not held, all of them under ``complete``."""
         s = self.state
-        ready = [
-            n
-            for n in s.pending_lines
-            if n in reservation.lines_in(s, ReservationStatus.RESERVED) and not s.line_held(n)
-        ]
-        if not s.ships_apart and len(ready) < len(s.pending_lines):
+        pending = s.pending_lines
+        reserved = reservation.lines_in(s, ReservationStatus.RESERVED)
+        ready = [n for n in pending if n in reserved and not s.line_held(n)]
+        if not s.ships_apart and len(ready) < len(pending):
             return []
         return ready
 
@@ -377,13 +375,11 @@ class OrderWorkflow:
         """Lines that waited and are now reserved: the customer hears; the stock-date promise
         is kept once no line waits. Returns the lines still waiting."""
         s = self.state
+        pending = s.pending_lines
         reserved = reservation.lines_in(s, ReservationStatus.RESERVED)
-        arrived = [n for n in waiting if n in reserved and n in s.pending_lines]
-        still = [
-            n
-            for n in waiting
-            if n in s.pending_lines and n in reservation.lines_in(s, ReservationStatus.WAITLISTED)
-        ]
+        in_line = reservation.lines_in(s, ReservationStatus.WAITLISTED)
+        arrived = [n for n in waiting if n in reserved and n in pending]
+        still = [n for n in waiting if n in pending and n in in_line]
         if arrived:
             self.outbox.tell_customer(
                 Told.STOCK_ALLOCATED, messages.lines_stock_arrived(s, arrived)
