@@ -1,5 +1,6 @@
 """The order's calls to stock records. A workflow cannot send updates to another workflow, so
-these activities do it: reserve creates the record on first use (update-with-start)."""
+these activities do it: reserve creates the record on first use (update-with-start). They act as
+the engine: only the engine reserves and releases stock for orders, and its token says so."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ from domain.stock import (
     StockReleased,
     StockReserved,
 )
+from orderflow.auth import acting_as, signing
+from orderflow.identity import ENGINE, KeyRing
 
 # A stock record that cannot answer in this time is retried later, on a durable timer, rather
 # than holding the order's workflow task (and a worker's shutdown) indefinitely.
@@ -38,8 +41,9 @@ PER_RECORD = 8
 
 
 class StockActivities:
-    def __init__(self, client: Client, task_queue: str) -> None:
-        self.client = client
+    def __init__(self, client: Client, task_queue: str, keys: KeyRing) -> None:
+        # Signs what it sends with the engine's key from ``keys``.
+        self.client = signing(client, keys)
         self.task_queue = task_queue
         self._gates: dict[str, asyncio.Semaphore] = {}
 
@@ -59,13 +63,14 @@ class StockActivities:
         )
         try:
             async with self._gate(wf_id):
-                reserved: StockReserved = await self.client.execute_update_with_start_workflow(
-                    RESERVE_UPDATE,
-                    ReserveStock(order_id=req.order_id, qty=req.qty),
-                    start_workflow_operation=start,
-                    result_type=StockReserved,
-                    rpc_timeout=CALL_TIMEOUT,
-                )
+                with acting_as(ENGINE, "engine", req.order_id):
+                    reserved: StockReserved = await self.client.execute_update_with_start_workflow(
+                        RESERVE_UPDATE,
+                        ReserveStock(order_id=req.order_id, qty=req.qty),
+                        start_workflow_operation=start,
+                        result_type=StockReserved,
+                        rpc_timeout=CALL_TIMEOUT,
+                    )
             return reserved
         except WorkflowUpdateFailedError as err:
             cause = err.cause
@@ -78,10 +83,11 @@ class StockActivities:
         wf_id = stock_workflow_id(req.location, req.sku)
         handle = self.client.get_workflow_handle(wf_id)
         async with self._gate(wf_id):
-            released: StockReleased = await handle.execute_update(
-                RELEASE_UPDATE,
-                ReleaseStock(order_id=req.order_id, collected=req.collected),
-                result_type=StockReleased,
-                rpc_timeout=CALL_TIMEOUT,
-            )
+            with acting_as(ENGINE, "engine", req.order_id):
+                released: StockReleased = await handle.execute_update(
+                    RELEASE_UPDATE,
+                    ReleaseStock(order_id=req.order_id, collected=req.collected),
+                    result_type=StockReleased,
+                    rpc_timeout=CALL_TIMEOUT,
+                )
         return released

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from domain.order import PlaceOrder, TermsDecision
+from domain import authority
+from domain.errors import NotAllowed, OrderflowError
+from domain.order import PlacementRequest, PlaceOrder, TermsDecision
+from orderflow.auth import HEADER, caller_of
 from orderflow.desk import OrderDesk
 
 
@@ -16,3 +19,25 @@ class TermsActivities:
     @activity.defn(name="order_terms")
     async def order_terms(self, req: PlaceOrder) -> TermsDecision:
         return self.desk.decide(req)
+
+    @activity.defn(name="placement_terms")
+    async def placement_terms(self, req: PlacementRequest) -> TermsDecision:
+        """The terms of an order whose start carried a token of a principal that places
+        orders; otherwise the refusal that rejects it."""
+        trust = self.desk.trust
+        try:
+            if trust is None:
+                raise NotAllowed(
+                    "credential: this worker has no trust store to check tokens against"
+                )
+            if req.token is None:
+                raise NotAllowed(
+                    f"credential: no token in the {HEADER} header of the order's start "
+                    "(orderflow token --as desk:web)"
+                )
+            caller = caller_of(req.token, trust, req.started_at)
+            authority.check_places_order(caller, req.order.customer_id)
+        except OrderflowError as err:
+            return TermsDecision(refusal=str(err), refusal_type=err.type)
+        decision = self.desk.decide(req.order)
+        return decision.model_copy(update={"placed_by": caller})

@@ -17,10 +17,17 @@ from domain.errors import NotAllowed
 if TYPE_CHECKING:
     from domain.holds import Hold
     from domain.order import OrderState
+    from domain.promises import Promise
 
 DEPARTMENT = "department"
 SUPERVISOR = "supervisor"
 CUSTOMER = "customer"
+CARRIER = "carrier"
+STORE = "store"
+DESK = "desk"
+ENGINE = "engine"
+# The department that keeps the stock records' counts.
+STOCK_CONTROL = "stock"
 # How a department system gets a token, for the refusal of an update sent without one.
 HOW = "send a token in the orderflow-auth header (orderflow token --as PRINCIPAL)"
 
@@ -32,6 +39,8 @@ class Caller(Model):
     id: str
     actor: str
     kid: str = ""
+    # The one order the token is good for, when it names one (a customer's order link).
+    order_id: str | None = None
 
     @property
     def principal(self) -> str:
@@ -47,16 +56,32 @@ class Caller(Model):
         return self.id if self.kind in (DEPARTMENT, SUPERVISOR) else None
 
 
-def require_caller(caller: Caller | None, what: str) -> Caller:
+def require_caller(caller: Caller | None, what: str, order_id: str | None = None) -> Caller:
+    """The caller, who must be there; a token scoped to another order is refused."""
     if caller is None:
         raise NotAllowed(f"credential: {what} needs a credential; {HOW}")
+    if order_id is not None and caller.order_id and caller.order_id != order_id:
+        raise NotAllowed(
+            f"credential: the token is for order {caller.order_id}, not for order {order_id}"
+        )
     return caller
 
 
-def check_places_hold(caller: Caller | None, department: str) -> Caller:
+def _department_or_supervisor(who: Caller, department: str, what: str) -> Caller:
+    if who.department != department:
+        raise NotAllowed(
+            f"credential: only {department} or {SUPERVISOR}:{department} may {what}, "
+            f"not {who.principal}"
+        )
+    return who
+
+
+def check_places_hold(
+    caller: Caller | None, department: str, order_id: str | None = None
+) -> Caller:
     """A hold is placed by the department named on it, or by its supervisor; a flag that
     names another department than the credential is refused."""
-    who = require_caller(caller, "placing a hold")
+    who = require_caller(caller, "placing a hold", order_id)
     if who.department is None:
         raise NotAllowed(
             f"credential: {who.principal} cannot place a hold; a department or its supervisor does"
@@ -68,9 +93,11 @@ def check_places_hold(caller: Caller | None, department: str) -> Caller:
     return who
 
 
-def check_answers_hold(caller: Caller | None, hold: Hold, department: str, verb: str) -> Caller:
+def check_answers_hold(
+    caller: Caller | None, hold: Hold, department: str, verb: str, order_id: str | None = None
+) -> Caller:
     """A hold is released or upheld by the department that placed it, or by its supervisor."""
-    who = require_caller(caller, f"to {verb} a hold")
+    who = require_caller(caller, f"to {verb} a hold", order_id)
     if who.department != department:
         raise NotAllowed(
             f"department: the command says {department}, but the credential is {who.principal}'s"
@@ -85,11 +112,99 @@ def check_answers_hold(caller: Caller | None, hold: Hold, department: str, verb:
 
 def check_is_customer(caller: Caller | None, state: OrderState, what: str) -> Caller:
     """Only the order's own customer."""
-    who = require_caller(caller, what)
-    customer = state.input.customer.customer_id
+    return check_customer(caller, state.input.customer.customer_id, state.order_id, what)
+
+
+def check_customer(caller: Caller | None, customer: str, order_id: str, what: str) -> Caller:
+    """Only the customer of order ``order_id``."""
+    who = require_caller(caller, what, order_id)
     if who.kind != CUSTOMER or who.id != customer:
         raise NotAllowed(
             f"credential: only the order's customer ({CUSTOMER}:{customer}) may {what}, "
             f"not {who.principal}"
         )
     return who
+
+
+def check_cancels(caller: Caller | None, state: OrderState, by: str) -> Caller:
+    """A cancel ``by`` the customer comes from the order's customer or from the order desk
+    that takes the customer's call; a department's cancel from that department or its
+    supervisor."""
+    order_id = state.order_id
+    who = require_caller(caller, "to cancel an order", order_id)
+    if by == CUSTOMER:
+        if who.kind == DESK:
+            return who
+        return check_customer(who, state.input.customer.customer_id, order_id, "cancel it")
+    return _department_or_supervisor(who, by, f"cancel for {by}")
+
+
+def check_makes_promise(caller: Caller | None, department: str, order_id: str) -> Caller:
+    who = require_caller(caller, "making a promise", order_id)
+    return _department_or_supervisor(who, department, f"make {department}'s promises")
+
+
+def check_keeps_promise(caller: Caller | None, promise: Promise, order_id: str) -> Caller:
+    """A promise is kept by the department that made it, or by its supervisor (the engine
+    keeps its own; ``domain.promises`` refuses those to everyone)."""
+    who = require_caller(caller, "keeping a promise", order_id)
+    return _department_or_supervisor(who, promise.department, f"keep promise {promise.promise_id}")
+
+
+def check_collects(caller: Caller | None, state: OrderState, location: str) -> Caller:
+    """A pickup is confirmed by a clerk of the pickup store, or by the order's customer."""
+    order_id = state.order_id
+    who = require_caller(caller, "confirming a pickup", order_id)
+    if who.kind == STORE and who.id == location:
+        return who
+    if who.kind == CUSTOMER and who.id == state.input.customer.customer_id:
+        return who
+    raise NotAllowed(
+        f"credential: only {STORE}:{location} or the order's customer may confirm its pickup, "
+        f"not {who.principal}"
+    )
+
+
+def check_carrier(caller: Caller | None, carrier: str, order_id: str) -> Caller:
+    """Only the booked carrier reports on its delivery."""
+    who = require_caller(caller, "a carrier event", order_id)
+    if who.kind != CARRIER or who.id != carrier:
+        raise NotAllowed(
+            f"credential: the delivery is booked with {carrier}; only {CARRIER}:{carrier} "
+            f"reports on it, not {who.principal}"
+        )
+    return who
+
+
+def check_stock_keeper(caller: Caller | None, location: str, what: str) -> Caller:
+    """A stock record's count is changed by stock control (or its supervisor) or by a clerk
+    of the store it belongs to."""
+    who = require_caller(caller, what)
+    if who.department == STOCK_CONTROL or (who.kind == STORE and who.id == location):
+        return who
+    raise NotAllowed(
+        f"credential: only {STOCK_CONTROL}, {SUPERVISOR}:{STOCK_CONTROL} or {STORE}:{location} "
+        f"may {what}, not {who.principal}"
+    )
+
+
+def check_engine(caller: Caller | None, what: str) -> Caller:
+    """What only the engine itself does (reserving and releasing stock for orders)."""
+    who = require_caller(caller, what)
+    if who.kind != ENGINE:
+        raise NotAllowed(f"credential: only the engine may {what}, not {who.principal}")
+    return who
+
+
+def check_places_order(caller: Caller | None, customer: str) -> Caller:
+    """An order is placed by an order desk, by the engine (a replacement order), or by the
+    customer it is for."""
+    who = require_caller(caller, "placing an order")
+    if who.kind in (DESK, ENGINE):
+        return who
+    if who.kind == CUSTOMER and who.id == customer:
+        return who
+    raise NotAllowed(
+        f"credential: an order is placed by an order desk or by its own customer "
+        f"({CUSTOMER}:{customer}), not by {who.principal}"
+    )

@@ -136,6 +136,9 @@ class DeliveryReports(Model):
 
 class DeliveryInput(Model):
     order_id: str
+    # The order's customer, who alone reschedules or redirects the delivery (empty for
+    # deliveries started before credentials: their order's customer is asked for by scope).
+    customer_id: str = ""
     delivery_id: int
     carrier: str
     destination: str = ""

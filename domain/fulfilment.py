@@ -211,6 +211,7 @@ def start_delivery(
     state.status = OrderStatus.SHIPPING
     return DeliveryInput(
         order_id=state.order_id,
+        customer_id=state.input.customer.customer_id,
         delivery_id=n,
         carrier=carrier,
         destination=state.input.customer.address,

@@ -10,12 +10,14 @@ these functions.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 
+from domain.authority import Caller
 from domain.base import (
     CUSTOMER,
     MAX_CUSTOMER_EMAILS,
@@ -136,6 +138,17 @@ class TermsDecision(Model):
     terms: OrderTerms | None = None
     refusal: str = ""
     refusal_type: str = ""
+    # Who placed the order, as its start's token proved (``PlacementRequest``).
+    placed_by: Caller | None = None
+
+
+class PlacementRequest(Model):
+    """An order to place, with the token its start carried and the time it started: the
+    token is checked as of that time, so a slow first task does not expire it."""
+
+    order: PlaceOrder
+    token: str | None = None
+    started_at: datetime
 
 
 class PlaceOrderInput(Command):
@@ -247,6 +260,12 @@ class OrderState(Model):
     reservations: list[Reservation | None] = Field(default_factory=list)
     deliveries: list[DeliverySummary] = Field(default_factory=list)
     timeline: list[TimelineEntry] = Field(default_factory=list)
+    # The verified principal whose cancel of the whole order was accepted.
+    cancelled_by: str = ""
+    # The verified principal who placed the order (empty before credentials).
+    placed_by: str = ""
+    # The caller whose update is being carried out (``acting``); never stored.
+    _by: Caller | None = PrivateAttr(default=None)
     payment: PaymentState = PaymentState.NONE
     charged: Decimal = Decimal("0")
     refunded: Decimal = Decimal("0")
@@ -408,7 +427,23 @@ class OrderState(Model):
         return self.deliveries[-1] if self.deliveries else None
 
     def log(self, at: datetime, kind: str, text: str) -> None:
-        self.timeline.append(TimelineEntry(at=at, kind=kind, text=text))
+        by = self._by
+        self.timeline.append(
+            TimelineEntry(at=at, kind=kind, text=text)
+            if by is None
+            else TimelineEntry(
+                at=at, kind=kind, text=text, principal=by.principal, actor=by.actor, kid=by.kid
+            )
+        )
+
+    @contextmanager
+    def acting(self, caller: Caller | None) -> Iterator[None]:
+        """What is recorded inside is stamped with the verified caller who asked for it."""
+        self._by = caller
+        try:
+            yield
+        finally:
+            self._by = None
 
     def told_customer(self, at: datetime, kind: str, text: str) -> None:
         """An e-mail to the customer: on the timeline, and counted."""

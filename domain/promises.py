@@ -57,6 +57,9 @@ class Promise(Model):
     settled_by: str = ""
     note: str = ""
     reference: str = ""
+    # The verified principals who made and kept it (empty: the engine, or before credentials).
+    principal: str = ""
+    settled_principal: str = ""
 
 
 class PromiseView(Model):
@@ -69,6 +72,11 @@ class PromiseView(Model):
     due_at: datetime
     status: str
     settled_at: datetime | None = None
+    # Who made it and who kept it (principal, and the actor it vouched for).
+    principal: str = ""
+    actor: str = ""
+    settled_by: str = ""
+    settled_principal: str = ""
 
     @classmethod
     def of(cls, promise: Promise) -> PromiseView:

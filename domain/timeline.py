@@ -25,8 +25,10 @@ class Told(StrEnum):
     READY_FOR_PICKUP = "ready_for_pickup"
     PICKUP_EXPIRED = "pickup_expired"
     COLLECTED = "collected"
+    PICKUP_CONFIRMED = "pickup_confirmed"
     LOST = "lost"
     CANCELLED = "cancelled"
+    CANCEL_REQUESTED = "cancel_requested"
     LINE_CANCELLED = "line_cancelled"
     PROMISE_KEPT = "promise_kept"
     STOCK_WITHDRAWN = "stock_withdrawn"
@@ -44,3 +46,8 @@ class TimelineEntry(Model):
     at: datetime
     kind: str
     text: str
+    # Who did it, as the verified token said: the principal, the actor it vouched for, and
+    # the id of the key that signed (empty for what the engine did by itself).
+    principal: str = ""
+    actor: str = ""
+    kid: str = ""

@@ -62,6 +62,10 @@ class OrderView(Model):
     payment: str
     charged: Money
     cancelled_reason: str = ""
+    # The verified principal whose cancel was accepted.
+    cancelled_by: str = ""
+    # The verified principal who placed the order.
+    placed_by: str = ""
     customer_emails: int = 0
     undeliverable_emails: list[str] = Field(default_factory=list)
 
@@ -188,6 +192,8 @@ def order_view(state: OrderState) -> OrderView:
         payment=state.payment,
         charged=state.charged - state.refunded,
         cancelled_reason=state.cancel.reason if state.cancel else "",
+        cancelled_by=state.cancelled_by,
+        placed_by=state.placed_by,
         customer_emails=state.emails_sent,
         undeliverable_emails=list(state.undeliverable),
     )

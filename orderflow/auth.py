@@ -15,7 +15,9 @@ history, and keys rotated or retired since must not break a replay.
 from __future__ import annotations
 
 import contextlib
+import getpass
 import json
+import os
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
@@ -39,19 +41,34 @@ class Acting:
     principal: Principal
     actor: str
     order_id: str | None = None
+    # Who starts the workflow when an update starts it (update-with-start): an order is
+    # placed by an order desk, while the hold it starts with is the department's.
+    starter: Principal | None = None
 
 
 _ACTING: ContextVar[Acting | None] = ContextVar("orderflow_acting", default=None)
 
 
 @contextlib.contextmanager
-def acting_as(principal: Principal, actor: str, order_id: str | None = None) -> Iterator[None]:
-    """Calls made inside carry a token of ``principal`` vouching for ``actor``."""
-    token = _ACTING.set(Acting(principal, actor, order_id))
+def acting_as(
+    principal: Principal,
+    actor: str,
+    order_id: str | None = None,
+    *,
+    starter: Principal | None = None,
+) -> Iterator[None]:
+    """Calls made inside carry a token of ``principal`` vouching for ``actor`` (the start of
+    an update-with-start one of ``starter``, when given)."""
+    token = _ACTING.set(Acting(principal, actor, order_id, starter))
     try:
         yield
     finally:
         _ACTING.reset(token)
+
+
+def default_actor() -> str:
+    """Who a principal vouches for when no ``--actor`` names someone: the local user."""
+    return os.environ.get("USER") or getpass.getuser() or "unknown"
 
 
 def header_payload(token: str) -> Payload:
@@ -59,7 +76,8 @@ def header_payload(token: str) -> Payload:
     return default_converter().payload_converter.to_payloads([token])[0]
 
 
-def _token_of(headers: Mapping[str, Payload]) -> str | None:
+def token_of(headers: Mapping[str, Payload]) -> str | None:
+    """The token a message's header carries, if any."""
     payload = headers.get(HEADER)
     if payload is None:
         return None
@@ -72,21 +90,30 @@ def _token_of(headers: Mapping[str, Payload]) -> str | None:
 
 def verified(headers: Mapping[str, Payload], trust: TrustStore, now: datetime) -> Caller:
     """The caller an update's header proves, or ``NotAllowed`` saying why not."""
-    token = _token_of(headers)
+    token = token_of(headers)
     if token is None:
         raise NotAllowed(
             f"credential: no token in the {HEADER} header (orderflow token --as PRINCIPAL)"
         )
+    return caller_of(token, trust, now)
+
+
+def caller_of(token: str, trust: TrustStore, now: datetime) -> Caller:
+    """The caller a token proves at ``now``, or ``NotAllowed`` saying why not."""
     cred = verify(trust, token, now)
     return Caller(
-        kind=cred.principal.kind.value, id=cred.principal.id, actor=cred.actor, kid=cred.kid
+        kind=cred.principal.kind.value,
+        id=cred.principal.id,
+        actor=cred.actor,
+        kid=cred.kid,
+        order_id=cred.order_id,
     )
 
 
 def claimed(headers: Mapping[str, Payload]) -> Caller | None:
     """The caller a recorded update's token names (verified when the update was accepted);
     ``None`` for an update recorded without one (orders from before credentials)."""
-    token = _token_of(headers)
+    token = token_of(headers)
     if token is None:
         return None
     try:
@@ -95,8 +122,13 @@ def claimed(headers: Mapping[str, Payload]) -> Caller | None:
         principal = Principal.parse(str(claims["sub"]))
     except (jwt.PyJWTError, ValueError, KeyError):
         return None
+    scope = claims.get("ord")
     return Caller(
-        kind=principal.kind.value, id=principal.id, actor=str(claims.get("act", "")), kid=kid
+        kind=principal.kind.value,
+        id=principal.id,
+        actor=str(claims.get("act", "")),
+        kid=kid,
+        order_id=str(scope) if scope else None,
     )
 
 
@@ -128,8 +160,12 @@ class _Signing(temporalio.client.OutboundInterceptor):
         super().__init__(next)
         self._ring = ring
 
-    def _signed(self, headers: Mapping[str, Payload]) -> Mapping[str, Payload]:
+    def _signed(
+        self, headers: Mapping[str, Payload], *, start: bool = False
+    ) -> Mapping[str, Payload]:
         acting = _ACTING.get()
+        if acting is not None and start and acting.starter is not None:
+            acting = replace(acting, principal=acting.starter)
         keys = self._ring.private_keys(acting.principal) if acting is not None else []
         if acting is None or not keys:
             # Sent without a token: the worker decides whether it may be.
@@ -159,5 +195,5 @@ class _Signing(temporalio.client.OutboundInterceptor):
         headers = self._signed(input.update_workflow_input.headers)
         input.update_workflow_input = replace(input.update_workflow_input, headers=headers)
         start = input.start_workflow_input
-        input.start_workflow_input = replace(start, headers=self._signed(start.headers))
+        input.start_workflow_input = replace(start, headers=self._signed(start.headers, start=True))
         return await super().start_update_with_start_workflow(input)

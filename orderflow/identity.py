@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from pydantic import BaseModel, ConfigDict
 
 from domain.durations import format_duration
-from domain.errors import InvalidInput, NotAllowed, NotFound
+from domain.errors import InvalidInput, NotAllowed, NotFound, OrderflowError
 
 if TYPE_CHECKING:
     from orderflow.config import Settings
@@ -127,6 +127,12 @@ class Principal(BaseModel):
         return str(self).replace(":", "--")
 
 
+# The engine itself: what its activities send to the engine's other workflows.
+ENGINE = Principal(kind=PrincipalKind.ENGINE, id="engine")
+# The order desk of the web shop: who places orders unless ``--as`` names another.
+DESK = Principal(kind=PrincipalKind.DESK, id="web")
+
+
 class Credential(BaseModel):
     """What a verified token proves: who acts, for whom, on what, with which key, until when."""
 
@@ -192,30 +198,61 @@ def public_jwk(private_jwk: dict[str, Any]) -> dict[str, Any]:
 
 
 class TrustStore:
-    """The public keys the engine accepts, each with the principal it belongs to."""
+    """The public keys the engine accepts, each with the principal it belongs to. One loaded
+    from a file follows it: a key added or retired there (``orderflow keys``) counts from
+    the next update on, with no restart, so keys rotate without downtime."""
 
     def __init__(self, keys: Iterable[dict[str, Any]]) -> None:
-        self._keys: dict[str, tuple[Principal, Ed25519PublicKey]] = {}
+        self._keys = self._parse(keys)
+        self._path: Path | None = None
+        self._stamp = 0
+
+    @staticmethod
+    def _parse(keys: Iterable[dict[str, Any]]) -> dict[str, tuple[Principal, Ed25519PublicKey]]:
+        parsed: dict[str, tuple[Principal, Ed25519PublicKey]] = {}
         for jwk in keys:
             if jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
                 raise InvalidInput(f"trust store: key {jwk.get('kid')!r} is not an Ed25519 JWK")
             public = Ed25519PublicKey.from_public_bytes(_unb64(jwk["x"]))
-            self._keys[jwk["kid"]] = (Principal.parse(jwk["principal"]), public)
+            parsed[jwk["kid"]] = (Principal.parse(jwk["principal"]), public)
+        return parsed
 
-    @classmethod
-    def load(cls, path: Path) -> TrustStore:
+    @staticmethod
+    def _read(path: Path) -> list[dict[str, Any]]:
         try:
             doc = json.loads(path.read_text())
         except FileNotFoundError:
             raise NotFound(f"no trust store at {path}") from None
         except ValueError as err:
             raise InvalidInput(f"trust store {path} is not JSON: {err}") from None
-        return cls(doc.get("keys", []))
+        return list(doc.get("keys", []))
+
+    @classmethod
+    def load(cls, path: Path) -> TrustStore:
+        stamp = path.stat().st_mtime_ns if path.exists() else 0
+        store = cls(cls._read(path))
+        store._path, store._stamp = path, stamp
+        return store
+
+    def _follow(self) -> None:
+        """Read the file again when it changed; a file being rewritten or broken keeps the
+        keys last read (``orderflow keys`` replaces it whole, atomically)."""
+        if self._path is None:
+            return
+        try:
+            stamp = self._path.stat().st_mtime_ns
+            if stamp != self._stamp:
+                self._keys = self._parse(self._read(self._path))
+                self._stamp = stamp
+        except (OSError, OrderflowError):
+            return
 
     def __contains__(self, kid: str) -> bool:
+        self._follow()
         return kid in self._keys
 
     def key(self, kid: str) -> tuple[Principal, Ed25519PublicKey]:
+        self._follow()
         found = self._keys.get(kid)
         if found is None:
             raise NotAllowed(f"credential: key '{kid}' is not trusted (unknown or retired)")
@@ -425,9 +462,9 @@ def seeded_principals(
     out += [Principal(kind=PrincipalKind.CARRIER, id=c) for c in sorted(carriers)]
     out += [Principal(kind=PrincipalKind.STORE, id=loc) for loc in sorted(locations)]
     out += [
-        Principal(kind=PrincipalKind.DESK, id="web"),
+        DESK,
         Principal(kind=PrincipalKind.STAFF, id="operator"),
-        Principal(kind=PrincipalKind.ENGINE, id="engine"),
+        ENGINE,
     ]
     out += [Principal(kind=PrincipalKind.CUSTOMER, id=c) for c in sorted(customers)]
     return out

@@ -39,7 +39,7 @@ from activities.terms import TermsActivities
 from domain.followup import SweepRequest
 from orderflow.config import Settings
 from orderflow.desk import OrderDesk, close_desk, open_desk
-from orderflow.identity import TRUST_FILE, TrustStore
+from orderflow.identity import ENGINE, TRUST_FILE, KeyRing, TrustStore
 from orderflow.registry import Registry
 from workflows.delivery import DeliveryWorkflow
 from workflows.followup import FollowUpWorkflow, SweepWorkflow
@@ -65,8 +65,12 @@ def load_trust(settings: Settings) -> TrustStore | None:
     """The trust store in the keys dir, when there is one (``orderflow dev`` creates it)."""
     path = settings.keys_path / TRUST_FILE
     if not path.exists():
-        log.warning("no trust store: updates that carry a token are refused", path=str(path))
+        log.warning("no trust store: every update is refused", path=str(path))
         return None
+    if not KeyRing(settings.keys_path).private_keys(ENGINE):
+        log.warning(
+            "no key of the engine: orders cannot reserve stock", keys=str(settings.keys_path)
+        )
     return TrustStore.load(path)
 
 
@@ -81,11 +85,13 @@ def activities_for(client: Client, settings: Settings, desk: OrderDesk) -> list[
     )
     payments = PaymentActivities(Ledger(settings.ledger_path))
     carrier = CarrierActivities(SqliteCarrierGateway(settings.carrier_path))
-    stock = StockActivities(client, settings.task_queue)
+    # The engine's own updates (stock reservations) carry the engine's token.
+    stock = StockActivities(client, settings.task_queue, KeyRing(settings.keys_path))
     followup = FollowUpActivities(client, ORDER_STATUS, CUSTOMER_ID)
     terms = TermsActivities(desk)
     return [
         terms.order_terms,
+        terms.placement_terms,
         notify.send_emails,
         payments.authorize_payment,
         payments.capture_payment,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import temporalio.client
 from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -26,10 +27,11 @@ from domain.holds import HoldPlaced, PlaceHold
 from domain.order import PlaceOrder
 from domain.registry import Location, Policy
 from domain.view import OrderView
+from orderflow.auth import acting_as, header_payload
 from orderflow.config import PROJECT_ROOT, Settings
 from orderflow.desk import OrderDesk
 from orderflow.devserver import free_port, temporal_binary
-from orderflow.identity import dev_keys
+from orderflow.identity import KeyRing, Principal, PrincipalKind, dev_keys
 from orderflow.registry import Registry
 from orderflow.service import Orderflow
 from orderflow.smtp_sink import InboxMessage, SmtpSink, read_inbox
@@ -94,6 +96,8 @@ class Stack:
         self.app.registry.locations[name] = Location(
             location=name, name=f"Test store {name}", distance_km=distance_km, stock=stock
         )
+        # Its clerks hold a key, as every seeded store's do on the dev stack.
+        KeyRing(self.app.settings.keys_path).ensure([Principal(kind=PrincipalKind.STORE, id=name)])
         return name
 
     @property
@@ -250,6 +254,64 @@ async def record_histories(client: Client, task_queue: str, test_name: str) -> N
         save_history(
             HISTORIES / engine_version(), f"{test_name}.{wf.workflow_type}.{n}.json", history
         )
+
+
+def acting(
+    principal: str, actor: str = "test", *, starter: str | None = None
+) -> contextlib.AbstractContextManager[None]:
+    """Calls of a test's client inside are signed as ``principal`` (``billing``, ``engine``,
+    ``customer:C-1001``...), as a department's own system signs them; the start of an
+    update-with-start as ``starter`` (an order desk), when given."""
+    return acting_as(
+        Principal.parse(principal),
+        actor,
+        starter=Principal.parse(starter) if starter else None,
+    )
+
+
+class TokenHeader(temporalio.client.Interceptor):
+    """What another system's client does to act: it puts a token of its principal, fresh for
+    each call (as ``orderflow token`` prints it), in the ``orderflow-auth`` header of every
+    update and start it sends. Nothing else of orderflow: the default data converter."""
+
+    def __init__(self, ring: KeyRing, principal: str) -> None:
+        self.ring = ring
+        self.principal = Principal.parse(principal)
+
+    def token(self) -> str:
+        return self.ring.issue(self.principal, actor="system")
+
+    def intercept_client(
+        self, next: temporalio.client.OutboundInterceptor
+    ) -> temporalio.client.OutboundInterceptor:
+        outer = self
+
+        class Outbound(temporalio.client.OutboundInterceptor):
+            def _with_token(self, headers: Any) -> Any:
+                return {**headers, "orderflow-auth": header_payload(outer.token())}
+
+            async def start_workflow_update(self, input: Any) -> Any:
+                input.headers = self._with_token(input.headers)
+                return await super().start_workflow_update(input)
+
+            async def start_workflow(self, input: Any) -> Any:
+                input.headers = self._with_token(input.headers)
+                return await super().start_workflow(input)
+
+        return Outbound(next)
+
+
+async def plain_client(address: str, namespace: str, ring: KeyRing, principal: str) -> Client:
+    """A department or partner system's client acting as ``principal``."""
+    return await Client.connect(
+        address, namespace=namespace, interceptors=[TokenHeader(ring, principal)]
+    )
+
+
+def token_header(ring: KeyRing, principal: str) -> list[str]:
+    """The ``temporal`` CLI's flags that send a token of ``principal``."""
+    token = ring.issue(Principal.parse(principal), actor="system")
+    return ["--headers", f'orderflow-auth="{token}"']
 
 
 def stack_settings(sink: SmtpSink, data_dir: Path) -> Settings:

@@ -14,15 +14,16 @@ signals at all.
 from __future__ import annotations
 
 import asyncio
-from functools import partial
 from typing import Annotated
 
 from temporalio import workflow
 from temporalio.common import RawValue
 
 with workflow.unsafe.imports_passed_through():
+    from domain import authority
     from domain import carrier_events as events
     from domain import delivery as rules
+    from domain.authority import Caller
     from domain.carrier import (
         CarrierCall,
         CarrierEvent,
@@ -62,6 +63,8 @@ class DeliveryWorkflow:
             status=DeliveryStatus.BOOKED,
         )
         self.pending: list[DeliveryReport] = []
+        # Who sent the update being validated: set by the credentials interceptor.
+        self.caller: Caller | None = None
         # A task with no command yet indexes the delivery's carrier before its first call.
         self.gate = CallGate(
             lambda: workflow.upsert_search_attributes([CARRIER.value_set(inp.carrier)])
@@ -164,7 +167,12 @@ class DeliveryWorkflow:
 
     @carrier_event.validator
     def validate_carrier_event(self, raw: Annotated[RawValue, CarrierEvent] = NO_INPUT) -> None:
-        door(raw, CarrierEvent, "carrier_event", partial(events.check_event, self.state))
+        def rule(cmd: CarrierEvent) -> None:
+            inp = self.state.inp
+            authority.check_carrier(self.caller, inp.carrier, inp.order_id)
+            events.check_event(self.state, cmd)
+
+        door(raw, CarrierEvent, "carrier_event", rule)
 
     # -- self-service ------------------------------------------------------------------------
 
@@ -176,12 +184,11 @@ class DeliveryWorkflow:
 
     @reschedule.validator
     def validate_reschedule(self, raw: Annotated[RawValue, Reschedule] = NO_INPUT) -> None:
-        door(
-            raw,
-            Reschedule,
-            "reschedule",
-            lambda cmd: rules.check_reschedule(self.state, cmd, workflow.now()),
-        )
+        def rule(cmd: Reschedule) -> None:
+            self._customer("reschedule the delivery")
+            rules.check_reschedule(self.state, cmd, workflow.now())
+
+        door(raw, Reschedule, "reschedule", rule)
 
     @workflow.update
     def redirect(self, raw: Annotated[RawValue, Redirect] = NO_INPUT) -> DeliveryUpdated:
@@ -191,7 +198,20 @@ class DeliveryWorkflow:
 
     @redirect.validator
     def validate_redirect(self, raw: Annotated[RawValue, Redirect] = NO_INPUT) -> None:
-        door(raw, Redirect, "redirect", partial(rules.check_redirect, self.state))
+        def rule(cmd: Redirect) -> None:
+            self._customer("redirect the delivery")
+            rules.check_redirect(self.state, cmd)
+
+        door(raw, Redirect, "redirect", rule)
+
+    def _customer(self, what: str) -> None:
+        """Only the order's customer; a delivery from before credentials does not know its
+        customer, so there a customer's token scoped to its order stands for it."""
+        inp = self.state.inp
+        customer = inp.customer_id
+        if not customer and self.caller is not None and self.caller.order_id == inp.order_id:
+            customer = self.caller.id
+        authority.check_customer(self.caller, customer, inp.order_id, what)
 
     @workflow.query
     def status(self) -> DeliveryState:

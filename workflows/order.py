@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.order import (
         OrderState,
         OrderStatus,
+        PlacementRequest,
         PlaceOrder,
         PlaceOrderInput,
         ShipPolicy,
@@ -91,6 +92,9 @@ ORDER_LINES = "order-lines"
 # Orders of several lines for delivery ship per their ``ShipPolicy``, each delivery captured
 # for what it handed over.
 LINE_DELIVERIES = "line-deliveries"
+# Orders started from now on are placed only with a verified token of a principal that places
+# orders (an order desk, the engine, the order's own customer), checked with their terms.
+START_CREDENTIAL = "start-credential"
 # Stands in for a start input no version of the engine could read: the order is refused.
 _UNREADABLE = PlaceOrderInput.model_construct(order_id="unreadable", lines=[], location="")
 
@@ -133,6 +137,10 @@ class OrderWorkflow:
         self.collect: rules.CollectOrder | None = None
         # Who sent the update being validated or handled (workflows/support/credentials.py).
         self.caller: Caller | None = None
+        # The token the order's start carried (set before ``run`` by the same interceptor).
+        self.start_token: str | None = None
+        # Who placed it, as that token proved.
+        self.placed_by: Caller | None = None
         self.several_lines = False
         # What each line cancel undid, by line index: its caller's answer.
         self.line_compensations: dict[int, list[str]] = {}
@@ -196,13 +204,30 @@ class OrderWorkflow:
         assert req is not None
         # An activity, not a local one: a local activity that ends while a query closes the
         # order's first task early is replayed into that task, ahead of where it ran.
-        decision = await workflow.execute_activity(
-            "order_terms",
-            req,
-            result_type=TermsDecision,
-            start_to_close_timeout=TERMS_TIMEOUT,
-            summary="order terms",
-        )
+        if workflow.patched(START_CREDENTIAL):
+            # Who placed it is checked with its terms, as of its start, and recorded.
+            decision = await workflow.execute_activity(
+                "placement_terms",
+                PlacementRequest(
+                    order=req,
+                    token=self.start_token,
+                    started_at=workflow.info().workflow_start_time,
+                ),
+                result_type=TermsDecision,
+                start_to_close_timeout=TERMS_TIMEOUT,
+                summary="order terms",
+            )
+        else:
+            decision = await workflow.execute_activity(
+                "order_terms",
+                req,
+                result_type=TermsDecision,
+                start_to_close_timeout=TERMS_TIMEOUT,
+                summary="order terms",
+            )
+        if decision.placed_by is not None:
+            self.state.placed_by = decision.placed_by.principal
+            self.placed_by = decision.placed_by
         if decision.terms is None:
             self.refusal = refusal_of(decision.refusal_type, decision.refusal)
             self.rejected = True
@@ -235,7 +260,8 @@ class OrderWorkflow:
         # An order of several lines reserves, releases and tells per line. Orders an older
         # version accepted with several lines (it reserved only the first) run on as they did.
         self.several_lines = len(s.input.lines) > 1 and workflow.patched(ORDER_LINES)
-        self.outbox.tell_customer(Told.PLACED, messages.order_placed(s))
+        with s.acting(self.placed_by):
+            self.outbox.tell_customer(Told.PLACED, messages.order_placed(s))
         self._changed()
         publisher = asyncio.create_task(self.publisher.run(lambda: self.gate.steps_idle))
         mailer = asyncio.create_task(self.outbox.run())
@@ -742,9 +768,10 @@ class OrderWorkflow:
         existing = holds.existing_hold(s, cmd)
         if existing is not None:
             return holds.placed(existing, already=True)
-        hold = holds.place_hold(s, cmd, workflow.now())
-        hold.principal = who.principal if who else ""
-        self.outbox.send(notices.hold_placed(s, hold))
+        with s.acting(who):
+            hold = holds.place_hold(s, cmd, workflow.now())
+            hold.principal = who.principal if who else ""
+            self.outbox.send(notices.hold_placed(s, hold))
         self._changed()
         return holds.placed(hold)
 
@@ -752,8 +779,9 @@ class OrderWorkflow:
     def validate_place_hold(self, raw: Annotated[RawValue, holds.PlaceHold] = NO_INPUT) -> None:
         def rule(cmd: holds.PlaceHold) -> None:
             # A retried call answers with the hold it placed, whatever the order's limits now.
-            if self.caller is not None:
-                authority.check_places_hold(self.caller, cmd.department)
+            # An unknown department is named as such, whoever asks.
+            self.state.department(cmd.department)
+            authority.check_places_hold(self.caller, cmd.department, self.state.order_id)
             if holds.existing_hold(self.state, cmd) is None:
                 holds.check_place_hold(self.state, cmd)
                 holds.check_hold_limits(self.state)
@@ -768,18 +796,20 @@ class OrderWorkflow:
         await self._terms_recorded()
         cmd = accepted(raw, holds.ReleaseHold)
         s = self.state
-        hold = holds.release_hold(s, cmd, workflow.now())
-        hold.released_principal = who.principal if who else ""
-        self._changed()
-        self.outbox.send(notices.hold_released(s, hold))
+        with s.acting(who):
+            hold = holds.release_hold(s, cmd, workflow.now())
+            hold.released_principal = who.principal if who else ""
+            self._changed()
+            self.outbox.send(notices.hold_released(s, hold))
         return holds.released(s, hold)
 
     @release_hold.validator
     def validate_release_hold(self, raw: Annotated[RawValue, holds.ReleaseHold] = NO_INPUT) -> None:
         def rule(cmd: holds.ReleaseHold) -> None:
             hold = holds.check_release_hold(self.state, cmd)
-            if self.caller is not None:
-                authority.check_answers_hold(self.caller, hold, cmd.department, "release")
+            authority.check_answers_hold(
+                self.caller, hold, cmd.department, "release", self.state.order_id
+            )
 
         self._door(raw, holds.ReleaseHold, "release_hold", rule)
 
@@ -787,19 +817,20 @@ class OrderWorkflow:
     async def dispute_hold(
         self, raw: Annotated[RawValue, holds.DisputeHold] = NO_INPUT
     ) -> holds.HoldDisputed:
+        who = self.caller
         await self._terms_recorded()
         cmd = accepted(raw, holds.DisputeHold)
         s = self.state
-        hold = holds.dispute_hold(s, cmd, workflow.now())
-        self.outbox.send(notices.hold_disputed(s, hold))
+        with s.acting(who):
+            hold = holds.dispute_hold(s, cmd, workflow.now())
+            self.outbox.send(notices.hold_disputed(s, hold))
         self._changed()
         return holds.disputed(hold)
 
     @dispute_hold.validator
     def validate_dispute_hold(self, raw: Annotated[RawValue, holds.DisputeHold] = NO_INPUT) -> None:
         def rule(cmd: holds.DisputeHold) -> None:
-            if self.caller is not None:
-                authority.check_is_customer(self.caller, self.state, "dispute a hold")
+            authority.check_is_customer(self.caller, self.state, "dispute a hold")
             holds.check_dispute_hold(self.state, cmd)
             self.state.require_mail_room("dispute a hold")
 
@@ -809,11 +840,13 @@ class OrderWorkflow:
     async def uphold_hold(
         self, raw: Annotated[RawValue, holds.UpholdHold] = NO_INPUT
     ) -> holds.HoldUpheld:
+        who = self.caller
         await self._terms_recorded()
         cmd = accepted(raw, holds.UpholdHold)
         s = self.state
-        hold = holds.uphold_hold(s, cmd, workflow.now())
-        self.outbox.send(notices.hold_upheld(s, hold))
+        with s.acting(who):
+            hold = holds.uphold_hold(s, cmd, workflow.now())
+            self.outbox.send(notices.hold_upheld(s, hold))
         self._changed()
         return holds.upheld(hold)
 
@@ -821,8 +854,9 @@ class OrderWorkflow:
     def validate_uphold_hold(self, raw: Annotated[RawValue, holds.UpholdHold] = NO_INPUT) -> None:
         def rule(cmd: holds.UpholdHold) -> None:
             hold = holds.check_uphold_hold(self.state, cmd)
-            if self.caller is not None:
-                authority.check_answers_hold(self.caller, hold, cmd.department, "uphold")
+            authority.check_answers_hold(
+                self.caller, hold, cmd.department, "uphold", self.state.order_id
+            )
 
         self._door(raw, holds.UpholdHold, "uphold_hold", rule)
 
@@ -832,6 +866,7 @@ class OrderWorkflow:
     async def cancel(
         self, raw: Annotated[RawValue, rules.CancelOrder] = NO_INPUT
     ) -> rules.OrderCancelled:
+        who = self.caller
         await self._terms_recorded()
         cmd = accepted(raw, rules.CancelOrder)
         s = self.state
@@ -839,6 +874,7 @@ class OrderWorkflow:
             assert cmd.line is not None
             n = cmd.line - 1
             if rules.accept_cancel(s, cmd):
+                self._cancel_requested(who, cmd)
                 self._changed()
             await workflow.wait_condition(lambda: n in s.cancelled_lines or s.cancelling)
             return rules.OrderCancelled(
@@ -847,15 +883,29 @@ class OrderWorkflow:
                 compensations=self.line_compensations.get(n, []),
             )
         if rules.accept_cancel(s, cmd):
+            s.cancelled_by = who.principal if who else ""
+            self._cancel_requested(who, cmd)
             self._changed()
         await workflow.wait_condition(lambda: s.status == OrderStatus.CANCELLED)
         return rules.OrderCancelled(
             order_id=s.order_id, cancelled_at=workflow.now(), compensations=s.compensations
         )
 
+    def _cancel_requested(self, who: Caller | None, cmd: rules.CancelOrder) -> None:
+        """The accepted cancel on the timeline, with who asked for it."""
+        what = f"line {cmd.line}" if cmd.line is not None else "the order"
+        with self.state.acting(who):
+            self.state.log(
+                workflow.now(), Told.CANCEL_REQUESTED, f"cancel of {what} accepted: {cmd.reason}"
+            )
+
     @cancel.validator
     def validate_cancel(self, raw: Annotated[RawValue, rules.CancelOrder] = NO_INPUT) -> None:
-        self._door(raw, rules.CancelOrder, "cancel", partial(rules.check_cancel, self.state))
+        def rule(cmd: rules.CancelOrder) -> None:
+            authority.check_cancels(self.caller, self.state, cmd.by)
+            rules.check_cancel(self.state, cmd)
+
+        self._door(raw, rules.CancelOrder, "cancel", rule)
 
     # ======================================================================== promises
 
@@ -863,14 +913,17 @@ class OrderWorkflow:
     async def make_promise(
         self, raw: Annotated[RawValue, promises.MakePromise] = NO_INPUT
     ) -> promises.PromiseMade:
+        who = self.caller
         await self._terms_recorded()
         cmd = accepted(raw, promises.MakePromise)
         s = self.state
         existing = promises.existing_promise(s, cmd)
         if existing is not None:
             return promises.made(existing, already=True)
-        promise = promises.make_promise(s, cmd, workflow.now())
-        self.outbox.send(notices.promise_made(s, promise))
+        with s.acting(who):
+            promise = promises.make_promise(s, cmd, workflow.now())
+            promise.principal = who.principal if who else ""
+            self.outbox.send(notices.promise_made(s, promise))
         self._changed()
         return promises.made(promise)
 
@@ -879,6 +932,7 @@ class OrderWorkflow:
         self, raw: Annotated[RawValue, promises.MakePromise] = NO_INPUT
     ) -> None:
         def rule(cmd: promises.MakePromise) -> None:
+            authority.check_makes_promise(self.caller, cmd.department, self.state.order_id)
             if promises.existing_promise(self.state, cmd) is None:
                 promises.check_make_promise(self.state, cmd, workflow.now())
                 promises.check_promise_limits(self.state, cmd, workflow.now())
@@ -889,9 +943,12 @@ class OrderWorkflow:
     async def keep_promise(
         self, raw: Annotated[RawValue, promises.KeepPromise] = NO_INPUT
     ) -> promises.PromiseKept:
+        who = self.caller
         await self._terms_recorded()
         cmd = accepted(raw, promises.KeepPromise)
-        kept = promises.kept_by_hand(self.state, cmd, workflow.now())
+        with self.state.acting(who):
+            kept = promises.kept_by_hand(self.state, cmd, workflow.now())
+        self.state.promise(cmd.promise_id).settled_principal = who.principal if who else ""
         self._changed()
         return kept
 
@@ -899,26 +956,35 @@ class OrderWorkflow:
     def validate_keep_promise(
         self, raw: Annotated[RawValue, promises.KeepPromise] = NO_INPUT
     ) -> None:
-        self._door(
-            raw,
-            promises.KeepPromise,
-            "keep_promise",
-            partial(promises.check_keep_promise, self.state),
-        )
+        def rule(cmd: promises.KeepPromise) -> None:
+            promise = promises.check_keep_promise(self.state, cmd)
+            authority.check_keeps_promise(self.caller, promise, self.state.order_id)
+
+        self._door(raw, promises.KeepPromise, "keep_promise", rule)
 
     # ======================================================================== store pickup
 
     @workflow.update
     async def pickup(self, raw: Annotated[RawValue, rules.CollectOrder] = NO_INPUT) -> OrderView:
+        who = self.caller
         await self._terms_recorded()
         cmd = accepted(raw, rules.CollectOrder)
         self.collect = cmd
+        if who is not None:
+            with self.state.acting(who):
+                self.state.log(
+                    workflow.now(), Told.PICKUP_CONFIRMED, f"pickup confirmed at {cmd.location}"
+                )
         self._changed()
         return order_view(self.state)
 
     @pickup.validator
     def validate_pickup(self, raw: Annotated[RawValue, rules.CollectOrder] = NO_INPUT) -> None:
-        self._door(raw, rules.CollectOrder, "pickup", partial(rules.check_pickup, self.state))
+        def rule(cmd: rules.CollectOrder) -> None:
+            rules.check_pickup(self.state, cmd)
+            authority.check_collects(self.caller, self.state, cmd.location)
+
+        self._door(raw, rules.CollectOrder, "pickup", rule)
 
     # ======================================================================== facts (signals)
 

@@ -3,14 +3,15 @@ web share; never oversells because every change runs through this one workflow."
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Annotated
 
 from temporalio import workflow
 from temporalio.common import RawValue
 
 with workflow.unsafe.imports_passed_through():
+    from domain import authority
     from domain import stock as rules
+    from domain.authority import Caller
     from domain.base import Model
     from domain.ids import order_workflow_id
     from domain.stock import (
@@ -44,6 +45,8 @@ class StockWorkflow:
             location=inp.location, sku=inp.sku, on_hand=inp.on_hand
         )
         self.changes = 0
+        # Who sent the update being validated: set by the credentials interceptor.
+        self.caller: Caller | None = None
 
     @workflow.run
     async def run(self, inp: StockInput) -> None:
@@ -118,7 +121,11 @@ class StockWorkflow:
 
     @reserve.validator
     def validate_reserve(self, raw: Annotated[RawValue, ReserveStock] = NO_INPUT) -> None:
-        door(raw, ReserveStock, RESERVE_UPDATE, partial(rules.check_reserve, self.state))
+        def rule(cmd: ReserveStock) -> None:
+            authority.check_engine(self.caller, "reserve stock for an order")
+            rules.check_reserve(self.state, cmd)
+
+        door(raw, ReserveStock, RESERVE_UPDATE, rule)
 
     # -- release ---------------------------------------------------------------------------
 
@@ -136,7 +143,12 @@ class StockWorkflow:
 
     @release.validator
     def validate_release(self, raw: Annotated[RawValue, ReleaseStock] = NO_INPUT) -> None:
-        door(raw, ReleaseStock, RELEASE_UPDATE, lambda cmd: None)
+        door(
+            raw,
+            ReleaseStock,
+            RELEASE_UPDATE,
+            lambda cmd: authority.check_engine(self.caller, "release an order's stock"),
+        )
 
     # -- receive ---------------------------------------------------------------------------
 
@@ -154,7 +166,11 @@ class StockWorkflow:
 
     @receive.validator
     def validate_receive(self, raw: Annotated[RawValue, ReceiveStock] = NO_INPUT) -> None:
-        door(raw, ReceiveStock, "receive", partial(rules.check_receive, self.state))
+        def rule(cmd: ReceiveStock) -> None:
+            authority.check_stock_keeper(self.caller, self.state.location, "receive stock")
+            rules.check_receive(self.state, cmd)
+
+        door(raw, ReceiveStock, "receive", rule)
 
     # -- adjust ----------------------------------------------------------------------------
 
@@ -185,7 +201,11 @@ class StockWorkflow:
 
     @adjust.validator
     def validate_adjust(self, raw: Annotated[RawValue, AdjustStock] = NO_INPUT) -> None:
-        door(raw, AdjustStock, "adjust", partial(rules.check_adjust, self.state))
+        def rule(cmd: AdjustStock) -> None:
+            authority.check_stock_keeper(self.caller, self.state.location, "adjust a stock count")
+            rules.check_adjust(self.state, cmd)
+
+        door(raw, AdjustStock, "adjust", rule)
 
     # -- query -----------------------------------------------------------------------------
 

@@ -4,9 +4,7 @@ the registry, the acting person, one connection per command, JSON and time outpu
 from __future__ import annotations
 
 import asyncio
-import getpass
 import json
-import os
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -19,6 +17,7 @@ from rich.console import Console
 
 from domain.base import check_amount
 from domain.errors import InvalidInput
+from orderflow.auth import default_actor
 from orderflow.config import Settings
 from orderflow.identity import KeyRing, Principal
 from orderflow.registry import Registry
@@ -105,7 +104,7 @@ def registry(s: Settings | None = None) -> Registry:
 
 
 def actor(value: str | None) -> str:
-    return value or os.environ.get("USER") or getpass.getuser() or "unknown"
+    return value or default_actor()
 
 
 def with_app(fn: Callable[[Orderflow], Awaitable[T]]) -> T:

@@ -19,7 +19,7 @@ from domain.view import OrderView
 from orderflow.auth import acting_as, signing
 from orderflow.config import Settings
 from orderflow.desk import OrderDesk
-from orderflow.identity import KeyRing, Principal
+from orderflow.identity import KeyRing, Principal, PrincipalKind
 from orderflow.registry import Registry
 from orderflow.service.calls import NoSuchWorkflow, call, send_update
 from orderflow.temporal import ServerUnreachable
@@ -56,14 +56,25 @@ class ServiceBase:
         self.desk = desk
 
     def acting(
-        self, principal: Principal, actor: str, order_id: str | None = None
+        self,
+        principal: Principal,
+        actor: str,
+        order_id: str | None = None,
+        *,
+        starter: Principal | None = None,
     ) -> contextlib.AbstractContextManager[None]:
-        """Calls inside carry a token of ``principal`` (or of the ``--as`` principal). Acting
-        as a principal named with ``--as`` needs its key here; a command's own principal
-        without one sends no token, and the worker decides."""
-        if self.as_principal is not None:
-            self.keys.require(self.as_principal)
-        return acting_as(self.as_principal or principal, actor, order_id)
+        """Calls inside carry a token of ``principal`` (or of the ``--as`` principal), which
+        needs that principal's key here: without it, "no credential for ..." and nothing is
+        sent."""
+        self.keys.require(self.as_principal or principal)
+        if starter is not None:
+            self.keys.require(starter)
+        return acting_as(self.as_principal or principal, actor, order_id, starter=starter)
+
+    async def customer_of(self, order_id: str) -> Principal:
+        """The order's customer, as a principal (who disputes, reschedules, redirects)."""
+        view = await self._view(self._order(order_id), order_id)
+        return Principal(kind=PrincipalKind.CUSTOMER, id=view.customer_id)
 
     @property
     def address(self) -> str:

@@ -20,6 +20,7 @@ from domain.delivery import (
 )
 from domain.errors import InvalidInput, NotFound, OrderflowError, WrongState
 from domain.ids import delivery_workflow_id
+from orderflow.identity import Principal, PrincipalKind
 from orderflow.service.base import ServiceBase
 from orderflow.service.calls import NoSuchWorkflow, call, quote, send_update
 from workflows.delivery import DeliveryWorkflow
@@ -33,7 +34,8 @@ SCORES = ("deliveries", "delivered", "on_time", "attempts", "unverified_attempts
 class CarrierService(ServiceBase):
     async def _delivery(
         self, order_id: str, delivery: int | None
-    ) -> WorkflowHandle[DeliveryWorkflow, DeliveryOutcome]:
+    ) -> tuple[WorkflowHandle[DeliveryWorkflow, DeliveryOutcome], str]:
+        """The delivery's workflow, and the carrier it is booked with."""
         # The order's own record says which deliveries it has; no need to read the live one.
         v = await self._view(self._order(order_id), order_id)
         if not v.deliveries:
@@ -48,9 +50,10 @@ class CarrierService(ServiceBase):
             raise WrongState(
                 f"delivery {n} of order {order_id} is already {summary.status}; it takes no more events"
             )
-        return self.client.get_workflow_handle_for(
+        handle = self.client.get_workflow_handle_for(
             DeliveryWorkflow.run, delivery_workflow_id(order_id, n)
         )
+        return handle, summary.carrier
 
     async def _delivery_update(
         self,
@@ -58,12 +61,22 @@ class CarrierService(ServiceBase):
         delivery: int | None,
         update: UpdateMethodMultiParam[[DeliveryWorkflow, P], R],
         arg: P,
+        *,
+        by_customer: bool = False,
+        actor: str = "",
     ) -> R:
-        handle = await self._delivery(order_id, delivery)
+        """Sent as the delivery's carrier, or (``by_customer``) as the order's customer."""
+        handle, carrier = await self._delivery(order_id, delivery)
+        who = (
+            await self.customer_of(order_id)
+            if by_customer
+            else Principal(kind=PrincipalKind.CARRIER, id=carrier)
+        )
         try:
-            return await send_update(
-                handle, update, arg, what=f"delivery of order {order_id}", address=self.address
-            )
+            with self.acting(who, actor or who.id, order_id):
+                return await send_update(
+                    handle, update, arg, what=f"delivery of order {order_id}", address=self.address
+                )
         except NoSuchWorkflow:  # closed between our look and the update
             raise WrongState(
                 f"the delivery of order {order_id} has finished; it takes no more events"
@@ -73,14 +86,18 @@ class CarrierService(ServiceBase):
         self, order_id: str, event: CarrierEvent, delivery: int | None = None
     ) -> CarrierEventRecorded:
         return await self._delivery_update(
-            order_id, delivery, DeliveryWorkflow.carrier_event, event
+            order_id, delivery, DeliveryWorkflow.carrier_event, event, actor=event.actor
         )
 
     async def reschedule(self, order_id: str, cmd: Reschedule) -> DeliveryUpdated:
-        return await self._delivery_update(order_id, None, DeliveryWorkflow.reschedule, cmd)
+        return await self._delivery_update(
+            order_id, None, DeliveryWorkflow.reschedule, cmd, by_customer=True
+        )
 
     async def redirect(self, order_id: str, cmd: Redirect) -> DeliveryUpdated:
-        return await self._delivery_update(order_id, None, DeliveryWorkflow.redirect, cmd)
+        return await self._delivery_update(
+            order_id, None, DeliveryWorkflow.redirect, cmd, by_customer=True
+        )
 
     async def scorecard(self) -> list[dict[str, Any]]:
         """Per carrier: deliveries, how many on time, attempts (and unverified ones), traces,

@@ -21,7 +21,7 @@ from domain.promises import (
     PromiseMade,
     PromiseStatus,
 )
-from orderflow.identity import Principal, PrincipalKind
+from orderflow.identity import DESK, Principal, PrincipalKind
 from orderflow.service.orders import OrderService
 from workflows.order import OrderWorkflow
 
@@ -31,29 +31,43 @@ def department(name: str) -> Principal:
 
 
 class HoldService(OrderService):
+    def _department(self, name: str) -> Principal:
+        """The department a command names, as the principal it is sent as; one the registry
+        does not know is named as such before any key is looked for."""
+        self.registry.department(name)
+        return department(name)
+
     async def place_hold(self, order_id: str, cmd: PlaceHold) -> HoldPlaced:
-        with self.acting(department(cmd.department), cmd.actor, order_id):
+        with self.acting(self._department(cmd.department), cmd.actor, order_id):
             return await self._update(order_id, OrderWorkflow.place_hold, cmd)
 
     async def release_hold(self, order_id: str, cmd: ReleaseHold) -> HoldReleased:
-        with self.acting(department(cmd.department), cmd.actor, order_id):
+        with self.acting(self._department(cmd.department), cmd.actor, order_id):
             return await self._update(order_id, OrderWorkflow.release_hold, cmd)
 
     async def dispute_hold(self, order_id: str, cmd: DisputeHold) -> HoldDisputed:
         """Sent as the order's customer."""
-        customer = (await self.view(order_id)).customer_id
-        with self.acting(Principal(kind=PrincipalKind.CUSTOMER, id=customer), customer, order_id):
+        customer = await self.customer_of(order_id)
+        with self.acting(customer, customer.id, order_id):
             return await self._update(order_id, OrderWorkflow.dispute_hold, cmd)
 
     async def uphold_hold(self, order_id: str, cmd: UpholdHold) -> HoldUpheld:
-        with self.acting(department(cmd.department), cmd.actor, order_id):
+        with self.acting(self._department(cmd.department), cmd.actor, order_id):
             return await self._update(order_id, OrderWorkflow.uphold_hold, cmd)
 
     async def make_promise(self, order_id: str, cmd: MakePromise) -> PromiseMade:
-        return await self._update(order_id, OrderWorkflow.make_promise, cmd)
+        with self.acting(self._department(cmd.department), cmd.actor, order_id):
+            return await self._update(order_id, OrderWorkflow.make_promise, cmd)
 
     async def keep_promise(self, order_id: str, cmd: KeepPromise) -> PromiseKept:
-        return await self._update(order_id, OrderWorkflow.keep_promise, cmd)
+        """Sent as the department that made the promise."""
+        view = await self.view(order_id)
+        made = next((p for p in view.promises if p.promise_id == cmd.promise_id), None)
+        who = department(made.department) if made is not None else self.as_principal
+        if who is None:  # no such promise: the order says so, whoever asks
+            who = DESK
+        with self.acting(who, cmd.actor, order_id):
+            return await self._update(order_id, OrderWorkflow.keep_promise, cmd)
 
     async def list_promises(
         self, *, broken: bool = False, department: str | None = None

@@ -24,6 +24,7 @@ from domain.fulfilment import placed_view
 from domain.holds import HoldPlaced, PlaceHold
 from domain.ids import order_workflow_id
 from domain.order import (
+    CUSTOMER,
     MAX_ORDER_LINES,
     CancelOrder,
     CollectOrder,
@@ -37,7 +38,8 @@ from domain.order import (
 )
 from domain.timeline import TimelineEntry
 from domain.view import OrderView, running_delivery, with_live_delivery
-from orderflow.identity import Principal, PrincipalKind
+from orderflow.auth import default_actor
+from orderflow.identity import DESK, Principal, PrincipalKind
 from orderflow.service.base import ServiceBase
 from orderflow.service.calls import QUERY_TIMEOUT, call, first_error, quote
 from workflows.delivery import DeliveryWorkflow
@@ -156,11 +158,12 @@ class OrderService(ServiceBase):
         """
         inp = self._placed(req)
         try:
-            handle = await call(
-                self.client.start_workflow(OrderWorkflow.run, req, **self._start_options(inp)),
-                what=f"placing order {req.order_id}",
-                address=self.address,
-            )
+            with self.acting(DESK, default_actor(), inp.order_id):
+                handle = await call(
+                    self.client.start_workflow(OrderWorkflow.run, req, **self._start_options(inp)),
+                    what=f"placing order {req.order_id}",
+                    address=self.address,
+                )
         except WorkflowAlreadyStartedError:
             return await self._view(self._order(req.order_id), req.order_id), False
         # The order as it stands when placed, without asking it: a query that reaches a new
@@ -177,7 +180,7 @@ class OrderService(ServiceBase):
         start = WithStartWorkflowOperation(OrderWorkflow.run, req, **self._start_options(inp))
         dept = Principal(kind=PrincipalKind.DEPARTMENT, id=hold.department)
         try:
-            with self.acting(dept, hold.actor, inp.order_id):
+            with self.acting(dept, hold.actor, inp.order_id, starter=DESK):
                 return await call(
                     self.client.execute_update_with_start_workflow(
                         OrderWorkflow.place_hold, hold, start_workflow_operation=start
@@ -210,11 +213,22 @@ class OrderService(ServiceBase):
         )
 
     async def cancel(self, order_id: str, cmd: CancelOrder) -> OrderCancelled:
-        return await self._update(order_id, OrderWorkflow.cancel, cmd)
+        """Sent as the order's customer for a customer's cancel, else as the department."""
+        if cmd.by == CUSTOMER:
+            who = await self.customer_of(order_id)
+        else:
+            self.registry.department(cmd.by)  # an unknown one is named as such
+            who = Principal(kind=PrincipalKind.DEPARTMENT, id=cmd.by)
+        with self.acting(who, cmd.actor, order_id):
+            return await self._update(order_id, OrderWorkflow.cancel, cmd)
 
-    async def pickup(self, order_id: str, location: str) -> OrderView:
+    async def pickup(self, order_id: str, location: str, actor: str = "store") -> OrderView:
+        """Sent as a clerk of the store where the order is collected."""
         self.registry.location(location)
-        return await self._update(order_id, OrderWorkflow.pickup, CollectOrder(location=location))
+        with self.acting(Principal(kind=PrincipalKind.STORE, id=location), actor, order_id):
+            return await self._update(
+                order_id, OrderWorkflow.pickup, CollectOrder(location=location, actor=actor)
+            )
 
     async def list_orders(
         self,

@@ -17,6 +17,7 @@ from domain.registry import Location, Policy
 from domain.stock import ReserveRequest
 from orderflow.config import Settings
 from orderflow.desk import OrderDesk
+from orderflow.identity import KeyRing
 from orderflow.registry import Registry
 from orderflow.worker import build_worker
 
@@ -38,7 +39,7 @@ async def main(
         task_queue=task_queue,
         workflow_sandbox=True,
     )
-    stock = StockActivities(client, task_queue)
+    stock = StockActivities(client, task_queue, KeyRing(settings.keys_path))
 
     @activity.defn(name="reserve_stock")
     async def reserve_stock(req: ReserveRequest) -> Any:

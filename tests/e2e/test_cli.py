@@ -108,7 +108,11 @@ def test_an_order_from_placement_to_delivery_through_the_cli(cli: Cli) -> None:
     timeline = cli.json("order", "timeline", "E2E-1")
     kinds = [e["kind"] for e in timeline]
     assert kinds[0] == "placed" and "hold_placed" in kinds and kinds[-1] == "completed"
-    assert set(timeline[0]) == {"at", "kind", "text"}
+    assert set(timeline[0]) == {"at", "kind", "text", "principal", "actor", "kid"}
+    # Each entry says who did it, as their token proved: the desk placed it, billing held it.
+    by = {e["kind"]: e["principal"] for e in timeline if e["principal"]}
+    assert by["placed"] == "desk:web" and by["hold_placed"] == "billing"
+    assert done["placed_by"] == "desk:web"
 
     mail = cli.until(
         ("inbox", "--to", "sam.okafor@example.com"),
@@ -406,6 +410,9 @@ def test_a_system_in_another_language_places_an_order_and_a_hold_from_the_publis
         "orderflow",
         "-w",
         "order-E2E-SCHEMA",
+        # The order desk's token: only a principal that places orders may start one.
+        "--headers",
+        f'orderflow-auth="{cli.run("token", "--as", "desk:web").stdout.strip()}"',
         "--input",
         json.dumps(order),
     )
@@ -434,6 +441,8 @@ def test_a_system_in_another_language_places_an_order_and_a_hold_from_the_publis
         "order-E2E-SCHEMA",
         "--name",
         "place_hold",
+        "--headers",
+        f'orderflow-auth="{cli.run("token", "--as", "billing").stdout.strip()}"',
         "--input",
         json.dumps(hold),
         "--output",

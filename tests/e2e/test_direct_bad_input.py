@@ -17,7 +17,9 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
 from domain.ids import delivery_workflow_id, order_workflow_id, stock_workflow_id
-from tests.conftest import Stack
+from orderflow.identity import KeyRing
+from tests.conftest import Stack, token_header
+from tests.conftest import plain_client as system_client
 from tests.e2e.test_direct_bad_input_table import temporal_cli as run_temporal_cli
 
 HOLD = {
@@ -71,7 +73,12 @@ ORDER_CASES = [
     ),
     pytest.param(
         "make_promise",
-        {"kind": "callback", "due_at": "9999-12-31T00:00:00Z", "text": "t", "department": "care"},
+        {
+            "kind": "callback",
+            "due_at": "9999-12-31T00:00:00Z",
+            "text": "t",
+            "department": "billing",
+        },
         "InvalidInput",
         "due_at",
         id="promise-due-9999",
@@ -89,10 +96,16 @@ ORDER_CASES = [
 ]
 
 
-async def plain_client(stack: Stack) -> Client:
-    """A client as another system would make it: the default converter, nothing of orderflow."""
+async def plain_client(stack: Stack, principal: str = "billing") -> Client:
+    """A client as another system would make it: the default converter and a token of its
+    principal, nothing of orderflow."""
     config = stack.client.config()
-    return await Client.connect(config["service_client"].config.target_host)
+    return await system_client(
+        config["service_client"].config.target_host,
+        stack.client.namespace,
+        KeyRing(stack.app.settings.keys_path),
+        principal,
+    )
 
 
 async def events(handle: WorkflowHandle[Any, Any]) -> list[int]:
@@ -148,17 +161,24 @@ async def test_a_typo_in_the_reference_cannot_place_a_hold_twice(stack: Stack) -
 async def test_delivery_and_stock_records_refuse_bad_input(stack: Stack) -> None:
     placed = await stack.place()
     oid = placed.order_id
-    await stack.until(oid, lambda v: bool(v.deliveries) and v.deliveries[-1].status == "booked")
-    client = await plain_client(stack)
-    delivery = client.get_workflow_handle(delivery_workflow_id(oid, 1))
-    stock = client.get_workflow_handle(stock_workflow_id(stack.location, "PHONE-A5"))
-    await stack.quiet(delivery.id)
+    booked = await stack.until(
+        oid, lambda v: bool(v.deliveries) and v.deliveries[-1].status == "booked"
+    )
+    by = f"carrier:{booked.deliveries[-1].carrier}"
+    carrier = (await plain_client(stack, by)).get_workflow_handle(delivery_workflow_id(oid, 1))
+    customer = (await plain_client(stack, f"customer:{placed.customer_id}")).get_workflow_handle(
+        delivery_workflow_id(oid, 1)
+    )
+    stock = (await plain_client(stack, "stock")).get_workflow_handle(
+        stock_workflow_id(stack.location, "PHONE-A5")
+    )
+    await stack.quiet(carrier.id)
     cases = [
-        (delivery, "carrier_event", {"event": "picked-up", "evnt_id": "E1"}, "evnt_id"),
-        (delivery, "carrier_event", {"event": "teleported"}, "event"),
-        (delivery, "carrier_event", {"event": "scan", "location": "\u202ehub"}, "location"),
-        (delivery, "reschedule", {"window_start": 5}, "window"),
-        (delivery, "redirect", {"pickup_point": "p" * 300}, "pickup_point"),
+        (carrier, "carrier_event", {"event": "picked-up", "evnt_id": "E1"}, "evnt_id"),
+        (carrier, "carrier_event", {"event": "teleported"}, "event"),
+        (carrier, "carrier_event", {"event": "scan", "location": "\u202ehub"}, "location"),
+        (customer, "reschedule", {"window_start": 5}, "window"),
+        (customer, "redirect", {"pickup_point": "p" * 300}, "pickup_point"),
         (stock, "receive", {"qty": 10**9}, "qty"),
         (stock, "receive", {"qty": "many"}, "qty"),
         # A number in a string is refused too, as the published schema says (integer).
@@ -166,18 +186,21 @@ async def test_delivery_and_stock_records_refuse_bad_input(stack: Stack) -> None
         (stock, "adjust", {"count": 3, "reason": "r", "by": "x"}, "by"),
     ]
     for handle, update, body, names in cases:
-        view = await handle.query("status" if handle is delivery else "reservations")
+        query = "reservations" if handle is stock else "status"
+        view = await handle.query(query)
         history = await events(handle)
         err = await refused(handle, update, body)
         assert err.type == "InvalidInput" and err.non_retryable, (update, body, err.message)
         assert names in err.message, (update, body, err.message)
-        assert await handle.query("status" if handle is delivery else "reservations") == view
+        assert await handle.query(query) == view
         assert_untouched(history, await events(handle))
 
 
 async def temporal_cli(stack: Stack, *args: str) -> tuple[int, str]:
+    """The ``temporal`` CLI, as billing's system runs it: with a token of billing."""
     address = stack.client.config()["service_client"].config.target_host
-    return await run_temporal_cli(address, *args)
+    ring = KeyRing(stack.app.settings.keys_path)
+    return await run_temporal_cli(address, *args, *token_header(ring, "billing"))
 
 
 @pytest.mark.parametrize(

@@ -45,7 +45,6 @@ from typing import Any
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
-    Client,
     WorkflowHandle,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
@@ -57,8 +56,9 @@ from temporalio.testing import WorkflowEnvironment
 from domain.ids import delivery_workflow_id, order_workflow_id, stock_workflow_id
 from domain.registry import Policy
 from orderflow.devserver import temporal_binary
+from orderflow.identity import KeyRing
 from orderflow.smtp_sink import SmtpSink
-from tests.conftest import Stack, make_stack
+from tests.conftest import Stack, make_stack, plain_client, token_header
 
 # Deadlines far beyond the table's few seconds: nothing changes a target but the table.
 HOURS = Policy(
@@ -340,12 +340,14 @@ ROWS = [
         "adjust-count-1e30-float", STK, "adjust", {"count": 1e30, "reason": "count"}, names="count"
     ),
     row("adjust-count-negative", STK, "adjust", {"count": -1, "reason": "count"}, names="count"),
+    # Only the engine reserves stock for its orders: stock control's own system may not.
     row(
-        "reserve-qty-1e9",
+        "reserve-by-a-department",
         STK,
         "reserve",
-        {"order_id": "NO-SUCH-ORDER", "qty": 10**9},
-        names="qty",
+        {"order_id": "NO-SUCH-ORDER", "qty": 1},
+        names="only the engine",
+        types=("NotAllowed",),
     ),
     # -- sizes ------------------------------------------------------------------------------
     row(
@@ -508,6 +510,10 @@ class Targets:
     stack: Stack
     address: str
     handles: dict[str, WorkflowHandle[Any, Any]]
+    # Who each target's system acts as: billing on the orders, the booked carrier on the
+    # delivery, stock control on the stock record.
+    principals: dict[str, str]
+    ring: KeyRing
 
 
 @pytest.fixture(scope="module")
@@ -517,22 +523,34 @@ async def targets(
     data: Path = tmp_path_factory.mktemp("direct-bad-input")
     async with make_stack(env, sink, data, "direct-bad-input") as stack:
         address = env.client.service_client.config.target_host
-        # A department system's client: the default data converter, nothing of orderflow.
-        plain = await Client.connect(address, namespace=env.client.namespace)
         placed = await stack.place(policy=HOURS)
         spare, _ = await stack.place_held(policy=HOURS)
         oid = placed.order_id
-        await stack.until(oid, lambda v: bool(v.deliveries) and v.deliveries[0].status == "booked")
+        view = await stack.until(
+            oid, lambda v: bool(v.deliveries) and v.deliveries[0].status == "booked"
+        )
+        principals = {
+            "order": "billing",
+            "delivery": f"carrier:{view.deliveries[0].carrier}",
+            "stock": "stock",
+            "spare": "billing",
+        }
+        ring = KeyRing(stack.app.settings.keys_path)
+        # Each system's client: the default data converter and its token, nothing else.
+        plain = {
+            target: await plain_client(address, env.client.namespace, ring, principal)
+            for target, principal in principals.items()
+        }
         handles = {
-            "order": plain.get_workflow_handle(order_workflow_id(oid)),
-            "delivery": plain.get_workflow_handle(delivery_workflow_id(oid, 1)),
-            "stock": plain.get_workflow_handle(stock_workflow_id(stack.location, SKU)),
-            "spare": plain.get_workflow_handle(order_workflow_id(spare)),
+            "order": plain["order"].get_workflow_handle(order_workflow_id(oid)),
+            "delivery": plain["delivery"].get_workflow_handle(delivery_workflow_id(oid, 1)),
+            "stock": plain["stock"].get_workflow_handle(stock_workflow_id(stack.location, SKU)),
+            "spare": plain["spare"].get_workflow_handle(order_workflow_id(spare)),
         }
         for target, handle in handles.items():
             await probe(handle, target)
         await asyncio.gather(*(stack.quiet(h.id) for h in handles.values()))
-        yield Targets(stack, address, handles)
+        yield Targets(stack, address, handles, principals, ring)
 
 
 async def probe(handle: WorkflowHandle[Any, Any], target: str) -> Any:
@@ -604,6 +622,7 @@ async def send(t: Targets, bad: Bad, update_id: str) -> None:
             bad.name,
             "--update-id",
             update_id,
+            *token_header(t.ring, t.principals[bad.target]),
             *bad.args,
         )
         assert code != 0, out
@@ -679,6 +698,7 @@ async def test_every_target_takes_valid_updates_after_the_table(targets: Targets
         order.id,
         "--name",
         "place_hold",
+        *token_header(targets.ring, "billing"),
         *cli_input(hold(reference="INV-AFTER-CLI")),
     )
     assert code == 0, out

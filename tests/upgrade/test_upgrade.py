@@ -40,6 +40,7 @@ from domain.promises import KeepPromise
 from domain.view import OrderView
 from orderflow.config import PROJECT_ROOT, Settings
 from orderflow.devserver import free_port, temporal_binary
+from orderflow.identity import dev_keys
 from orderflow.registry import Registry
 from orderflow.service import Orderflow
 from orderflow.smtp_sink import SmtpSink, read_inbox
@@ -340,6 +341,9 @@ async def test_orders_open_on_the_base_version_finish_on_todays_worker(
 
         # 2. The operator stops it and starts today's worker on the same queue and data.
         old.stop()
+        # Today's engine takes only signed updates: the operator gives every principal of the
+        # seeds its key and the worker its trust store (here, as ``orderflow dev`` does).
+        dev_keys(Settings(data_dir=data_dir), Registry(PROJECT_ROOT / "seeds"))
         build_id = f"today-{os.getpid()}"
         new_env = env if rollout == "unversioned" else {**env, "ORDERFLOW_BUILD_ID": build_id}
         new = WorkerProcess(PROJECT_ROOT, new_env, tmp_path / "new-worker.log")

@@ -27,7 +27,7 @@ from domain.order import CancelOrder
 from orderflow.devserver import free_port
 from orderflow.smtp_sink import SmtpSink, read_inbox
 from orderflow.worker import build_worker
-from tests.conftest import FAST, Stack, app_beside_worker, make_stack, stack_settings
+from tests.conftest import FAST, Stack, acting, app_beside_worker, make_stack, stack_settings
 
 HOLD = {
     "department": "billing",
@@ -101,51 +101,57 @@ class FaultAfterHandler(Interceptor):
 async def test_a_task_that_fails_after_its_handler_ran_sends_nothing_and_reuses_no_id(
     env: WorkflowEnvironment, sink: SmtpSink, tmp_path: Path
 ) -> None:
-    fault = FaultAfterHandler()
-    async with make_stack(env, sink, tmp_path, "fault", interceptors=[fault]) as stack:
-        oid, first = await stack.place_held()
-        await stack.mail_until(oid, lambda m: any("on hold" in x.subject for x in m))
-        handle = stack.client.get_workflow_handle(f"order-{oid}")
-        # The faulty task is retried: the update is either applied once by the retry or
-        # refused to its caller, never half-applied.
-        outcome: Any
-        try:
-            outcome = await asyncio.wait_for(
-                handle.execute_update("place_hold", {**HOLD, "reference": "FAULT"}), timeout=20
+    with acting("billing"):
+        fault = FaultAfterHandler()
+        async with make_stack(env, sink, tmp_path, "fault", interceptors=[fault]) as stack:
+            oid, first = await stack.place_held()
+            await stack.mail_until(oid, lambda m: any("on hold" in x.subject for x in m))
+            handle = stack.client.get_workflow_handle(f"order-{oid}")
+            # The faulty task is retried: the update is either applied once by the retry or
+            # refused to its caller, never half-applied.
+            outcome: Any
+            try:
+                outcome = await asyncio.wait_for(
+                    handle.execute_update("place_hold", {**HOLD, "reference": "FAULT"}), timeout=20
+                )
+            except Exception as err:  # either outcome is checked below
+                outcome = err
+            assert fault.faults == 1
+            failed = await task_failures(handle)
+            assert (
+                WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE
+                in failed
             )
-        except Exception as err:  # either outcome is checked below
-            outcome = err
-        assert fault.faults == 1
-        failed = await task_failures(handle)
-        assert (
-            WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE
-            in failed
-        )
-        # A later hold goes on normally.
-        later = await handle.execute_update("place_hold", {**HOLD, "reference": "LATER"})
-        view = await stack.app.view(oid)
-        recorded = {h.hold_id: h.reference for h in view.holds}
-        assert len(recorded) == len(view.holds), "a hold id was given twice"
-        assert recorded[later["hold_id"]] == "LATER"
-        assert first.hold_id in recorded
-        if isinstance(outcome, dict):
-            assert recorded[outcome["hold_id"]] == "FAULT"
-        else:
-            assert "FAULT" not in recorded.values()
-        await stack.mail_until(oid, lambda m: any("LATER" in x.body for x in m))
-        await asyncio.sleep(2)
-        # Each recorded hold was told to the customer exactly once, under its own id; nothing
-        # was told about a hold history does not hold.
-        to_customer = [m for m in stack.mail(oid) if "on hold" in m.subject]
-        told = [
-            ref for m in to_customer for ref in ("FAULT", "LATER") if f"Reference: {ref}." in m.body
-        ]
-        assert sorted(told) == sorted(ref for ref in recorded.values() if ref in ("FAULT", "LATER"))
-        department = [m for m in stack.mail(oid) if m.subject.startswith("[")]
-        ids = [m.subject.split("]")[0][1:] for m in department]
-        assert sorted(ids) == sorted(set(ids)), f"two department e-mails for one hold id: {ids}"
-        assert set(ids) <= set(recorded)
-        assert sink.handler.duplicates == 0
+            # A later hold goes on normally.
+            later = await handle.execute_update("place_hold", {**HOLD, "reference": "LATER"})
+            view = await stack.app.view(oid)
+            recorded = {h.hold_id: h.reference for h in view.holds}
+            assert len(recorded) == len(view.holds), "a hold id was given twice"
+            assert recorded[later["hold_id"]] == "LATER"
+            assert first.hold_id in recorded
+            if isinstance(outcome, dict):
+                assert recorded[outcome["hold_id"]] == "FAULT"
+            else:
+                assert "FAULT" not in recorded.values()
+            await stack.mail_until(oid, lambda m: any("LATER" in x.body for x in m))
+            await asyncio.sleep(2)
+            # Each recorded hold was told to the customer exactly once, under its own id; nothing
+            # was told about a hold history does not hold.
+            to_customer = [m for m in stack.mail(oid) if "on hold" in m.subject]
+            told = [
+                ref
+                for m in to_customer
+                for ref in ("FAULT", "LATER")
+                if f"Reference: {ref}." in m.body
+            ]
+            assert sorted(told) == sorted(
+                ref for ref in recorded.values() if ref in ("FAULT", "LATER")
+            )
+            department = [m for m in stack.mail(oid) if m.subject.startswith("[")]
+            ids = [m.subject.split("]")[0][1:] for m in department]
+            assert sorted(ids) == sorted(set(ids)), f"two department e-mails for one hold id: {ids}"
+            assert set(ids) <= set(recorded)
+            assert sink.handler.duplicates == 0
 
 
 async def test_a_mail_outage_delays_mail_and_nothing_else(

@@ -23,7 +23,7 @@ from domain.errors import InvalidInput, LimitReached
 from domain.holds import PlaceHold, ReleaseHold
 from domain.ids import order_workflow_id
 from domain.promises import MakePromise
-from tests.conftest import Stack
+from tests.conftest import Stack, acting
 
 
 def hold(n: int) -> PlaceHold:
@@ -142,43 +142,44 @@ async def _history(stack: Stack, workflow_id: str) -> list[Any]:
 async def test_an_order_started_with_a_bad_input_ends_at_once_marked_rejected(
     stack: Stack, change: dict[str, Any], field: str
 ) -> None:
-    # A department system starts the order through Temporal directly, with a hand-written input.
-    inp = stack.order().model_dump(mode="json")
-    inp.update(change)
-    workflow_id = order_workflow_id(inp["order_id"])
-    handle = await stack.client.start_workflow(
-        "OrderWorkflow", inp, id=workflow_id, task_queue=stack.app.settings.task_queue
-    )
-    with pytest.raises(WorkflowFailureError) as failed:
-        await asyncio.wait_for(handle.result(), 20)
-    cause = failed.value.cause
-    assert isinstance(cause, ApplicationError)
-    assert cause.type == "InvalidInput" and cause.non_retryable
-    assert field in cause.message
-    desc = await handle.describe()
-    assert desc.search_attributes.get("OrderStatus") == ["rejected"]
-    # Its view says so rather than show an order that never was.
-    with pytest.raises(WorkflowQueryFailedError, match="rejected"):
-        await handle.query("view")
-    events = await _history(stack, workflow_id)
-    kinds = {e.event_type for e in events}
-    assert EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED not in kinds
-    # Nothing was done or said: no call but the registry's look-up, no child, no e-mail, no
-    # charge.
-    called = {
-        e.activity_task_scheduled_event_attributes.activity_type.name
-        for e in events
-        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-    }
-    assert called <= {"order_terms"}
-    assert EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED not in kinds
-    assert not any(
-        e.marker_recorded_event_attributes.marker_name == "core_local_activity"
-        for e in events
-        if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
-    )
-    assert stack.mail(inp["order_id"]) == []
-    assert stack.ledger.entries(inp["order_id"]) == []
+    with acting("desk:web"):
+        # A department system starts the order through Temporal directly, with a hand-written input.
+        inp = stack.order().model_dump(mode="json")
+        inp.update(change)
+        workflow_id = order_workflow_id(inp["order_id"])
+        handle = await stack.client.start_workflow(
+            "OrderWorkflow", inp, id=workflow_id, task_queue=stack.app.settings.task_queue
+        )
+        with pytest.raises(WorkflowFailureError) as failed:
+            await asyncio.wait_for(handle.result(), 20)
+        cause = failed.value.cause
+        assert isinstance(cause, ApplicationError)
+        assert cause.type == "InvalidInput" and cause.non_retryable
+        assert field in cause.message
+        desc = await handle.describe()
+        assert desc.search_attributes.get("OrderStatus") == ["rejected"]
+        # Its view says so rather than show an order that never was.
+        with pytest.raises(WorkflowQueryFailedError, match="rejected"):
+            await handle.query("view")
+        events = await _history(stack, workflow_id)
+        kinds = {e.event_type for e in events}
+        assert EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED not in kinds
+        # Nothing was done or said: no call but the registry's look-up, no child, no e-mail, no
+        # charge.
+        called = {
+            e.activity_task_scheduled_event_attributes.activity_type.name
+            for e in events
+            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        }
+        assert called <= {"order_terms", "placement_terms"}
+        assert EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED not in kinds
+        assert not any(
+            e.marker_recorded_event_attributes.marker_name == "core_local_activity"
+            for e in events
+            if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+        )
+        assert stack.mail(inp["order_id"]) == []
+        assert stack.ledger.entries(inp["order_id"]) == []
 
 
 async def test_a_start_input_carrying_its_own_terms_is_refused(stack: Stack) -> None:
@@ -223,7 +224,7 @@ async def test_an_order_started_directly_runs_on_the_engines_prices_people_and_c
     # A hold that comes with the start, from a department the registry does not have, is
     # refused before anything is recorded; the order starts all the same.
     intern = {"department": "intern", "reason_code": "because", "customer_message": "Wait."}
-    with pytest.raises(WorkflowUpdateFailedError) as failed:
+    with pytest.raises(WorkflowUpdateFailedError) as failed, acting("billing", starter="desk:web"):
         await start_with_hold(stack, inp, intern)
     assert isinstance(failed.value.cause, ApplicationError)
     assert failed.value.cause.type == "NotFound" and "intern" in failed.value.cause.message
@@ -252,7 +253,7 @@ async def test_a_hold_sent_with_a_rejected_start_is_refused_too(stack: Stack) ->
     inp["actor"] = "desk\u202e"
     workflow_id = order_workflow_id(inp["order_id"])
     hold = {"department": "care", "reason_code": "customer_request", "customer_message": "Wait."}
-    with pytest.raises(WorkflowUpdateFailedError) as failed:
+    with pytest.raises(WorkflowUpdateFailedError) as failed, acting("care", starter="desk:web"):
         await start_with_hold(stack, inp, hold)
     cause = failed.value.cause
     assert isinstance(cause, ApplicationError) and "rejected" in cause.message

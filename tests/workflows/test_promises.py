@@ -14,7 +14,7 @@ from domain.carrier import CarrierEvent
 from domain.errors import OrderflowError
 from domain.ids import order_workflow_id
 from domain.promises import KeepPromise, MakePromise
-from tests.conftest import Stack
+from tests.conftest import Stack, acting
 
 CUSTOMER = "maria.lopez@example.com"
 
@@ -122,36 +122,37 @@ async def test_a_promise_on_a_finished_order_is_refused(stack: Stack) -> None:
 
 
 async def test_many_open_promises_keep_one_pending_timer(stack: Stack) -> None:
-    oid = await held_order(stack)
-    handle = stack.client.get_workflow_handle(order_workflow_id(oid))
-    base = datetime.now(UTC) + timedelta(hours=1)
-    sem = asyncio.Semaphore(8)  # the server allows 10 updates in flight per workflow
+    with acting("care"):
+        oid = await held_order(stack)
+        handle = stack.client.get_workflow_handle(order_workflow_id(oid))
+        base = datetime.now(UTC) + timedelta(hours=1)
+        sem = asyncio.Semaphore(8)  # the server allows 10 updates in flight per workflow
 
-    async def make(i: int) -> None:
-        async with sem:
-            await handle.execute_update(
-                "make_promise",
-                MakePromise(
-                    kind="custom",
-                    due_at=base + timedelta(seconds=i),
-                    text=f"promise {i}",
-                    department="care",
-                ),
-            )
+        async def make(i: int) -> None:
+            async with sem:
+                await handle.execute_update(
+                    "make_promise",
+                    MakePromise(
+                        kind="custom",
+                        due_at=base + timedelta(seconds=i),
+                        text=f"promise {i}",
+                        department="care",
+                    ),
+                )
 
-    # As many open promises as an order may have (domain.base.MAX_OPEN_PROMISES).
-    await asyncio.gather(*(make(i) for i in range(MAX_OPEN_PROMISES)))
-    view = await stack.app.view(oid)
-    assert sum(p.status == "open" for p in view.promises) == MAX_OPEN_PROMISES
-    length = await stack.quiet(order_workflow_id(oid), timeout=90)
-    started = fired = cancelled = 0
-    async for e in handle.fetch_history_events():
-        started += e.event_type == EventType.EVENT_TYPE_TIMER_STARTED
-        fired += e.event_type == EventType.EVENT_TYPE_TIMER_FIRED
-        cancelled += e.event_type == EventType.EVENT_TYPE_TIMER_CANCELED
-    assert started - fired - cancelled == 1
-    # Bounded: a fixed number of events per promise.
-    assert length < MAX_OPEN_PROMISES * 12 + 100
+        # As many open promises as an order may have (domain.base.MAX_OPEN_PROMISES).
+        await asyncio.gather(*(make(i) for i in range(MAX_OPEN_PROMISES)))
+        view = await stack.app.view(oid)
+        assert sum(p.status == "open" for p in view.promises) == MAX_OPEN_PROMISES
+        length = await stack.quiet(order_workflow_id(oid), timeout=90)
+        started = fired = cancelled = 0
+        async for e in handle.fetch_history_events():
+            started += e.event_type == EventType.EVENT_TYPE_TIMER_STARTED
+            fired += e.event_type == EventType.EVENT_TYPE_TIMER_FIRED
+            cancelled += e.event_type == EventType.EVENT_TYPE_TIMER_CANCELED
+        assert started - fired - cancelled == 1
+        # Bounded: a fixed number of events per promise.
+        assert length < MAX_OPEN_PROMISES * 12 + 100
 
 
 async def test_same_reference_is_one_promise_and_engine_promises_are_the_engines(

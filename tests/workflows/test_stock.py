@@ -15,7 +15,7 @@ from domain.errors import OrderflowError
 from domain.ids import stock_workflow_id
 from domain.stock import ReleaseStock, ReserveStock, StockInput, StockView
 from orderflow.service import call
-from tests.conftest import FAST, Stack
+from tests.conftest import FAST, Stack, acting
 from workflows.stock import StockWorkflow
 
 
@@ -38,29 +38,32 @@ async def view(stack: Stack, location: str, sku: str) -> StockView:
 
 
 async def test_no_oversell_under_100_concurrent_reservations(stack: Stack) -> None:
-    loc = stack.add_location({"PHONE-A5": 37})
+    with acting("engine"):
+        loc = stack.add_location({"PHONE-A5": 37})
 
-    async def reserve(i: int) -> str:
-        # The server admits 10 updates in flight per workflow; clients back off and retry.
-        for attempt in range(200):
-            try:
-                result = await stack.client.execute_update_with_start_workflow(
-                    StockWorkflow.reserve,
-                    ReserveStock(order_id=f"O{i:03d}", qty=1),
-                    start_workflow_operation=start_op(stack, loc, "PHONE-A5", 37),
-                )
-                return result.status
-            except RPCError as err:
-                if err.status != RPCStatusCode.RESOURCE_EXHAUSTED:
-                    raise
-                await asyncio.sleep(0.05 * (1 + attempt % 5))
-        raise AssertionError("never admitted")
+        async def reserve(i: int) -> str:
+            # The server admits 10 updates in flight per workflow; clients back off and retry.
+            for attempt in range(200):
+                try:
+                    result = await stack.client.execute_update_with_start_workflow(
+                        StockWorkflow.reserve,
+                        ReserveStock(order_id=f"O{i:03d}", qty=1),
+                        start_workflow_operation=start_op(stack, loc, "PHONE-A5", 37),
+                    )
+                    return result.status
+                except RPCError as err:
+                    if err.status != RPCStatusCode.RESOURCE_EXHAUSTED:
+                        raise
+                    await asyncio.sleep(0.05 * (1 + attempt % 5))
+            raise AssertionError("never admitted")
 
-    statuses = await asyncio.gather(*(reserve(i) for i in range(100)))
-    assert statuses.count("reserved") == 37 and statuses.count("waitlisted") == 63
-    v = await view(stack, loc, "PHONE-A5")
-    assert v.available == 0 and len(v.reserved) == 37 and len(v.waitlist) == 63
-    assert sorted(r.order_id for r in v.reserved + v.waitlist) == [f"O{i:03d}" for i in range(100)]
+        statuses = await asyncio.gather(*(reserve(i) for i in range(100)))
+        assert statuses.count("reserved") == 37 and statuses.count("waitlisted") == 63
+        v = await view(stack, loc, "PHONE-A5")
+        assert v.available == 0 and len(v.reserved) == 37 and len(v.waitlist) == 63
+        assert sorted(r.order_id for r in v.reserved + v.waitlist) == [
+            f"O{i:03d}" for i in range(100)
+        ]
 
 
 async def test_arrivals_are_allocated_first_come_first_served(stack: Stack) -> None:
@@ -91,47 +94,51 @@ async def test_arrivals_are_allocated_first_come_first_served(stack: Stack) -> N
 
 
 async def test_reserve_and_release_are_idempotent(stack: Stack) -> None:
-    loc = stack.add_location({"CASE-X12": 5})
-    op = start_op(stack, loc, "CASE-X12", 5)
-    first = await stack.client.execute_update_with_start_workflow(
-        StockWorkflow.reserve, ReserveStock(order_id="A", qty=2), start_workflow_operation=op
-    )
-    again = await stack.client.execute_update_with_start_workflow(
-        StockWorkflow.reserve,
-        ReserveStock(order_id="A", qty=2),
-        start_workflow_operation=start_op(stack, loc, "CASE-X12", 5),
-    )
-    assert (
-        first.status == again.status == "reserved"
-        and (await view(stack, loc, "CASE-X12")).available == 3
-    )
-    handle = stack.client.get_workflow_handle(stock_workflow_id(loc, "CASE-X12"))
-    one = await handle.execute_update(StockWorkflow.release, ReleaseStock(order_id="A"))
-    two = await handle.execute_update(StockWorkflow.release, ReleaseStock(order_id="A"))
-    assert one.released and not two.released
-    assert (await view(stack, loc, "CASE-X12")).available == 5
+    with acting("engine"):
+        loc = stack.add_location({"CASE-X12": 5})
+        op = start_op(stack, loc, "CASE-X12", 5)
+        first = await stack.client.execute_update_with_start_workflow(
+            StockWorkflow.reserve, ReserveStock(order_id="A", qty=2), start_workflow_operation=op
+        )
+        again = await stack.client.execute_update_with_start_workflow(
+            StockWorkflow.reserve,
+            ReserveStock(order_id="A", qty=2),
+            start_workflow_operation=start_op(stack, loc, "CASE-X12", 5),
+        )
+        assert (
+            first.status == again.status == "reserved"
+            and (await view(stack, loc, "CASE-X12")).available == 3
+        )
+        handle = stack.client.get_workflow_handle(stock_workflow_id(loc, "CASE-X12"))
+        one = await handle.execute_update(StockWorkflow.release, ReleaseStock(order_id="A"))
+        two = await handle.execute_update(StockWorkflow.release, ReleaseStock(order_id="A"))
+        assert one.released and not two.released
+        assert (await view(stack, loc, "CASE-X12")).available == 5
 
 
 async def test_continue_as_new_keeps_every_reservation_and_position(stack: Stack) -> None:
-    loc = stack.add_location({"PHONE-A5": 3})
-    for i in range(8):
-        await stack.client.execute_update_with_start_workflow(
-            StockWorkflow.reserve,
-            ReserveStock(order_id=f"O{i}", qty=1),
-            start_workflow_operation=start_op(stack, loc, "PHONE-A5", 3, continue_as_new_after=3),
+    with acting("engine"):
+        loc = stack.add_location({"PHONE-A5": 3})
+        for i in range(8):
+            await stack.client.execute_update_with_start_workflow(
+                StockWorkflow.reserve,
+                ReserveStock(order_id=f"O{i}", qty=1),
+                start_workflow_operation=start_op(
+                    stack, loc, "PHONE-A5", 3, continue_as_new_after=3
+                ),
+            )
+        handle = stack.client.get_workflow_handle(stock_workflow_id(loc, "PHONE-A5"))
+        for _ in range(100):
+            desc = await handle.describe()
+            if desc.raw_description.workflow_execution_info.first_run_id != desc.run_id:
+                break
+            await asyncio.sleep(0.05)
+        assert desc.raw_description.workflow_execution_info.first_run_id != desc.run_id, (
+            "never continued as new"
         )
-    handle = stack.client.get_workflow_handle(stock_workflow_id(loc, "PHONE-A5"))
-    for _ in range(100):
-        desc = await handle.describe()
-        if desc.raw_description.workflow_execution_info.first_run_id != desc.run_id:
-            break
-        await asyncio.sleep(0.05)
-    assert desc.raw_description.workflow_execution_info.first_run_id != desc.run_id, (
-        "never continued as new"
-    )
-    v = await view(stack, loc, "PHONE-A5")
-    assert [r.order_id for r in v.reserved] == ["O0", "O1", "O2"]
-    assert [r.order_id for r in v.waitlist] == ["O3", "O4", "O5", "O6", "O7"]
+        v = await view(stack, loc, "PHONE-A5")
+        assert [r.order_id for r in v.reserved] == ["O0", "O1", "O2"]
+        assert [r.order_id for r in v.waitlist] == ["O3", "O4", "O5", "O6", "O7"]
 
 
 async def test_stock_take_shortfall_puts_youngest_reservation_back_in_line(stack: Stack) -> None:
@@ -173,19 +180,20 @@ async def test_bad_stock_input_is_refused_and_nothing_changes(
 
 
 async def test_bad_quantity_in_a_reservation_is_refused_by_the_validator(stack: Stack) -> None:
-    loc = stack.add_location({"PHONE-A5": 3})
-    await stack.client.execute_update_with_start_workflow(
-        StockWorkflow.reserve,
-        ReserveStock(order_id="ok", qty=1),
-        start_workflow_operation=start_op(stack, loc, "PHONE-A5", 3),
-    )
-    handle = stack.client.get_workflow_handle(stock_workflow_id(loc, "PHONE-A5"))
-    with pytest.raises(OrderflowError, match="at least 1"):
-        await call(
-            handle.execute_update(StockWorkflow.reserve, ReserveStock(order_id="bad", qty=0)),
-            what="stock",
+    with acting("engine"):
+        loc = stack.add_location({"PHONE-A5": 3})
+        await stack.client.execute_update_with_start_workflow(
+            StockWorkflow.reserve,
+            ReserveStock(order_id="ok", qty=1),
+            start_workflow_operation=start_op(stack, loc, "PHONE-A5", 3),
         )
-    assert (await view(stack, loc, "PHONE-A5")).available == 2
+        handle = stack.client.get_workflow_handle(stock_workflow_id(loc, "PHONE-A5"))
+        with pytest.raises(OrderflowError, match="at least 1"):
+            await call(
+                handle.execute_update(StockWorkflow.reserve, ReserveStock(order_id="bad", qty=0)),
+                what="stock",
+            )
+        assert (await view(stack, loc, "PHONE-A5")).available == 2
 
 
 async def test_store_pickup_expires_and_cancels_when_not_collected(stack: Stack) -> None:

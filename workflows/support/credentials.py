@@ -1,8 +1,8 @@
 """Who sent an update, proven: the worker checks the token in its ``orderflow-auth`` header.
 
-When an update is validated (live only: validators never replay), the token is verified against
-the worker's trust store, at the workflow task's time; a token that fails is refused before
-anything is recorded, with the reason. The workflow's validators then see the verified caller
+Every update must carry one. When an update is validated (live only: validators never replay),
+the token is verified against the worker's trust store, at the workflow task's time; an update
+without a token, or whose token fails, is refused before anything is recorded, with the reason. The workflow's validators then see the verified caller
 (``caller``) and apply the order's rules to it (``domain.authority``). The handler, which runs
 again on every replay, reads the principal the recorded token names without verifying it again,
 so rotating or retiring a key never breaks a replay; an update recorded without a token (orders
@@ -16,6 +16,7 @@ from typing import Any
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import (
+    ExecuteWorkflowInput,
     HandleUpdateInput,
     Interceptor,
     WorkflowInboundInterceptor,
@@ -24,7 +25,7 @@ from temporalio.worker import (
 
 with workflow.unsafe.imports_passed_through():
     from domain.errors import NotAllowed, OrderflowError
-    from orderflow.auth import HEADER, claimed, verified
+    from orderflow.auth import claimed, token_of, verified
     from orderflow.desk import desk_for
 
 
@@ -33,22 +34,28 @@ def _refuse(err: OrderflowError) -> ApplicationError:
 
 
 class _CredentialInbound(WorkflowInboundInterceptor):
+    async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
+        # The token the start carried, for the workflow to have checked (and recorded) as
+        # its first step: a start cannot be refused before it is in history.
+        instance = workflow.instance()
+        if hasattr(instance, "start_token"):
+            instance.start_token = token_of(input.headers)
+        return await super().execute_workflow(input)
+
     def handle_update_validator(self, input: HandleUpdateInput) -> None:
-        caller = None
-        if HEADER in input.headers:
-            desk = desk_for(workflow.info().task_queue)
-            trust = desk.trust if desk is not None else None
-            if trust is None:
-                raise _refuse(
-                    NotAllowed(
-                        "credential: this worker has no trust store to check tokens against "
-                        "(ORDERFLOW_KEYS_DIR/trust.json)"
-                    )
+        desk = desk_for(workflow.info().task_queue)
+        trust = desk.trust if desk is not None else None
+        if trust is None:
+            raise _refuse(
+                NotAllowed(
+                    "credential: this worker has no trust store to check tokens against "
+                    "(ORDERFLOW_KEYS_DIR/trust.json)"
                 )
-            try:
-                caller = verified(input.headers, trust, workflow.now())
-            except OrderflowError as err:
-                raise _refuse(err) from None
+            )
+        try:
+            caller = verified(input.headers, trust, workflow.now())
+        except OrderflowError as err:
+            raise _refuse(err) from None
         _set_caller(caller)
         super().handle_update_validator(input)
 
