@@ -15,9 +15,9 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)  ## start the local stack, play the sample order, keep serving until Ctrl-C
 	$(BIN)/orderflow dev --demo $(DEMO_ARGS)
 
-test: $(STAMP)  ## lint, then the whole suite against a real Temporal dev server
+test: $(STAMP)  ## lint, then the whole suite against real Temporal dev servers, two files at a time
 	$(BIN)/ruff check .
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -19,7 +19,10 @@ kept, a quarter with both; every fifth has two lines), learns of each booking fr
 sends ``picked-up``, ``scan`` and ``delivered`` (each with an event id, as carriers do). Every
 call is retried while the server or the worker is down; retries rely on the engine's
 idempotency (order ids, hold references, carrier event ids), and a promise is only made again
-if the order's view does not show it.
+if the order's view does not show it. Every call goes through the service layer, which signs it
+as the principal the rules ask for (the order desk, billing, care, the booked carrier), with
+keys the bench makes for every principal of the seeds (``dev_keys``) before the first worker
+starts.
 
 At the end it checks every order's view (completed; its hold released; its promises kept; nothing
 extra; no e-mail given up), the sink's counts and Maildir against the worker's sent-log (every
@@ -87,6 +90,7 @@ from domain.promises import KeepPromise, MakePromise
 from domain.view import OrderView
 from orderflow.config import Settings
 from orderflow.devserver import DevServer, dev_server_command, free_port, port_open
+from orderflow.identity import dev_keys
 from orderflow.logging import configure
 from orderflow.registry import Registry
 from orderflow.service import Orderflow
@@ -576,6 +580,13 @@ async def run(
     handler = CountingHandler(data / "maildir")
     mail = MailServer(handler, data / "maildir", smtp_port)
     add_stores(CODE / "seeds" / "catalog.toml")
+    settings = Settings(data_dir=data, smtp_host=HOST, smtp_port=smtp_port, task_queue=task_queue)
+    # The chaos stores are in the copied seeds (``add_stores``): the workers' order desk
+    # places orders only at stores its registry knows.
+    registry = Registry(CODE / "seeds")
+    # A key for every principal of the seeds in the data dir (the workers' keys dir), before
+    # the first worker starts and loads the trust store.
+    dev_keys(settings, registry)
     procs = Processes(data, port, smtp_port, task_queue)
     LAST.update(handler=handler, data=data)
     supervisor: asyncio.Task[None] | None = None
@@ -596,12 +607,7 @@ async def run(
             )
         )
         client = await connect(f"{HOST}:{port}", runtime=quiet)
-        settings = Settings(
-            data_dir=data, smtp_host=HOST, smtp_port=smtp_port, task_queue=task_queue
-        )
-        # The chaos stores are in the copied seeds (``add_stores``): the workers' order desk
-        # places orders only at stores its registry knows.
-        app = Orderflow(client, Registry(CODE / "seeds"), settings)
+        app = Orderflow(client, registry, settings)
         # An order ends once its e-mails are sent, and the mailer's retries back off (doubling):
         # the last e-mails leave up to about as long again as the outage after it, later still
         # when a worker died with an attempt (a 30 s attempt timeout).

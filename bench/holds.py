@@ -10,6 +10,10 @@ sink and a worker, then for N orders:
 2. releases the hold and measures the time from issuing the release to the blocked step's
    call (the `reserve_stock` local activity) starting in the worker.
 
+Every call carries a token, as a real caller's does (the worker refuses updates without one):
+the order is placed as the order desk, the hold placed and released as billing, with keys the
+bench makes for every principal of the seeds (``dev_keys``) before the worker is built.
+
 Run: .venv/bin/python bench/holds.py --orders 200
 """
 
@@ -36,8 +40,10 @@ from activities.stock import StockActivities
 from domain.holds import PlaceHold, ReleaseHold
 from domain.ids import order_workflow_id
 from domain.stock import ReserveRequest, StockReserved
+from orderflow.auth import acting_as
 from orderflow.config import PROJECT_ROOT, Settings
 from orderflow.devserver import SQLITE_PRAGMAS, free_port, temporal_binary
+from orderflow.identity import KeyRing, Principal, dev_keys
 from orderflow.logging import configure
 from orderflow.registry import Registry
 from orderflow.service import Orderflow
@@ -114,7 +120,11 @@ async def main(orders: int, concurrency: int) -> None:
         smtp_port=sink.controller.port,
         task_queue=f"bench-{uuid.uuid4().hex[:8]}",
     )
-    app = Orderflow(env.client, Registry(PROJECT_ROOT / "seeds"), settings)
+    registry = Registry(PROJECT_ROOT / "seeds")
+    # A key for every principal of the seeds, before the worker loads the trust store.
+    dev_keys(settings, registry)
+    billing = Principal.parse("billing")
+    app = Orderflow(env.client, registry, settings)
     hold_to_mail: list[float] = []
     hold_call: list[float] = []
     release_to_step: list[float] = []
@@ -148,17 +158,19 @@ async def main(orders: int, concurrency: int) -> None:
                 await asyncio.sleep(0.002)
             hold_to_mail.append(handler.stored[inp.order_id] - issued_hold)
             hold_call.append(returned - issued_hold)
-            handle = env.client.get_workflow_handle(order_workflow_id(inp.order_id))
+            # The app's client signs what it sends: the release goes as billing's system.
+            handle = app.client.get_workflow_handle(order_workflow_id(inp.order_id))
             issued = time.time()
-            await handle.execute_update(
-                OrderWorkflow.release_hold,
-                ReleaseHold(hold_id=placed.hold_id, department="billing", resolution="paid"),
-            )
+            with acting_as(billing, "bench", inp.order_id):
+                await handle.execute_update(
+                    OrderWorkflow.release_hold,
+                    ReleaseHold(hold_id=placed.hold_id, department="billing", resolution="paid"),
+                )
             while inp.order_id not in reserve_started:
                 await asyncio.sleep(0.002)
             release_to_step.append(reserve_started[inp.order_id] - issued)
 
-    timed = TimedStock(env.client, settings.task_queue).reserve_stock
+    timed = TimedStock(env.client, settings.task_queue, KeyRing(settings.keys_path)).reserve_stock
     async with build_worker(env.client, settings, replace=[timed]):
         t0 = time.monotonic()
         await asyncio.gather(*(one(i) for i in range(orders)))

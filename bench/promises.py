@@ -13,6 +13,11 @@ through its environment, as an operator runs it), then:
 3. lets every promise break: the order's deadline loop fires, the customer is e-mailed
    ("we did not keep our promise") and so is the care supervisor.
 
+Every call carries a token, as a real caller's does (the worker refuses updates without one):
+orders are placed as the order desk, holds as billing, promises as care, with keys the bench
+makes for every principal of the seeds (``dev_keys``, in the worker's keys dir) before the
+worker starts.
+
 Lateness of a promise = when its customer e-mail reached the SMTP sink minus its due time
 (what the customer sees); also reported for a sample of orders: the promise's `settled_at` in
 the order view (workflow time: when the worker's workflow task started) minus its due time.
@@ -56,8 +61,10 @@ from temporalio.testing import WorkflowEnvironment
 from domain.holds import PlaceHold
 from domain.ids import order_workflow_id
 from domain.promises import MakePromise
+from orderflow.auth import acting_as
 from orderflow.config import PROJECT_ROOT, Settings
 from orderflow.devserver import SQLITE_PRAGMAS, free_port, temporal_binary
+from orderflow.identity import Principal, dev_keys
 from orderflow.logging import configure
 from orderflow.registry import Registry
 from orderflow.service import Orderflow
@@ -196,6 +203,11 @@ async def main(args: argparse.Namespace) -> int:
         smtp_port=sink.controller.port,
         task_queue=f"bench-{uuid.uuid4().hex[:8]}",
     )
+    registry = Registry(PROJECT_ROOT / "seeds")
+    # A key for every principal of the seeds in the worker's keys dir (its data dir), before
+    # the worker starts and loads the trust store.
+    dev_keys(settings, registry)
+    care = Principal.parse("care")
     address = env.client.service_client.config.target_host
     worker = WorkerProcess(address, settings, args.max_cached, tmp / "worker.log")
     cached = args.max_cached if args.max_cached is not None else settings.max_cached_workflows
@@ -206,7 +218,7 @@ async def main(args: argparse.Namespace) -> int:
         f"{settings.max_concurrent_workflow_tasks}); log {tmp / 'worker.log'}",
         flush=True,
     )
-    app = Orderflow(env.client, Registry(PROJECT_ROOT / "seeds"), settings)
+    app = Orderflow(env.client, registry, settings)
     await worker.wait_polling(env.client)
     print(f"worker polling after {worker.started():.1f} s; {loadavg()}", flush=True)
     gate = asyncio.Semaphore(args.concurrency)
@@ -240,17 +252,19 @@ async def main(args: argparse.Namespace) -> int:
             order_id = f"P-{i:05d}"
             due[order_id] = at
             # Straight to the order's update, as a department system on the SDK would:
-            # Orderflow.make_promise queries the order first (see the report).
-            await env.client.get_workflow_handle(order_workflow_id(order_id)).execute_update(
-                OrderWorkflow.make_promise,
-                MakePromise(
-                    kind="callback",
-                    due_at=at,
-                    text="call you back about your balance",
-                    department="care",
-                    actor="bench",
-                ),
-            )
+            # Orderflow.make_promise queries the order first (see the report). The app's
+            # client signs it, as care's system.
+            with acting_as(care, "bench", order_id):
+                await app.client.get_workflow_handle(order_workflow_id(order_id)).execute_update(
+                    OrderWorkflow.make_promise,
+                    MakePromise(
+                        kind="callback",
+                        due_at=at,
+                        text="call you back about your balance",
+                        department="care",
+                        actor="bench",
+                    ),
+                )
 
     cpu: dict[str, float] = {}
 

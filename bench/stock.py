@@ -6,7 +6,8 @@ with half the reservations on hand, so half are reserved and half waitlisted:
 
 1. burst: N reservations (default 1,000) from C concurrent clients (default 10), each a closed
    loop of update-with-start calls with ``USE_EXISTING``, exactly as ``activities/stock.py``
-   reserves;
+   reserves: signed as the engine (only the engine reserves stock), with keys the bench makes
+   for every principal of the seeds (``dev_keys``) before the worker is built;
 2. contention: K clients (default 50, more than the server's 10 in-flight updates per workflow)
    for a fixed time (default 30 s), to show what happens past the limit;
 3. long run: 10,000 reservations from C clients, through several continue-as-new runs.
@@ -60,9 +61,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from domain.ids import stock_workflow_id
 from domain.stock import ReserveStock, StockInput, StockReserved, StockView
+from orderflow.auth import acting_as, signing
 from orderflow.config import Settings
 from orderflow.devserver import SQLITE_PRAGMAS, temporal_binary
+from orderflow.identity import ENGINE, KeyRing, dev_keys
 from orderflow.logging import configure
+from orderflow.registry import Registry
 from orderflow.worker import build_worker
 from workflows.search_attributes import ALL
 from workflows.stock import StockWorkflow
@@ -192,6 +196,7 @@ async def reserve_many(
 
     async def reserve(i: int) -> StockReserved:
         attempt = 0
+        order_id = f"R-{i:06d}"
         while True:
             start = WithStartWorkflowOperation(  # one per call: the SDK refuses to reuse one
                 StockWorkflow.run,
@@ -202,11 +207,13 @@ async def reserve_many(
                 static_summary=f"Stock of {sku} at {location}",
             )
             try:
-                return await load.execute_update_with_start_workflow(
-                    StockWorkflow.reserve,
-                    ReserveStock(order_id=f"R-{i:06d}", qty=1),
-                    start_workflow_operation=start,
-                )
+                # As the engine, for this order, as the reserve_stock activity signs it.
+                with acting_as(ENGINE, "bench", order_id):
+                    return await load.execute_update_with_start_workflow(
+                        StockWorkflow.reserve,
+                        ReserveStock(order_id=order_id, qty=1),
+                        start_workflow_operation=start,
+                    )
             except RPCError as err:
                 if err.status not in GIVE_UPS:
                     raise
@@ -343,13 +350,19 @@ async def main(args: argparse.Namespace) -> int:
         data_converter=pydantic_data_converter,
         runtime=counter.runtime,
     )
-    # The load generators' own connection, as the reserve_stock activity has its own client.
-    load = await Client.connect(
-        env.client.service_client.config.target_host,
-        data_converter=pydantic_data_converter,
-        runtime=counter.runtime,
-    )
     settings = Settings(data_dir=tmp, task_queue=f"bench-{uuid.uuid4().hex[:8]}")
+    # A key for every principal of the seeds, before the worker loads the trust store.
+    dev_keys(settings, Registry(settings.seeds_dir))
+    # The load generators' own connection, as the reserve_stock activity has its own client,
+    # signing what it sends as that activity's does.
+    load = signing(
+        await Client.connect(
+            env.client.service_client.config.target_host,
+            data_converter=pydantic_data_converter,
+            runtime=counter.runtime,
+        ),
+        KeyRing(settings.keys_path),
+    )
     print(
         f"cores {os.cpu_count()}; Temporal dev server (SQLite WAL) and a worker in this process "
         f"(max_concurrent_workflow_tasks {settings.max_concurrent_workflow_tasks}, "

@@ -8,7 +8,11 @@ one for both bare sides. The sides:
 1. orderflow: N orders (spread over eight stock records, as real traffic is). The bench plays
    the carrier: once the carrier gateway has booked the shipment it sends ``picked-up`` and
    ``delivered`` as updates on the delivery workflow, then waits for the order's result
-   (completed, payment captured).
+   (completed, payment captured). Every call carries a token, as a real caller's does (the
+   worker refuses updates without one): the order is placed as the order desk, the carrier's
+   events are sent as ``carrier:ups``, with keys the bench makes for every principal of the
+   seeds (``dev_keys``) before the worker is built. Signing is part of the order's cost here;
+   the bare's calls carry no token, as its workflows check none.
 2. bare: the real histories of the warm-up orders are counted (activities, local activities,
    updates per order, e-mails sent), and N bare workflows do exactly that many, with the same
    kind of minimal I/O for each: an SQLite insert over a connection kept open, as the ledger
@@ -74,6 +78,7 @@ from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -82,9 +87,11 @@ from activities.carrier import CarrierActivities, SqliteCarrierGateway
 from domain.carrier import Booking, BookShipment, CarrierEvent
 from domain.ids import delivery_workflow_id, order_workflow_id
 from domain.registry import Location, Sku
+from orderflow.auth import acting_as
 from orderflow.config import PROJECT_ROOT, Settings
 from orderflow.desk import OrderDesk
 from orderflow.devserver import SQLITE_PRAGMAS, free_port, temporal_binary
+from orderflow.identity import Principal, dev_keys
 from orderflow.logging import configure
 from orderflow.registry import Registry
 from orderflow.service import Orderflow
@@ -98,6 +105,8 @@ from workflows.search_attributes import ALL
 SKUS = ("CASE-X12", "ROUTER-F1")
 BENCH_LOCATIONS = [f"bench-loc-{n}" for n in range(4)]
 RECORDS = [(loc, sku) for loc in BENCH_LOCATIONS for sku in SKUS]
+# Who sends the carrier's events: the carrier every bench order is booked with.
+CARRIER = "ups"
 
 # ============================================================================ orderflow side
 
@@ -217,6 +226,10 @@ async def carrier_update(send: Callable[[], Awaitable[Any]]) -> None:
             # Refused as too early, or the delivery is not started yet (booking comes first).
             if isinstance(err, RPCError) and err.status != RPCStatusCode.NOT_FOUND:
                 raise
+            # A credential refused is no matter of time: retrying would not help.
+            cause = err.cause if isinstance(err, WorkflowUpdateFailedError) else None
+            if isinstance(cause, ApplicationError) and cause.type == "NotAllowed":
+                raise
             Refusals.count += 1
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.2)
@@ -230,6 +243,7 @@ def extra_skus(lines: int) -> list[str]:
 
 async def run_orders(app: Orderflow, ids: list[str], concurrency: int, lines: int = 1) -> float:
     client = app.client
+    carrier = Principal.parse(f"carrier:{CARRIER}")
     gate = asyncio.Semaphore(concurrency)
 
     async def one(i: int, order_id: str) -> None:
@@ -239,7 +253,7 @@ async def run_orders(app: Orderflow, ids: list[str], concurrency: int, lines: in
                 customer_id="C-1001",
                 lines=[(sku, 1)] + [(extra, 1) for extra in extra_skus(lines)],
                 location=location,
-                carrier="ups",
+                carrier=CARRIER,
                 pickup=False,
                 order_id=order_id,
                 actor="bench",
@@ -247,13 +261,15 @@ async def run_orders(app: Orderflow, ids: list[str], concurrency: int, lines: in
             await app.place_order(inp)
             handle = client.get_workflow_handle_for(OrderWorkflow.run, order_workflow_id(order_id))
             await booking_event(order_id).wait()
+            # The app's client signs what it sends: the events go as the booked carrier.
             delivery = client.get_workflow_handle(delivery_workflow_id(order_id, 1))
-            for name in ("picked-up", "delivered"):
-                await carrier_update(
-                    lambda name=name: delivery.execute_update(
-                        DeliveryWorkflow.carrier_event, CarrierEvent(event=name)
+            with acting_as(carrier, "bench", order_id):
+                for name in ("picked-up", "delivered"):
+                    await carrier_update(
+                        lambda name=name: delivery.execute_update(
+                            DeliveryWorkflow.carrier_event, CarrierEvent(event=name)
+                        )
                     )
-                )
             view = await handle.result()
             assert view.status == "completed", view.status
 
@@ -454,6 +470,9 @@ async def main(
         )
     # The bench stores are the worker's too: its order desk places orders only where it knows.
     desk = order_desk(settings, registry)
+    # A key for every principal of the seeds (and the bench stores), before the worker loads
+    # the trust store.
+    dev_keys(settings, registry)
     app = Orderflow(client, registry, settings, desk=desk)
     try:
         # ------------------------------------------------- warm-up, and what an order does

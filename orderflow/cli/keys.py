@@ -7,7 +7,8 @@ from rich.table import Table
 
 from domain.durations import parse_duration
 from orderflow.cli.common import JSON, actor, app, emit_json, keys_app, out, settings
-from orderflow.identity import DEFAULT_TTL, KeyRing, Principal
+from orderflow.identity import DEFAULT_TTL, KeyRing, Principal, dev_keys
+from orderflow.registry import Registry
 
 AS = typer.Option(
     ...,
@@ -65,3 +66,13 @@ def keys_retire(
     """Stop trusting a key: tokens it signed are refused from now on."""
     _ring().retire(kid)
     print(f"{kid} retired")
+
+
+@keys_app.command("init")
+def keys_init() -> None:
+    """A key for every principal the seeds name that has none here yet, and the trust store
+    (what ``orderflow dev`` does on its first start; the compose stack's ``keys`` service runs
+    it once before the workers start). Prints the new keys' ids."""
+    s = settings()
+    for kid in dev_keys(s, Registry(s.seeds_dir)):
+        print(kid)

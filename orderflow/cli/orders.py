@@ -182,7 +182,8 @@ def order_timeline(order: str, as_json: bool = JSON) -> None:
         emit_json(entries)
         return
     for e in entries:
-        out.print(f"{when(e.at)}  [bold]{e.kind}[/bold]  {e.text}")
+        by = f"  [dim]({e.principal}: {e.actor})[/dim]" if e.principal else ""
+        out.print(f"{when(e.at)}  [bold]{e.kind}[/bold]  {e.text}{by}")
 
 
 @order_app.command("cancel")

@@ -40,11 +40,12 @@ SERVICES = {
     "temporal-setup",
     "temporal-ui",
     "mailpit",
+    "keys",
     "worker",
     "cli",
     "prometheus",
 }
-ORDERFLOW_SERVICES = ("worker", "cli")
+ORDERFLOW_SERVICES = ("keys", "worker", "cli")
 
 # The temporalio.envconfig variables a container may set (each proven to be read below).
 TEMPORAL_ENV = {
@@ -494,6 +495,7 @@ def test_depends_on_always_names_a_condition_and_the_condition_can_be_met() -> N
         ("temporal-ui", "temporal", "service_healthy"),
         ("worker", "temporal-setup", "service_completed_successfully"),
         ("worker", "mailpit", "service_healthy"),
+        ("worker", "keys", "service_completed_successfully"),
         ("cli", "worker", "service_healthy"),
     ],
 )

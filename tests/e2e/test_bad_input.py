@@ -118,6 +118,48 @@ CASES = [
         B,
         id="release-by-wrong-department",
     ),
+    # Who acts is what the credential proves (--as signs with that principal's key).
+    case(
+        "--as care hold place {order} --department billing --reason arrears --message m",
+        "the hold says billing, but the credential is care's",
+        B,
+        id="as-care-naming-billing",
+    ),
+    case(
+        "--as care hold release {order} H1 --department billing --resolution done",
+        "the command says billing, but the credential is care's",
+        B,
+        id="as-care-releasing-billings-hold",
+    ),
+    case(
+        "--as customer:C-1001 hold dispute {order} H1 --message 'I paid'",
+        "only the order's customer (customer:C-1003) may dispute a hold, not customer:C-1001",
+        B,
+        id="as-another-customer-disputing",
+    ),
+    case(
+        "--as carrier:ups carrier event {order} picked-up",
+        "booked with dhl; only carrier:dhl reports on it, not carrier:ups",
+        B,
+        id="as-another-carrier",
+    ),
+    case(
+        "--as billing order cancel {order} --by customer --reason 'changed my mind'",
+        "only the order's customer (customer:C-1003) may cancel it, not billing",
+        B,
+        id="as-billing-cancelling-for-the-customer",
+    ),
+    case(
+        f"--as care stock receive {STOCK} --qty 5 --ref DN-1",
+        "only stock, supervisor:stock or store:warehouse-north may receive stock, not care",
+        id="as-care-receiving-stock",
+    ),
+    case(
+        "--as nobody-here hold place {order} --department billing --reason arrears --message m",
+        "no credential for nobody-here",
+        B,
+        id="as-a-principal-without-a-key",
+    ),
     case(
         "hold uphold {order} H1 --department stock --message 'pay first'",
         "only billing or its supervisor",

@@ -1,18 +1,22 @@
-"""Tokens on the order's hold updates, checked by the worker: a token it cannot verify, or one
-that contradicts what the update says, is refused before anything is recorded."""
+"""Tokens on every update, checked by the worker: an update without one, with one it cannot
+verify, or from a principal the rules do not allow, is refused before anything is recorded.
+An order's start is checked with its terms: without a placer's token the order is rejected."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import temporalio.client
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
 
+from domain.carrier import CarrierEvent
 from domain.holds import DisputeHold, PlaceHold, ReleaseHold
-from domain.ids import order_workflow_id
+from domain.ids import delivery_workflow_id, order_workflow_id, stock_workflow_id
+from domain.promises import KeepPromise, MakePromise
 from orderflow.auth import HEADER, header_payload
 from orderflow.identity import KeyRing, Principal
 from tests.conftest import Stack
@@ -60,11 +64,25 @@ def with_token(client: Client, token: str) -> Client:
     return Client(**config)
 
 
-async def refused(stack: Stack, oid: str, token: str, update: str, body: dict[str, Any]) -> str:
-    """Send ``update`` with ``token``; return the refusal, having checked nothing was recorded."""
-    wid = order_workflow_id(oid)
+async def refused(
+    stack: Stack,
+    oid: str,
+    token: str | None,
+    update: str,
+    body: dict[str, Any],
+    *,
+    workflow_id: str | None = None,
+) -> str:
+    """Send ``update`` with ``token`` (none: no header) to the order (or ``workflow_id``);
+    return the refusal, having checked nothing was recorded."""
+    wid = workflow_id or order_workflow_id(oid)
     before = await stack.quiet(wid)
-    handle = with_token(stack.client, token).get_workflow_handle(wid)
+    client = stack.client if token is None else with_token(stack.client, token)
+    if token is None:  # a client that signs nothing: no interceptor at all
+        config = client.config()
+        config["interceptors"] = []
+        client = Client(**config)
+    handle = client.get_workflow_handle(wid)
     with pytest.raises(WorkflowUpdateFailedError) as err:
         await handle.execute_update(update, body)
     assert await stack.quiet(wid) == before, "a refused update reached the order's history"
@@ -139,3 +157,182 @@ async def test_a_token_with_a_broken_signature_is_refused(stack: Stack, order: s
     token = ring_of(stack).issue(BILLING, actor="ana")
     says = await refused(stack, order, token[:-4] + "AAAA", "place_hold", arrears())
     assert "credential: the signature does not match key 'billing/" in says
+
+
+def token(stack: Stack, principal: str, order_id: str | None = None) -> str:
+    return ring_of(stack).issue(Principal.parse(principal), actor="x", order_id=order_id)
+
+
+async def test_an_update_without_a_token_is_refused(stack: Stack, order: str) -> None:
+    says = await refused(stack, order, None, "place_hold", arrears())
+    assert "credential: no token in the orderflow-auth header" in says
+
+
+async def test_a_token_for_another_order_is_refused(stack: Stack, order: str) -> None:
+    says = await refused(stack, order, token(stack, "billing", "T-other"), "place_hold", arrears())
+    assert f"the token is for order T-other, not for order {order}" in says
+
+
+async def test_a_customer_cancels_only_their_own_order_and_the_desk_for_them(
+    stack: Stack,
+) -> None:
+    mine = await stack.place()
+    cancel = {"by": "customer", "reason": "changed my mind"}
+    says = await refused(stack, mine.order_id, token(stack, "customer:C-1002"), "cancel", cancel)
+    assert "only the order's customer (customer:C-1001) may cancel it" in says
+    says = await refused(stack, mine.order_id, token(stack, "billing"), "cancel", cancel)
+    assert "only the order's customer" in says
+    # The order desk takes the customer's call and cancels for them; the order says who.
+    handle = with_token(stack.client, token(stack, "desk:web")).get_workflow_handle(
+        order_workflow_id(mine.order_id)
+    )
+    await handle.execute_update("cancel", cancel)
+    view = await stack.until(mine.order_id, lambda v: v.status == "cancelled")
+    assert view.cancelled_by == "desk:web"
+    [asked] = [e for e in await stack.app.timeline(mine.order_id) if e.kind == "cancel_requested"]
+    assert asked.principal == "desk:web" and asked.kid.startswith("desk:web/")
+
+
+async def test_promises_are_made_and_kept_by_the_department_that_makes_them(
+    stack: Stack, order: str
+) -> None:
+    due = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    promise = {"kind": "callback", "due_at": due, "text": "We call you back.", "department": "care"}
+    says = await refused(stack, order, token(stack, "billing"), "make_promise", promise)
+    assert "only care or supervisor:care may make care's promises, not billing" in says
+    made = await stack.app.make_promise(order, MakePromise.model_validate(promise))
+    keep = {"promise_id": made.promise_id, "note": "called"}
+    says = await refused(stack, order, token(stack, "billing"), "keep_promise", keep)
+    assert f"may keep promise {made.promise_id}, not billing" in says
+    await stack.app.keep_promise(order, KeepPromise.model_validate(keep))
+    [kept] = [p for p in (await stack.app.view(order)).promises if p.promise_id == made.promise_id]
+    assert kept.status == "kept" and kept.principal == kept.settled_principal == "care"
+
+
+async def test_only_the_booked_carrier_reports_and_only_the_customer_reschedules(
+    stack: Stack,
+) -> None:
+    placed = await stack.place()
+    oid = placed.order_id
+    booked = await stack.until(oid, lambda v: bool(v.deliveries) and v.deliveries[-1].tracking)
+    carrier = booked.deliveries[-1].carrier
+    other = next(c for c in ("ups", "dhl", "post") if c != carrier)
+    delivery = delivery_workflow_id(oid, 1)
+    says = await refused(
+        stack,
+        oid,
+        token(stack, f"carrier:{other}"),
+        "carrier_event",
+        {"event": "delivered"},
+        workflow_id=delivery,
+    )
+    assert (
+        f"booked with {carrier}; only carrier:{carrier} reports on it, not carrier:{other}" in says
+    )
+    says = await refused(
+        stack,
+        oid,
+        token(stack, f"carrier:{carrier}"),
+        "redirect",
+        {"pickup_point": "Locker 12"},
+        workflow_id=delivery,
+    )
+    assert "only the order's customer (customer:C-1001) may redirect the delivery" in says
+    # The booked carrier's own event is taken (the app sends it as that carrier).
+    await stack.app.carrier_event(oid, CarrierEvent(event="picked-up"))
+    await stack.until(oid, lambda v: v.status == "in_transit")
+
+
+async def test_stock_counts_are_changed_by_stock_control_or_the_stores_clerks(
+    stack: Stack,
+) -> None:
+    await stack.app.receive_stock(stack.location, "PHONE-A5", 1, "DN-1")  # as stock control
+    record = stock_workflow_id(stack.location, "PHONE-A5")
+    receive = {"qty": 5, "reference": "DN-2"}
+    says = await refused(stack, "", token(stack, "care"), "receive", receive, workflow_id=record)
+    assert f"only stock, supervisor:stock or store:{stack.location} may receive stock" in says
+    says = await refused(
+        stack,
+        "",
+        token(stack, "desk:web"),
+        "reserve",
+        {"order_id": "X", "qty": 1},
+        workflow_id=record,
+    )
+    assert "only the engine may reserve stock for an order, not desk:web" in says
+    clerk = with_token(stack.client, token(stack, f"store:{stack.location}"))
+    await clerk.get_workflow_handle(record).execute_update("receive", receive)
+    [stock] = await stack.app.stock(stack.location, "PHONE-A5")
+    assert stock.on_hand == 16
+
+
+async def rejected_start(stack: Stack, by: str | None) -> str:
+    """Start an order straight through Temporal with ``by``'s token (none: no header)."""
+    inp = stack.order().model_dump(mode="json")
+    client = stack.client
+    config = client.config()
+    config["interceptors"] = [FixedStart(token(stack, by))] if by else []
+    handle = await Client(**config).start_workflow(
+        "OrderWorkflow",
+        inp,
+        id=order_workflow_id(inp["order_id"]),
+        task_queue=stack.app.settings.task_queue,
+    )
+    with pytest.raises(WorkflowFailureError) as failed:
+        await asyncio.wait_for(handle.result(), 20)
+    assert (await handle.describe()).search_attributes.get("OrderStatus") == ["rejected"]
+    assert stack.mail(inp["order_id"]) == [] and stack.ledger.entries(inp["order_id"]) == []
+    return str(failed.value.cause)
+
+
+class FixedStart(temporalio.client.Interceptor):
+    """A client that puts a given token on the workflows it starts."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def intercept_client(
+        self, next: temporalio.client.OutboundInterceptor
+    ) -> temporalio.client.OutboundInterceptor:
+        token = self.token
+
+        class Outbound(temporalio.client.OutboundInterceptor):
+            async def start_workflow(self, input: Any) -> Any:
+                input.headers = {**input.headers, HEADER: header_payload(token)}
+                return await super().start_workflow(input)
+
+        return Outbound(next)
+
+
+async def test_an_order_is_placed_only_by_a_desk_or_its_own_customer(stack: Stack) -> None:
+    says = await rejected_start(stack, None)
+    assert "order rejected: credential: no token in the orderflow-auth header" in says
+    says = await rejected_start(stack, "billing")
+    assert "an order is placed by an order desk or by its own customer" in says
+    says = await rejected_start(stack, "customer:C-1002")
+    assert "(customer:C-1001), not by customer:C-1002" in says
+    # Its own customer may place it; the order and its timeline say who did.
+    stack.app.as_principal = Principal.parse("customer:C-1001")  # as with --as
+    try:
+        view = await stack.place()
+    finally:
+        stack.app.as_principal = None
+    placed = await stack.until(view.order_id, lambda v: v.status == "shipping")
+    assert placed.placed_by == "customer:C-1001"
+
+
+async def test_a_key_added_while_the_worker_runs_is_trusted_and_a_retired_one_is_not(
+    stack: Stack, order: str
+) -> None:
+    ring = ring_of(stack)
+    old = ring.issue(BILLING, actor="ana")
+    new_kid = ring.add(BILLING)  # rotation: the new key signs from now on
+    new = ring.issue(BILLING, actor="ana")
+    handle = with_token(stack.client, new).get_workflow_handle(order_workflow_id(order))
+    await handle.execute_update("place_hold", arrears(reference="NEW-KEY"))
+    old_kid = next(
+        k["kid"] for k in ring.listed() if k["principal"] == "billing" and k["kid"] != new_kid
+    )
+    ring.retire(old_kid)
+    says = await refused(stack, order, old, "place_hold", arrears(reference="OLD-KEY"))
+    assert f"credential: key '{old_kid}' is not trusted" in says
