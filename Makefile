@@ -38,4 +38,4 @@ clean:
 	rm -rf $(VENV) .orderflow .pytest_cache .ruff_cache .mypy_cache *.egg-info
 
 record-histories: $(STAMP)  ## add this version's histories (tests/histories/<version>/); never overwrites
-	ORDERFLOW_RECORD_HISTORIES=1 $(BIN)/pytest tests/workflows tests/stories tests/upgrade -q
+	ORDERFLOW_RECORD_HISTORIES=1 $(BIN)/pytest -n 2 --dist loadfile tests/workflows tests/stories tests/upgrade -q

@@ -42,6 +42,15 @@ class Caller(Model):
     # The one order the token is good for, when it names one (a customer's order link).
     order_id: str | None = None
 
+    @classmethod
+    def reported(cls, principal: str, actor: str, kid: str) -> Caller:
+        """The caller another of the engine's workflows verified and reported (a delivery's
+        carrier or customer), from the principal as written."""
+        kind, sep, name = principal.partition(":")
+        if not sep:
+            kind, name = (ENGINE, ENGINE) if principal == ENGINE else (DEPARTMENT, principal)
+        return cls(kind=kind, id=name, actor=actor, kid=kid)
+
     @property
     def principal(self) -> str:
         if self.kind == DEPARTMENT:

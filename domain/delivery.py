@@ -126,6 +126,11 @@ class DeliveryReport(Model):
     window_end: datetime | None = None
     pickup_point: str = ""
     location: str = ""
+    # Who sent the event or change it reports, as its token proved (empty: the delivery's
+    # own timers, or before credentials).
+    principal: str = ""
+    actor: str = ""
+    kid: str = ""
 
 
 class DeliveryReports(Model):

@@ -49,6 +49,15 @@ with workflow.unsafe.imports_passed_through():
     from workflows.support.timer import DeadlineTimer
 
 
+def _by(report: DeliveryReport, who: Caller | None) -> DeliveryReport:
+    """The report, saying who sent what it reports."""
+    if who is None:
+        return report
+    return report.model_copy(
+        update={"principal": who.principal, "actor": who.actor, "kid": who.kid}
+    )
+
+
 @workflow.defn
 class DeliveryWorkflow:
     @workflow.init
@@ -159,10 +168,11 @@ class DeliveryWorkflow:
     def carrier_event(
         self, raw: Annotated[RawValue, CarrierEvent] = NO_INPUT
     ) -> CarrierEventRecorded:
+        who = self.caller
         event = accepted(raw, CarrierEvent)
         result, reports = events.record_event(self.state, event, workflow.now())
         for report in reports:
-            self._report(report)
+            self._report(_by(report, who))
         return result
 
     @carrier_event.validator
@@ -178,8 +188,9 @@ class DeliveryWorkflow:
 
     @workflow.update
     def reschedule(self, raw: Annotated[RawValue, Reschedule] = NO_INPUT) -> DeliveryUpdated:
+        who = self.caller
         cmd = accepted(raw, Reschedule)
-        self._report(rules.reschedule(self.state, cmd, workflow.now()))
+        self._report(_by(rules.reschedule(self.state, cmd, workflow.now()), who))
         return rules.updated(self.state)
 
     @reschedule.validator
@@ -192,8 +203,9 @@ class DeliveryWorkflow:
 
     @workflow.update
     def redirect(self, raw: Annotated[RawValue, Redirect] = NO_INPUT) -> DeliveryUpdated:
+        who = self.caller
         cmd = accepted(raw, Redirect)
-        self._report(rules.redirect(self.state, cmd, workflow.now()))
+        self._report(_by(rules.redirect(self.state, cmd, workflow.now()), who))
         return rules.updated(self.state)
 
     @redirect.validator

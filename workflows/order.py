@@ -682,10 +682,16 @@ class OrderWorkflow:
         return await self.shipment.follow(self._on_report, self._wait)
 
     def _on_report(self, report: DeliveryReport) -> None:
-        told = steps.apply_report(self.state, report, workflow.now())
-        if told is not None:
-            self.outbox.send(told)
-            self._changed()
+        who = (
+            Caller.reported(report.principal, report.actor, report.kid)
+            if report.principal
+            else None
+        )
+        with self.state.acting(who):
+            told = steps.apply_report(self.state, report, workflow.now())
+            if told is not None:
+                self.outbox.send(told)
+                self._changed()
 
     async def _compensate(self) -> None:
         """Undo in reverse: carrier booking, then payment, then stock. Each exactly once."""

@@ -239,8 +239,13 @@ async def test_only_the_booked_carrier_reports_and_only_the_customer_reschedules
     )
     assert "only the order's customer (customer:C-1001) may redirect the delivery" in says
     # The booked carrier's own event is taken (the app sends it as that carrier).
-    await stack.app.carrier_event(oid, CarrierEvent(event="picked-up"))
-    await stack.until(oid, lambda v: v.status == "in_transit")
+    await stack.app.carrier_event(oid, CarrierEvent(event="picked-up", actor="driver-7"))
+    await stack.app.carrier_event(oid, CarrierEvent(event="delivered", actor="driver-7"))
+    await stack.until(oid, lambda v: v.status == "completed")
+    # The order's timeline says who reported each event, as the delivery verified it.
+    [picked] = [e for e in await stack.app.timeline(oid) if e.kind == "picked_up"]
+    assert (picked.principal, picked.actor) == (f"carrier:{carrier}", "driver-7")
+    assert picked.kid.startswith(f"carrier:{carrier}/")
 
 
 async def test_stock_counts_are_changed_by_stock_control_or_the_stores_clerks(
