@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 import stat
 import subprocess
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from orderflow.devserver import free_port, temporal_binary
+from orderflow.identity import KeyRing, Principal
 from tests.e2e.conftest import BIN, Cli
 
 
@@ -497,3 +500,84 @@ def test_a_system_in_another_language_signs_its_updates_with_a_token(cli: Cli) -
     assert done["blocked_by"] == [] and done["holds"][0]["released_principal"] == (
         "supervisor:billing"
     )
+
+
+def test_the_temporal_cli_is_refused_without_a_good_token_and_changes_nothing(cli: Cli) -> None:
+    """What a system in another language gets wrong about credentials, each refused with the
+    reason and nothing recorded: no header, a header that is no token, an expired token, and a
+    token of a key retired since; and an order started without a desk's token is rejected."""
+    cli.run(
+        "order", "place", "--customer", "C-1002", "--sku", "CASE-X12",
+        "--location", "warehouse-north", "--order-id", "E2E-NOTOKEN",
+    )  # fmt: skip
+    hold = {
+        "department": "billing",
+        "reason_code": "arrears",
+        "customer_message": "Invoice 8 is unpaid.",
+    }
+
+    def place(*headers: str) -> subprocess.CompletedProcess[str]:
+        return temporal(
+            cli, "workflow", "update", "execute", "-w", "order-E2E-NOTOKEN",
+            "--name", "place_hold", *headers, "--input", json.dumps(hold),
+        )  # fmt: skip
+
+    def events() -> int:
+        shown = temporal(cli, "workflow", "show", "-w", "order-E2E-NOTOKEN", "--output", "json")
+        return len(json.loads(shown.stdout)["events"])
+
+    cli.until(("order", "show", "E2E-NOTOKEN"), lambda v: v["status"] == "shipping")
+    time.sleep(1)
+    before = events()
+    no_header = place()
+    assert no_header.returncode != 0
+    assert "credential: no token in the orderflow-auth header" in no_header.stderr
+    not_a_token = place("--headers", "orderflow-auth=42")
+    assert not_a_token.returncode != 0 and "no token" in not_a_token.stderr
+
+    # A token billing's system made an hour ago, with its own key (the dev stack's data dir).
+    ring = KeyRing(Path(cli.env["ORDERFLOW_DATA_DIR"]) / "keys")
+    stale = ring.issue(
+        Principal.parse("billing"), actor="ledger-7", now=datetime.now(UTC) - timedelta(hours=1)
+    )
+    expired = place("--headers", f'orderflow-auth="{stale}"')
+    assert expired.returncode != 0 and "credential: the token expired at" in expired.stderr
+
+    # Rotation: a new key signs, the old one still verifies until it is retired.
+    old = cli.run("token", "--as", "billing").stdout.strip()
+    kid = cli.run("keys", "add", "--as", "billing").stdout.strip()
+    new = cli.run("token", "--as", "billing").stdout.strip()
+    old_kid = next(
+        k["kid"]
+        for k in cli.json("keys", "list")
+        if k["principal"] == "billing" and k["kid"] != kid
+    )
+    cli.run("keys", "retire", old_kid)
+    retired = place("--headers", f'orderflow-auth="{old}"')
+    assert retired.returncode != 0 and f"key '{old_kid}' is not trusted" in retired.stderr
+    assert events() == before, "a refused update reached the order's history"
+    taken = place("--headers", f'orderflow-auth="{new}"')
+    assert taken.returncode == 0, taken.stderr
+    view = cli.json("order", "show", "E2E-NOTOKEN")
+    assert [h["principal"] for h in view["holds"]] == ["billing"]
+
+    # A start without a token is recorded, and the order ends at once, rejected.
+    order = {
+        "order_id": "E2E-NODESK",
+        "customer_id": "C-1002",
+        "lines": [{"sku": "CASE-X12", "qty": 1}],
+        "location": "warehouse-north",
+    }
+    started = temporal(
+        cli, "workflow", "start", "--type", "OrderWorkflow", "--task-queue", "orderflow",
+        "-w", "order-E2E-NODESK", "--input", json.dumps(order),
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    deadline = time.monotonic() + 30
+    while True:
+        shown = cli.call("order", "show", "E2E-NODESK")
+        if shown.returncode != 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert shown.returncode == 2
+    assert "order rejected: credential: no token in the orderflow-auth header" in shown.stderr
