@@ -7,6 +7,7 @@ from temporalio import activity
 
 from domain import authority
 from domain.errors import NotAllowed, OrderflowError
+from domain.ids import order_workflow_id
 from domain.order import PlacementRequest, PlaceOrder, TermsDecision
 from orderflow.auth import HEADER, caller_of
 from orderflow.desk import OrderDesk
@@ -35,8 +36,18 @@ class TermsActivities:
                     f"credential: no token in the {HEADER} header of the order's start "
                     "(orderflow token --as desk:web)"
                 )
+            here = activity.info().workflow_id
+            if here != order_workflow_id(req.order.order_id):
+                raise NotAllowed(
+                    f"order_id: order {req.order.order_id} runs as workflow "
+                    f"{order_workflow_id(req.order.order_id)}, not {here}"
+                )
             caller = caller_of(req.token, trust, req.started_at)
-            authority.check_places_order(caller, req.order.customer_id)
+            if caller.workflow_id is not None and caller.workflow_id != here:
+                raise NotAllowed(
+                    f"credential: the token was signed for {caller.workflow_id}, not {here}"
+                )
+            authority.check_places_order(caller, req.order.customer_id, req.order.order_id)
         except OrderflowError as err:
             return TermsDecision(refusal=str(err), refusal_type=err.type)
         decision = self.desk.decide(req.order)

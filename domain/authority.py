@@ -41,6 +41,8 @@ class Caller(Model):
     kid: str = ""
     # The one order the token is good for, when it names one (a customer's order link).
     order_id: str | None = None
+    # The one workflow the token was signed for, when it names one (each client call does).
+    workflow_id: str | None = None
 
     @classmethod
     def reported(cls, principal: str, actor: str, kid: str) -> Caller:
@@ -144,7 +146,13 @@ def check_cancels(caller: Caller | None, state: OrderState, by: str) -> Caller:
     if by == CUSTOMER:
         if who.kind == DESK:
             return who
-        return check_customer(who, state.input.customer.customer_id, order_id, "cancel it")
+        customer = state.input.customer.customer_id
+        if who.kind != CUSTOMER or who.id != customer:
+            raise NotAllowed(
+                f"credential: only the order's customer ({CUSTOMER}:{customer}) or an order "
+                f"desk may cancel it, not {who.principal}"
+            )
+        return who
     return _department_or_supervisor(who, by, f"cancel for {by}")
 
 
@@ -187,8 +195,10 @@ def check_carrier(caller: Caller | None, carrier: str, order_id: str) -> Caller:
 
 def check_stock_keeper(caller: Caller | None, location: str, what: str) -> Caller:
     """A stock record's count is changed by stock control (or its supervisor) or by a clerk
-    of the store it belongs to."""
+    of the store it belongs to, with a token for stock, not one for an order."""
     who = require_caller(caller, what)
+    if who.order_id:
+        raise NotAllowed(f"credential: the token is for order {who.order_id}; it cannot {what}")
     if who.department == STOCK_CONTROL or (who.kind == STORE and who.id == location):
         return who
     raise NotAllowed(
@@ -197,18 +207,23 @@ def check_stock_keeper(caller: Caller | None, location: str, what: str) -> Calle
     )
 
 
-def check_engine(caller: Caller | None, what: str) -> Caller:
-    """What only the engine itself does (reserving and releasing stock for orders)."""
+def check_engine(caller: Caller | None, what: str, order_id: str) -> Caller:
+    """What only the engine itself does for one order (reserving and releasing its stock),
+    with a token for that order."""
     who = require_caller(caller, what)
     if who.kind != ENGINE:
         raise NotAllowed(f"credential: only the engine may {what}, not {who.principal}")
+    if who.order_id != order_id:
+        raise NotAllowed(
+            f"credential: the engine's token is for order {who.order_id}, not for order {order_id}"
+        )
     return who
 
 
-def check_places_order(caller: Caller | None, customer: str) -> Caller:
+def check_places_order(caller: Caller | None, customer: str, order_id: str) -> Caller:
     """An order is placed by an order desk, by the engine (a replacement order), or by the
     customer it is for."""
-    who = require_caller(caller, "placing an order")
+    who = require_caller(caller, "placing an order", order_id)
     if who.kind in (DESK, ENGINE):
         return who
     if who.kind == CUSTOMER and who.id == customer:

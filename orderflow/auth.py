@@ -30,7 +30,7 @@ from temporalio.api.common.v1 import Payload
 from temporalio.converter import default as default_converter
 
 from domain.authority import Caller
-from domain.errors import NotAllowed
+from domain.errors import NotAllowed, OrderflowError
 from orderflow.identity import KeyRing, Principal, TrustStore, sign, verify
 
 HEADER = "orderflow-auth"
@@ -107,6 +107,7 @@ def caller_of(token: str, trust: TrustStore, now: datetime) -> Caller:
         actor=cred.actor,
         kid=cred.kid,
         order_id=cred.order_id,
+        workflow_id=cred.workflow_id,
     )
 
 
@@ -120,7 +121,7 @@ def claimed(headers: Mapping[str, Payload]) -> Caller | None:
         claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
         kid = jwt.get_unverified_header(token).get("kid", "")
         principal = Principal.parse(str(claims["sub"]))
-    except (jwt.PyJWTError, ValueError, KeyError):
+    except (jwt.PyJWTError, ValueError, KeyError, OrderflowError):
         return None
     scope = claims.get("ord")
     return Caller(
@@ -161,7 +162,7 @@ class _Signing(temporalio.client.OutboundInterceptor):
         self._ring = ring
 
     def _signed(
-        self, headers: Mapping[str, Payload], *, start: bool = False
+        self, headers: Mapping[str, Payload], workflow_id: str, *, start: bool = False
     ) -> Mapping[str, Payload]:
         acting = _ACTING.get()
         if acting is not None and start and acting.starter is not None:
@@ -170,30 +171,35 @@ class _Signing(temporalio.client.OutboundInterceptor):
         if acting is None or not keys:
             # Sent without a token: the worker decides whether it may be.
             return headers
-        token = sign(keys[-1], actor=acting.actor, order_id=acting.order_id)
+        # Bound to the workflow it is sent to: read from a history, it is good for no other.
+        token = sign(
+            keys[-1], actor=acting.actor, order_id=acting.order_id, workflow_id=workflow_id
+        )
         return {**headers, HEADER: header_payload(token)}
 
     async def start_workflow(
         self, input: temporalio.client.StartWorkflowInput
     ) -> temporalio.client.WorkflowHandle[Any, Any]:
-        input.headers = self._signed(input.headers)
+        input.headers = self._signed(input.headers, input.id)
         return await super().start_workflow(input)
 
     async def signal_workflow(self, input: temporalio.client.SignalWorkflowInput) -> None:
-        input.headers = self._signed(input.headers)
+        input.headers = self._signed(input.headers, input.id)
         await super().signal_workflow(input)
 
     async def start_workflow_update(
         self, input: temporalio.client.StartWorkflowUpdateInput
     ) -> temporalio.client.WorkflowUpdateHandle[Any]:
-        input.headers = self._signed(input.headers)
+        input.headers = self._signed(input.headers, input.id)
         return await super().start_workflow_update(input)
 
     async def start_update_with_start_workflow(
         self, input: temporalio.client.StartWorkflowUpdateWithStartInput
     ) -> temporalio.client.WorkflowUpdateHandle[Any]:
-        headers = self._signed(input.update_workflow_input.headers)
-        input.update_workflow_input = replace(input.update_workflow_input, headers=headers)
         start = input.start_workflow_input
-        input.start_workflow_input = replace(start, headers=self._signed(start.headers, start=True))
+        headers = self._signed(input.update_workflow_input.headers, start.id)
+        input.update_workflow_input = replace(input.update_workflow_input, headers=headers)
+        input.start_workflow_input = replace(
+            start, headers=self._signed(start.headers, start.id, start=True)
+        )
         return await super().start_update_with_start_workflow(input)

@@ -25,6 +25,7 @@ import base64
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import uuid
@@ -57,6 +58,7 @@ MAX_TTL = timedelta(hours=1)
 # Clocks of different machines disagree a little.
 LEEWAY = timedelta(seconds=30)
 TRUST_FILE = "trust.json"
+_log = logging.getLogger("orderflow.identity")
 PRIVATE_DIR = "private"
 
 
@@ -141,6 +143,7 @@ class Credential(BaseModel):
     principal: Principal
     actor: str
     order_id: str | None = None
+    workflow_id: str | None = None
     kid: str
     jti: str
     expires_at: datetime
@@ -211,10 +214,16 @@ class TrustStore:
     def _parse(keys: Iterable[dict[str, Any]]) -> dict[str, tuple[Principal, Ed25519PublicKey]]:
         parsed: dict[str, tuple[Principal, Ed25519PublicKey]] = {}
         for jwk in keys:
-            if jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
-                raise InvalidInput(f"trust store: key {jwk.get('kid')!r} is not an Ed25519 JWK")
-            public = Ed25519PublicKey.from_public_bytes(_unb64(jwk["x"]))
-            parsed[jwk["kid"]] = (Principal.parse(jwk["principal"]), public)
+            if not isinstance(jwk, dict) or jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
+                kid = jwk.get("kid") if isinstance(jwk, dict) else jwk
+                raise InvalidInput(f"trust store: key {kid!r} is not an Ed25519 JWK")
+            try:
+                public = Ed25519PublicKey.from_public_bytes(_unb64(jwk["x"]))
+                parsed[jwk["kid"]] = (Principal.parse(jwk["principal"]), public)
+            except (KeyError, ValueError, TypeError) as err:
+                raise InvalidInput(
+                    f"trust store: key {jwk.get('kid')!r} is not usable: {err!s}"
+                ) from None
         return parsed
 
     @staticmethod
@@ -225,7 +234,10 @@ class TrustStore:
             raise NotFound(f"no trust store at {path}") from None
         except ValueError as err:
             raise InvalidInput(f"trust store {path} is not JSON: {err}") from None
-        return list(doc.get("keys", []))
+        keys = doc.get("keys") if isinstance(doc, dict) else None
+        if not isinstance(keys, list):
+            raise InvalidInput(f"trust store {path} is not a JWK Set (an object with 'keys')")
+        return keys
 
     @classmethod
     def load(cls, path: Path) -> TrustStore:
@@ -242,10 +254,10 @@ class TrustStore:
         try:
             stamp = self._path.stat().st_mtime_ns
             if stamp != self._stamp:
-                self._keys = self._parse(self._read(self._path))
                 self._stamp = stamp
-        except (OSError, OrderflowError):
-            return
+                self._keys = self._parse(self._read(self._path))
+        except (OSError, OrderflowError) as err:
+            _log.warning("trust store not reloaded, the keys last read stay: %s", err)
 
     def __contains__(self, kid: str) -> bool:
         self._follow()
@@ -352,10 +364,13 @@ class KeyRing:
         order_id: str | None = None,
         ttl: timedelta = DEFAULT_TTL,
         now: datetime | None = None,
+        workflow_id: str | None = None,
     ) -> str:
         """A token signed with ``principal``'s newest key on this machine."""
         keys = self.require(principal)
-        return sign(keys[-1], actor=actor, order_id=order_id, ttl=ttl, now=now)
+        return sign(
+            keys[-1], actor=actor, order_id=order_id, ttl=ttl, now=now, workflow_id=workflow_id
+        )
 
     def require(self, principal: Principal) -> list[dict[str, Any]]:
         """``principal``'s private keys here; refused when there are none."""
@@ -376,7 +391,10 @@ def sign(
     order_id: str | None = None,
     ttl: timedelta = DEFAULT_TTL,
     now: datetime | None = None,
+    workflow_id: str | None = None,
 ) -> str:
+    """A token of the key's principal vouching for ``actor``; limited to one order
+    (``ord``) and to one workflow (``wid``, what a client signs for each call) when given."""
     if not timedelta(0) < ttl <= MAX_TTL:
         raise InvalidInput(
             f"ttl: a token lives at most {format_duration(MAX_TTL)} "
@@ -397,6 +415,8 @@ def sign(
     }
     if order_id is not None:
         claims["ord"] = order_id
+    if workflow_id is not None:
+        claims["wid"] = workflow_id
     return jwt.encode(claims, private, algorithm=ALGORITHM, headers={"kid": private_jwk["kid"]})
 
 
@@ -440,6 +460,7 @@ def verify(trust: TrustStore, token: str, now: datetime | None = None) -> Creden
         principal=owner,
         actor=str(claims["act"]),
         order_id=claims.get("ord"),
+        workflow_id=claims.get("wid"),
         kid=kid,
         jti=str(claims["jti"]),
         expires_at=expires,

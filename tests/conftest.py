@@ -257,7 +257,11 @@ async def record_histories(client: Client, task_queue: str, test_name: str) -> N
 
 
 def acting(
-    principal: str, actor: str = "test", *, starter: str | None = None
+    principal: str,
+    actor: str = "test",
+    *,
+    starter: str | None = None,
+    order_id: str | None = None,
 ) -> contextlib.AbstractContextManager[None]:
     """Calls of a test's client inside are signed as ``principal`` (``billing``, ``engine``,
     ``customer:C-1001``...), as a department's own system signs them; the start of an
@@ -265,6 +269,7 @@ def acting(
     return acting_as(
         Principal.parse(principal),
         actor,
+        order_id,
         starter=Principal.parse(starter) if starter else None,
     )
 

@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         ReportKind,
         Reschedule,
     )
+    from domain.errors import NotAllowed
     from workflows.search_attributes import CARRIER
     from workflows.support.gate import CallGate
     from workflows.support.refusals import NO_INPUT, accepted, door
@@ -217,13 +218,19 @@ class DeliveryWorkflow:
         door(raw, Redirect, "redirect", rule)
 
     def _customer(self, what: str) -> None:
-        """Only the order's customer; a delivery from before credentials does not know its
-        customer, so there a customer's token scoped to its order stands for it."""
+        """Only the order's customer. A delivery booked before credentials does not know its
+        customer: there an order desk acts for the customer, who asks it."""
         inp = self.state.inp
-        customer = inp.customer_id
-        if not customer and self.caller is not None and self.caller.order_id == inp.order_id:
-            customer = self.caller.id
-        authority.check_customer(self.caller, customer, inp.order_id, what)
+        if inp.customer_id:
+            authority.check_customer(self.caller, inp.customer_id, inp.order_id, what)
+            return
+        who = authority.require_caller(self.caller, what, inp.order_id)
+        if who.kind != authority.DESK:
+            raise NotAllowed(
+                f"credential: delivery {inp.delivery_id} of order {inp.order_id} was booked "
+                f"before it knew its customer; an order desk may {what} for them, not "
+                f"{who.principal}"
+            )
 
     @workflow.query
     def status(self) -> DeliveryState:

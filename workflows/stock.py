@@ -41,9 +41,10 @@ class StockWorkflow:
     @workflow.init
     def __init__(self, inp: StockInput) -> None:
         self.inp = inp
-        self.state = inp.state or StockState(
-            location=inp.location, sku=inp.sku, on_hand=inp.on_hand
-        )
+        # A state is carried only from the record's previous run (continue-as-new); a first
+        # run starts from its count, whatever else a start input says.
+        carried = inp.state if workflow.info().continued_run_id else None
+        self.state = carried or StockState(location=inp.location, sku=inp.sku, on_hand=inp.on_hand)
         self.changes = 0
         # Who sent the update being validated: set by the credentials interceptor.
         self.caller: Caller | None = None
@@ -122,7 +123,7 @@ class StockWorkflow:
     @reserve.validator
     def validate_reserve(self, raw: Annotated[RawValue, ReserveStock] = NO_INPUT) -> None:
         def rule(cmd: ReserveStock) -> None:
-            authority.check_engine(self.caller, "reserve stock for an order")
+            authority.check_engine(self.caller, "reserve stock for an order", cmd.order_id)
             rules.check_reserve(self.state, cmd)
 
         door(raw, ReserveStock, RESERVE_UPDATE, rule)
@@ -147,7 +148,9 @@ class StockWorkflow:
             raw,
             ReleaseStock,
             RELEASE_UPDATE,
-            lambda cmd: authority.check_engine(self.caller, "release an order's stock"),
+            lambda cmd: authority.check_engine(
+                self.caller, "release an order's stock", cmd.order_id
+            ),
         )
 
     # -- receive ---------------------------------------------------------------------------

@@ -18,6 +18,8 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
+from domain import authority
+from domain.authority import Caller
 from domain.delivery import DeliveryState
 from domain.errors import InvalidInput, NotFound, OrderflowError, WrongState
 from domain.fulfilment import placed_view
@@ -157,6 +159,14 @@ class OrderService(ServiceBase):
         Returns the view and whether this call created the order.
         """
         inp = self._placed(req)
+        # Who may place it is the worker's rule; asked here too, so that a principal that
+        # may not is told so now rather than by an order that ends rejected.
+        placer = self.as_principal or DESK
+        authority.check_places_order(
+            Caller(kind=placer.kind.value, id=placer.id, actor=default_actor()),
+            inp.customer.customer_id,
+            inp.order_id,
+        )
         try:
             with self.acting(DESK, default_actor(), inp.order_id):
                 handle = await call(

@@ -145,7 +145,7 @@ CASES = [
     ),
     case(
         "--as billing order cancel {order} --by customer --reason 'changed my mind'",
-        "only the order's customer (customer:C-1003) may cancel it, not billing",
+        "only the order's customer (customer:C-1003) or an order desk may cancel it, not billing",
         B,
         id="as-billing-cancelling-for-the-customer",
     ),

@@ -179,7 +179,7 @@ async def test_a_customer_cancels_only_their_own_order_and_the_desk_for_them(
     mine = await stack.place()
     cancel = {"by": "customer", "reason": "changed my mind"}
     says = await refused(stack, mine.order_id, token(stack, "customer:C-1002"), "cancel", cancel)
-    assert "only the order's customer (customer:C-1001) may cancel it" in says
+    assert "only the order's customer (customer:C-1001) or an order desk may cancel it" in says
     says = await refused(stack, mine.order_id, token(stack, "billing"), "cancel", cancel)
     assert "only the order's customer" in says
     # The order desk takes the customer's call and cancels for them; the order says who.
@@ -341,3 +341,91 @@ async def test_a_key_added_while_the_worker_runs_is_trusted_and_a_retired_one_is
     ring.retire(old_kid)
     says = await refused(stack, order, old, "place_hold", arrears(reference="OLD-KEY"))
     assert f"credential: key '{old_kid}' is not trusted" in says
+
+
+async def test_an_order_started_under_another_orders_workflow_id_is_rejected(
+    stack: Stack,
+) -> None:
+    """A workflow id that is not the order's own would let one order act on another's stock
+    (reservations are the order id's): it is rejected, having done nothing."""
+    inp = stack.order().model_dump(mode="json")
+    config = stack.client.config()
+    config["interceptors"] = [FixedStart(token(stack, "desk:web"))]
+    handle = await Client(**config).start_workflow(
+        "OrderWorkflow", inp, id="order-not-its-own", task_queue=stack.app.settings.task_queue
+    )
+    with pytest.raises(WorkflowFailureError) as failed:
+        await asyncio.wait_for(handle.result(), 20)
+    assert f"runs as workflow order-{inp['order_id']}, not order-not-its-own" in str(
+        failed.value.cause
+    )
+    assert stack.ledger.entries(inp["order_id"]) == []
+
+
+async def test_a_token_signed_for_another_workflow_or_order_is_refused(
+    stack: Stack, order: str
+) -> None:
+    """What a client signs is bound to the workflow it is sent to: a token read from one
+    order's history is good for no other; the engine's stock tokens name their order."""
+    elsewhere = ring_of(stack).issue(BILLING, actor="ana", workflow_id="order-T-elsewhere")
+    says = await refused(stack, order, elsewhere, "place_hold", arrears())
+    assert "the token was signed for order-T-elsewhere" in says
+    record = stock_workflow_id(stack.location, "PHONE-A5")
+    engine_for_other = token(stack, "engine", "T-other")
+    says = await refused(
+        stack, "", engine_for_other, "release", {"order_id": order}, workflow_id=record
+    )
+    assert f"the engine's token is for order T-other, not for order {order}" in says
+    clerk_for_order = token(stack, f"store:{stack.location}", order)
+    says = await refused(
+        stack, "", clerk_for_order, "adjust", {"count": 0, "reason": "x"}, workflow_id=record
+    )
+    assert f"the token is for order {order}; it cannot adjust a stock count" in says
+
+
+async def test_a_stock_record_started_from_outside_takes_no_state_from_its_input(
+    stack: Stack,
+) -> None:
+    """Only a record's own previous run hands it its state: a first run with reservations
+    and receipts in its start input starts from its count alone."""
+    loc = stack.add_location({"PHONE-A5": 2})
+    forged = {
+        "location": loc,
+        "sku": "PHONE-A5",
+        "on_hand": 2,
+        "state": {
+            "location": loc,
+            "sku": "PHONE-A5",
+            "on_hand": 500,
+            "reservations": [
+                {
+                    "order_id": "T-mine",
+                    "qty": 1,
+                    "since": "2026-01-01T00:00:00Z",
+                    "status": "reserved",
+                }
+            ],
+        },
+    }
+    await stack.client.start_workflow(
+        "StockWorkflow",
+        forged,
+        id=stock_workflow_id(loc, "PHONE-A5"),
+        task_queue=stack.app.settings.task_queue,
+    )
+    [view] = await stack.app.stock(loc, "PHONE-A5")
+    assert view.on_hand == 2 and view.reserved == []
+
+
+async def test_a_broken_trust_store_keeps_the_keys_last_read(stack: Stack, order: str) -> None:
+    path = ring_of(stack).trust_path
+    good = path.read_text()
+    path.write_text('{"keys": [{"kid": "x"}]}')
+    try:
+        handle = with_token(stack.client, token(stack, "billing")).get_workflow_handle(
+            order_workflow_id(order)
+        )
+        placed = await handle.execute_update("place_hold", arrears(reference="STILL-TRUSTED"))
+        assert placed["hold_id"]
+    finally:
+        path.write_text(good)

@@ -45,11 +45,12 @@ async def test_no_oversell_under_100_concurrent_reservations(stack: Stack) -> No
             # The server admits 10 updates in flight per workflow; clients back off and retry.
             for attempt in range(200):
                 try:
-                    result = await stack.client.execute_update_with_start_workflow(
-                        StockWorkflow.reserve,
-                        ReserveStock(order_id=f"O{i:03d}", qty=1),
-                        start_workflow_operation=start_op(stack, loc, "PHONE-A5", 37),
-                    )
+                    with acting("engine", order_id=f"O{i:03d}"):
+                        result = await stack.client.execute_update_with_start_workflow(
+                            StockWorkflow.reserve,
+                            ReserveStock(order_id=f"O{i:03d}", qty=1),
+                            start_workflow_operation=start_op(stack, loc, "PHONE-A5", 37),
+                        )
                     return result.status
                 except RPCError as err:
                     if err.status != RPCStatusCode.RESOURCE_EXHAUSTED:
@@ -94,7 +95,7 @@ async def test_arrivals_are_allocated_first_come_first_served(stack: Stack) -> N
 
 
 async def test_reserve_and_release_are_idempotent(stack: Stack) -> None:
-    with acting("engine"):
+    with acting("engine", order_id="A"):
         loc = stack.add_location({"CASE-X12": 5})
         op = start_op(stack, loc, "CASE-X12", 5)
         first = await stack.client.execute_update_with_start_workflow(
@@ -120,13 +121,14 @@ async def test_continue_as_new_keeps_every_reservation_and_position(stack: Stack
     with acting("engine"):
         loc = stack.add_location({"PHONE-A5": 3})
         for i in range(8):
-            await stack.client.execute_update_with_start_workflow(
-                StockWorkflow.reserve,
-                ReserveStock(order_id=f"O{i}", qty=1),
-                start_workflow_operation=start_op(
-                    stack, loc, "PHONE-A5", 3, continue_as_new_after=3
-                ),
-            )
+            with acting("engine", order_id=f"O{i}"):
+                await stack.client.execute_update_with_start_workflow(
+                    StockWorkflow.reserve,
+                    ReserveStock(order_id=f"O{i}", qty=1),
+                    start_workflow_operation=start_op(
+                        stack, loc, "PHONE-A5", 3, continue_as_new_after=3
+                    ),
+                )
         handle = stack.client.get_workflow_handle(stock_workflow_id(loc, "PHONE-A5"))
         for _ in range(100):
             desc = await handle.describe()
@@ -180,7 +182,7 @@ async def test_bad_stock_input_is_refused_and_nothing_changes(
 
 
 async def test_bad_quantity_in_a_reservation_is_refused_by_the_validator(stack: Stack) -> None:
-    with acting("engine"):
+    with acting("engine", order_id="ok"):
         loc = stack.add_location({"PHONE-A5": 3})
         await stack.client.execute_update_with_start_workflow(
             StockWorkflow.reserve,
@@ -188,7 +190,7 @@ async def test_bad_quantity_in_a_reservation_is_refused_by_the_validator(stack: 
             start_workflow_operation=start_op(stack, loc, "PHONE-A5", 3),
         )
         handle = stack.client.get_workflow_handle(stock_workflow_id(loc, "PHONE-A5"))
-        with pytest.raises(OrderflowError, match="at least 1"):
+        with pytest.raises(OrderflowError, match="at least 1"), acting("engine", order_id="bad"):
             await call(
                 handle.execute_update(StockWorkflow.reserve, ReserveStock(order_id="bad", qty=0)),
                 what="stock",

@@ -56,6 +56,12 @@ class _CredentialInbound(WorkflowInboundInterceptor):
             caller = verified(input.headers, trust, workflow.now())
         except OrderflowError as err:
             raise _refuse(err) from None
+        here = workflow.info().workflow_id
+        if caller.workflow_id is not None and caller.workflow_id != here:
+            # A token read from another workflow's history is good for that one only.
+            raise _refuse(
+                NotAllowed(f"credential: the token was signed for {caller.workflow_id}, not {here}")
+            )
         _set_caller(caller)
         super().handle_update_validator(input)
 
