@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ORDERFLOW_", extra="ignore")
 
     data_dir: Path = Path(".orderflow")
+    # Seconds a command keeps trying to reach the Temporal server before exit 3.
+    connect_wait: float = Field(default=10.0, ge=0, le=300)
     seeds_dir: Path = PROJECT_ROOT / "seeds"
     smtp_host: str = "localhost"
     smtp_port: int = 1025

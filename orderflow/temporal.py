@@ -3,6 +3,8 @@ server into a clear error."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 from temporalio.client import Client
@@ -13,9 +15,10 @@ from orderflow.config import temporal_connect_config
 
 
 class ServerUnreachable(Exception):
-    def __init__(self, address: str, detail: str = "") -> None:
+    def __init__(self, address: str, detail: str = "", waited: float | None = None) -> None:
+        tried = f" (tried for {waited:g} s)" if waited is not None else ""
         super().__init__(
-            f"cannot reach the Temporal server at {address}; is it running? "
+            f"cannot reach the Temporal server at {address}{tried}; is it running? "
             "(start it with `orderflow dev`, or set TEMPORAL_ADDRESS)"
         )
         self.address = address
@@ -29,11 +32,27 @@ def metrics_runtime(port: int) -> Runtime:
     )
 
 
-async def connect(address: str | None = None, *, runtime: Runtime | None = None) -> Client:
+# How long a command keeps trying to reach the server before it says it cannot: a server that
+# is up but busy (a loaded machine, a restart) answers within it.
+CONNECT_WAIT = 10.0
+
+
+async def connect(
+    address: str | None = None, *, runtime: Runtime | None = None, wait: float = CONNECT_WAIT
+) -> Client:
+    """A client of the configured server, trying again (0.25 s, doubling to 2 s between tries)
+    for up to ``wait`` seconds before ``ServerUnreachable`` says how long it tried."""
     config: dict[str, Any] = temporal_connect_config(address)
-    try:
-        return await Client.connect(
-            **config, data_converter=pydantic_data_converter, runtime=runtime
-        )
-    except RuntimeError as err:
-        raise ServerUnreachable(config["target_host"], str(err)) from None
+    deadline = time.monotonic() + wait
+    pause = 0.25
+    while True:
+        try:
+            return await Client.connect(
+                **config, data_converter=pydantic_data_converter, runtime=runtime
+            )
+        except RuntimeError as err:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ServerUnreachable(config["target_host"], str(err), waited=wait) from None
+            await asyncio.sleep(min(pause, left))
+            pause = min(pause * 2, 2.0)

@@ -65,7 +65,7 @@ def worker() -> None:
 
     async def go() -> None:
         runtime = metrics_runtime(s.metrics_port) if s.metrics_port else None
-        client = await connect(_state["address"], runtime=runtime)
+        client = await connect(_state["address"], runtime=runtime, wait=s.connect_wait)
         await run_worker(client, s)
 
     asyncio.run(go())

@@ -279,13 +279,45 @@ def test_bad_input_is_one_error_line_and_exit_2(cli: Cli, args: tuple[str, ...],
 
 def test_server_down_is_one_line_naming_the_address_and_exit_3(cli: Cli) -> None:
     dead = free_port()
-    env = {**cli.env, "TEMPORAL_ADDRESS": f"localhost:{dead}"}
+    env = {**cli.env, "TEMPORAL_ADDRESS": f"localhost:{dead}", "ORDERFLOW_CONNECT_WAIT": "1.5"}
+    started = time.monotonic()
     proc = subprocess.run(
         [str(BIN), "order", "show", "X-1"], env=env, capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 3
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
     assert f"localhost:{dead}" in proc.stderr and "Traceback" not in proc.stderr
+    # It kept trying for the time it says before giving up.
+    assert "(tried for 1.5 s)" in proc.stderr and time.monotonic() - started >= 1.5
+
+
+def test_a_server_that_comes_up_while_the_command_waits_is_reached(cli: Cli) -> None:
+    """A busy or restarting server is not "unreachable": the command keeps trying for
+    ORDERFLOW_CONNECT_WAIT seconds (10 by default) before it says so."""
+    port = free_port()
+    env = {**cli.env, "TEMPORAL_ADDRESS": f"localhost:{port}", "ORDERFLOW_CONNECT_WAIT": "30"}
+    command = subprocess.Popen(
+        [str(BIN), "order", "show", "X-LATE"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.0)
+    server = subprocess.Popen(
+        [str(temporal_binary()), "server", "start-dev", "--headless", "--port", str(port),
+         "--ui-port", str(free_port())],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        _, err = command.communicate(timeout=60)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    # It reached the server: the answer is the order's, not "cannot reach".
+    assert command.returncode == 2, err
+    assert "no order 'X-LATE'" in err
 
 
 def test_an_order_terminated_outside_the_engine_is_explained_within_a_minute(cli: Cli) -> None:
