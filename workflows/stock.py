@@ -3,16 +3,19 @@ web share; never oversells because every change runs through this one workflow."
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated
 
 from temporalio import workflow
 from temporalio.common import RawValue
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from domain import authority
     from domain import stock as rules
     from domain.authority import Caller
     from domain.base import Model
+    from domain.errors import InvalidInput, OrderflowError, WrongState
     from domain.ids import order_workflow_id
     from domain.stock import (
         RELEASE_UPDATE,
@@ -33,13 +36,22 @@ with workflow.unsafe.imports_passed_through():
         StockWithdrawn,
         WaitlistMoved,
     )
-    from workflows.support.refusals import NO_INPUT, accepted, door
+    from workflows.support.refusals import NO_INPUT, accepted, admitted, door
+
+
+# Stock records started from now on refuse a start input that fails the door.
+STOCK_START_AT_DOOR = "stock-start-at-door"
 
 
 @workflow.defn(name=STOCK_WORKFLOW)
 class StockWorkflow:
     @workflow.init
-    def __init__(self, inp: StockInput) -> None:
+    def __init__(self, raw: Annotated[RawValue, StockInput] = NO_INPUT) -> None:
+        # A start input that fails the door (a record started from outside with a made-up
+        # input) ends the record at once, as an order's does: its workflow id is free again
+        # for the engine's next reservation, and no workflow task fails on it.
+        self.refusal: OrderflowError | None = None
+        inp = self._input(raw)
         self.inp = inp
         # A state is carried only from the record's previous run (continue-as-new); a first
         # run starts from its count, whatever else a start input says.
@@ -49,8 +61,35 @@ class StockWorkflow:
         # Who sent the update being validated: set by the credentials interceptor.
         self.caller: Caller | None = None
 
+    def _input(self, raw: RawValue) -> StockInput:
+        if workflow.info().continued_run_id:
+            # The record's own previous run handed it over (it may be large): taken as it is.
+            return accepted(raw, StockInput)
+        try:
+            return admitted(raw, StockInput, "the stock record's start input")
+        except OrderflowError as err:
+            refusal = err
+        if not workflow.patched(STOCK_START_AT_DOOR):
+            # History keeps what older versions took: a replay reads it as they did.
+            with contextlib.suppress(ValueError, AssertionError):
+                return accepted(raw, StockInput)
+        self.refusal = refusal
+        return StockInput(location="", sku="")
+
+    def _open(self) -> None:
+        if self.refusal is not None:
+            raise WrongState(f"this stock record was started with a bad input: {self.refusal}")
+
     @workflow.run
-    async def run(self, inp: StockInput) -> None:
+    async def run(self, raw: Annotated[RawValue, StockInput] = NO_INPUT) -> None:
+        if self.refusal is not None:
+            workflow.logger.warning("stock record rejected at the door: %s", self.refusal)
+            raise ApplicationError(
+                f"stock record rejected: {self.refusal}",
+                type=InvalidInput.__name__,
+                non_retryable=True,
+            )
+        inp = self.inp
         workflow.set_current_details(self._details())
         await workflow.wait_condition(self._should_continue_as_new)
         # Let running handlers finish (their signals to orders included) before handing over.
@@ -123,6 +162,7 @@ class StockWorkflow:
     @reserve.validator
     def validate_reserve(self, raw: Annotated[RawValue, ReserveStock] = NO_INPUT) -> None:
         def rule(cmd: ReserveStock) -> None:
+            self._open()
             authority.check_engine(self.caller, "reserve stock for an order", cmd.order_id)
             rules.check_reserve(self.state, cmd)
 
@@ -148,8 +188,9 @@ class StockWorkflow:
             raw,
             ReleaseStock,
             RELEASE_UPDATE,
-            lambda cmd: authority.check_engine(
-                self.caller, "release an order's stock", cmd.order_id
+            lambda cmd: (
+                self._open(),
+                authority.check_engine(self.caller, "release an order's stock", cmd.order_id),
             ),
         )
 
@@ -170,6 +211,7 @@ class StockWorkflow:
     @receive.validator
     def validate_receive(self, raw: Annotated[RawValue, ReceiveStock] = NO_INPUT) -> None:
         def rule(cmd: ReceiveStock) -> None:
+            self._open()
             authority.check_stock_keeper(self.caller, self.state.location, "receive stock")
             rules.check_receive(self.state, cmd)
 
@@ -205,6 +247,7 @@ class StockWorkflow:
     @adjust.validator
     def validate_adjust(self, raw: Annotated[RawValue, AdjustStock] = NO_INPUT) -> None:
         def rule(cmd: AdjustStock) -> None:
+            self._open()
             authority.check_stock_keeper(self.caller, self.state.location, "adjust a stock count")
             rules.check_adjust(self.state, cmd)
 

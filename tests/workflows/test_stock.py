@@ -7,7 +7,8 @@ import asyncio
 from datetime import timedelta
 
 import pytest
-from temporalio.client import WithStartWorkflowOperation
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WithStartWorkflowOperation, WorkflowFailureError
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -223,3 +224,28 @@ async def test_store_pickup_collected_in_time_completes(stack: Stack) -> None:
     assert view_.charged == view_.total
     stock = (await stack.app.stock(stack.location, "PHONE-A5"))[0]
     assert stock.on_hand == 9 and stock.available == 9
+
+
+async def test_a_stock_record_started_with_a_bad_input_ends_at_once_and_frees_its_id(
+    stack: Stack,
+) -> None:
+    """A record started from outside with a made-up input fails no workflow task (which would
+    leave every order of that SKU waiting on it): it ends at once, and the engine's next
+    reservation starts the record afresh."""
+    loc = stack.add_location({"PHONE-A5": 4})
+    wid = stock_workflow_id(loc, "PHONE-A5")
+    handle = await stack.client.start_workflow(
+        "StockWorkflow",
+        {"location": loc, "sku": "PHONE-A5", "on_hand": "lots", "extra": 1},
+        id=wid,
+        task_queue=stack.app.settings.task_queue,
+    )
+    with pytest.raises(WorkflowFailureError) as failed:
+        await asyncio.wait_for(handle.result(), 20)
+    assert "stock record rejected" in str(failed.value.cause)
+    assert "on_hand" in str(failed.value.cause)
+    events = [e.event_type async for e in handle.fetch_history_events()]
+    assert EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED not in events
+    placed = await stack.place(location=loc)
+    view = await stack.until(placed.order_id, lambda v: v.reservation is not None)
+    assert view.reservation is not None and view.reservation.status == "reserved"
