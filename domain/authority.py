@@ -9,6 +9,7 @@ worker verified, and refuse with ``NotAllowed`` naming who may.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from domain.base import Model
@@ -43,6 +44,9 @@ class Caller(Model):
     order_id: str | None = None
     # The one workflow the token was signed for, when it names one (each client call does).
     workflow_id: str | None = None
+    # The token's own id and end: a token is good for one message to a workflow.
+    jti: str = ""
+    expires_at: datetime | None = None
 
     @classmethod
     def reported(cls, principal: str, actor: str, kid: str) -> Caller:

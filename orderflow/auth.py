@@ -21,7 +21,7 @@ import os
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt
@@ -108,6 +108,8 @@ def caller_of(token: str, trust: TrustStore, now: datetime) -> Caller:
         kid=cred.kid,
         order_id=cred.order_id,
         workflow_id=cred.workflow_id,
+        jti=cred.jti,
+        expires_at=cred.expires_at,
     )
 
 
@@ -124,12 +126,15 @@ def claimed(headers: Mapping[str, Payload]) -> Caller | None:
     except (jwt.PyJWTError, ValueError, KeyError, OrderflowError):
         return None
     scope = claims.get("ord")
+    expires = claims.get("exp")
     return Caller(
         kind=principal.kind.value,
         id=principal.id,
         actor=str(claims.get("act", "")),
         kid=kid,
         order_id=str(scope) if scope else None,
+        jti=str(claims.get("jti", "")),
+        expires_at=datetime.fromtimestamp(expires, UTC) if isinstance(expires, int) else None,
     )
 
 

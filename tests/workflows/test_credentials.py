@@ -429,3 +429,15 @@ async def test_a_broken_trust_store_keeps_the_keys_last_read(stack: Stack, order
         assert placed["hold_id"]
     finally:
         path.write_text(good)
+
+
+async def test_a_token_is_good_for_one_message(stack: Stack, order: str) -> None:
+    """A token read from an order's history cannot be sent to it again, with another
+    message: billing's token that placed a hold does not release it."""
+    once = token(stack, "billing")
+    handle = with_token(stack.client, once).get_workflow_handle(order_workflow_id(order))
+    placed = await handle.execute_update("place_hold", arrears(reference="ONCE"))
+    release = {"hold_id": placed["hold_id"], "department": "billing", "resolution": "x"}
+    says = await refused(stack, order, once, "release_hold", release)
+    assert "credential: this token was used already" in says
+    assert (await stack.app.view(order)).blocked_by == ["billing"]

@@ -11,6 +11,7 @@ from before credentials) has no caller.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from temporalio import workflow
@@ -24,9 +25,11 @@ from temporalio.worker import (
 )
 
 with workflow.unsafe.imports_passed_through():
+    from domain.authority import Caller
     from domain.errors import NotAllowed, OrderflowError
     from orderflow.auth import claimed, token_of, verified
     from orderflow.desk import desk_for
+    from orderflow.identity import LEEWAY
 
 
 def _refuse(err: OrderflowError) -> ApplicationError:
@@ -34,6 +37,22 @@ def _refuse(err: OrderflowError) -> ApplicationError:
 
 
 class _CredentialInbound(WorkflowInboundInterceptor):
+    def __init__(self, next: WorkflowInboundInterceptor) -> None:
+        super().__init__(next)
+        # The tokens this run has taken, until they expire: a token is good for one message
+        # to a workflow, so one read from its history cannot be sent again. Handlers (which
+        # replay) fill it; validators add to it too, for two copies in one workflow task.
+        self._used: dict[str, datetime] = {}
+
+    def _forget_expired(self) -> None:
+        now = workflow.now()
+        for jti in [j for j, until in self._used.items() if until + LEEWAY < now]:
+            del self._used[jti]
+
+    def _remember(self, caller: Caller | None) -> None:
+        if caller is not None and caller.jti and caller.expires_at is not None:
+            self._used[caller.jti] = caller.expires_at
+
     async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
         # The token the start carried, for the workflow to have checked (and recorded) as
         # its first step: a start cannot be refused before it is in history.
@@ -62,12 +81,23 @@ class _CredentialInbound(WorkflowInboundInterceptor):
             raise _refuse(
                 NotAllowed(f"credential: the token was signed for {caller.workflow_id}, not {here}")
             )
+        if caller.jti in self._used:
+            raise _refuse(
+                NotAllowed(
+                    "credential: this token was used already; a token is good for one message "
+                    "(make a new one for each: orderflow token --as PRINCIPAL)"
+                )
+            )
+        self._remember(caller)
         _set_caller(caller)
         super().handle_update_validator(input)
 
     async def handle_update_handler(self, input: HandleUpdateInput) -> Any:
         # Read by the handler before its first await (see OrderWorkflow's handlers).
-        _set_caller(claimed(input.headers))
+        caller = claimed(input.headers)
+        self._forget_expired()
+        self._remember(caller)
+        _set_caller(caller)
         return await super().handle_update_handler(input)
 
 
