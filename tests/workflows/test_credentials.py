@@ -45,9 +45,14 @@ class _Fixed(temporalio.client.OutboundInterceptor):
         input.headers = {**input.headers, HEADER: header_payload(self.token)}
         return await super().start_workflow_update(input)
 
+    async def start_workflow(self, input: temporalio.client.StartWorkflowInput) -> Any:
+        input.headers = {**input.headers, HEADER: header_payload(self.token)}
+        return await super().start_workflow(input)
+
 
 class FixedToken(temporalio.client.Interceptor):
-    """Another SDK's client sending the header as it is told to, whatever it holds."""
+    """Another SDK's client sending the header as it is told to, whatever it holds, on the
+    updates and the starts it sends."""
 
     def __init__(self, token: str) -> None:
         self.token = token
@@ -276,7 +281,7 @@ async def rejected_start(stack: Stack, by: str | None) -> str:
     inp = stack.order().model_dump(mode="json")
     client = stack.client
     config = client.config()
-    config["interceptors"] = [FixedStart(token(stack, by))] if by else []
+    config["interceptors"] = [FixedToken(token(stack, by))] if by else []
     handle = await Client(**config).start_workflow(
         "OrderWorkflow",
         inp,
@@ -288,25 +293,6 @@ async def rejected_start(stack: Stack, by: str | None) -> str:
     assert (await handle.describe()).search_attributes.get("OrderStatus") == ["rejected"]
     assert stack.mail(inp["order_id"]) == [] and stack.ledger.entries(inp["order_id"]) == []
     return str(failed.value.cause)
-
-
-class FixedStart(temporalio.client.Interceptor):
-    """A client that puts a given token on the workflows it starts."""
-
-    def __init__(self, token: str) -> None:
-        self.token = token
-
-    def intercept_client(
-        self, next: temporalio.client.OutboundInterceptor
-    ) -> temporalio.client.OutboundInterceptor:
-        token = self.token
-
-        class Outbound(temporalio.client.OutboundInterceptor):
-            async def start_workflow(self, input: Any) -> Any:
-                input.headers = {**input.headers, HEADER: header_payload(token)}
-                return await super().start_workflow(input)
-
-        return Outbound(next)
 
 
 async def test_an_order_is_placed_only_by_a_desk_or_its_own_customer(stack: Stack) -> None:
@@ -350,7 +336,7 @@ async def test_an_order_started_under_another_orders_workflow_id_is_rejected(
     (reservations are the order id's): it is rejected, having done nothing."""
     inp = stack.order().model_dump(mode="json")
     config = stack.client.config()
-    config["interceptors"] = [FixedStart(token(stack, "desk:web"))]
+    config["interceptors"] = [FixedToken(token(stack, "desk:web"))]
     handle = await Client(**config).start_workflow(
         "OrderWorkflow", inp, id="order-not-its-own", task_queue=stack.app.settings.task_queue
     )
