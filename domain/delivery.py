@@ -152,6 +152,21 @@ class DeliveryInput(Model):
     window_start: datetime
     window_end: datetime
     policy: Policy = Field(default_factory=Policy)
+    # The order reads this delivery's reports from it (``reports_after``) when told there are
+    # new ones, and takes all of them from its outcome, instead of trusting a signal's
+    # content: a signal may come from anyone. False for deliveries started before.
+    reports_read: bool = False
+
+
+# The order's call that reads a delivery's reports from it.
+READ_DELIVERY_REPORTS = "read_delivery_reports"
+
+
+class ReadReports(Model):
+    """The order asks its delivery for the reports it has sent since the first ``after``."""
+
+    workflow_id: str
+    after: int
 
 
 class DeliveryOutcome(Model):
@@ -176,6 +191,8 @@ class DeliveryState(Model):
     # The order has been told that the delivery window passed without a delivery.
     window_missed: bool = False
     results: dict[str, CarrierEventRecorded] = Field(default_factory=dict)
+    # Every report sent to the order so far, oldest first (what ``reports_after`` answers).
+    reported: list[DeliveryReport] = Field(default_factory=list)
 
     @property
     def terminal(self) -> bool:

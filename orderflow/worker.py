@@ -32,6 +32,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.billing import Ledger, PaymentActivities
 from activities.carrier import CarrierActivities, SqliteCarrierGateway
+from activities.deliveries import DeliveryReadActivities
 from activities.followup import FollowUpActivities
 from activities.notify import Mailer, NotifyActivities, SentLog
 from activities.stock import StockActivities
@@ -89,6 +90,7 @@ def activities_for(client: Client, settings: Settings, desk: OrderDesk) -> list[
     stock = StockActivities(client, settings.task_queue, KeyRing(settings.keys_path))
     followup = FollowUpActivities(client, ORDER_STATUS, CUSTOMER_ID)
     terms = TermsActivities(desk)
+    deliveries = DeliveryReadActivities(client)
     return [
         terms.order_terms,
         terms.placement_terms,
@@ -104,6 +106,7 @@ def activities_for(client: Client, settings: Settings, desk: OrderDesk) -> list[
         stock.release_stock,
         followup.start_followups,
         followup.read_ended_order,
+        deliveries.read_delivery_reports,
     ]
 
 

@@ -102,6 +102,10 @@ class DeliveryWorkflow:
             await asyncio.shield(self.gate.call(CarrierCall.CANCEL, self.booking_key))
             s.status = DeliveryStatus.CANCELLED
             raise
+        if s.inp.reports_read:
+            # Its order reads every report from here: the outcome carries them all, and the
+            # order takes those it has not read.
+            return rules.outcome(s, workflow.now(), [*s.reported, *self.pending])
         return rules.outcome(s, workflow.now(), self.pending)
 
     async def _watch(self) -> None:
@@ -158,6 +162,7 @@ class DeliveryWorkflow:
             return
         parent = workflow.info().parent
         reports, self.pending = self.pending, []
+        self.state.reported.extend(reports)
         if parent is not None and reports:
             await workflow.get_external_workflow_handle(parent.workflow_id).signal(
                 "delivery_reports", DeliveryReports(reports=reports)
@@ -235,3 +240,8 @@ class DeliveryWorkflow:
     @workflow.query
     def status(self) -> DeliveryState:
         return self.state
+
+    @workflow.query
+    def reports_after(self, after: int) -> list[DeliveryReport]:
+        """The reports sent to the order since its first ``after``."""
+        return self.state.reported[after:]
