@@ -15,9 +15,11 @@ from temporalio.exceptions import ApplicationError
 
 from domain.ids import stock_workflow_id
 from domain.stock import (
+    READ_STOCK_RECORD,
     RELEASE_UPDATE,
     RESERVE_UPDATE,
     STOCK_WORKFLOW,
+    ReadStock,
     ReleaseRequest,
     ReleaseStock,
     ReserveRequest,
@@ -26,6 +28,7 @@ from domain.stock import (
     StockInput,
     StockReleased,
     StockReserved,
+    StockView,
 )
 from orderflow.auth import acting_as, signing
 from orderflow.identity import ENGINE, KeyRing
@@ -91,3 +94,15 @@ class StockActivities:
                     rpc_timeout=CALL_TIMEOUT,
                 )
         return released
+
+
+class StockReadActivities:
+    """The order's read of a stock record, to confirm what the record's signal said."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    @activity.defn(name=READ_STOCK_RECORD)
+    async def read_stock_record(self, req: ReadStock) -> StockView:
+        handle = self.client.get_workflow_handle(stock_workflow_id(req.location, req.sku))
+        return await handle.query("reservations", result_type=StockView)

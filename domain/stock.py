@@ -189,6 +189,29 @@ class StockAllocated(Model):
     reference: str = ""
 
 
+# The order's call that reads a stock record, to confirm what its signal said.
+READ_STOCK_RECORD = "read_stock_record"
+
+
+class ReadStock(Model):
+    location: str
+    sku: str
+
+
+def confirms(view: StockView, order_id: str, fact: Model) -> Model | None:
+    """The fact as the record itself has it for ``order_id`` (a signal's claim checked against
+    the record: its place in line is the record's), or None when the record says otherwise."""
+    if isinstance(fact, StockAllocated):
+        return fact if any(r.order_id == order_id for r in view.reserved) else None
+    line = [r.order_id for r in view.waitlist]
+    if order_id not in line:
+        return None
+    position = line.index(order_id) + 1
+    if isinstance(fact, StockWithdrawn | WaitlistMoved):
+        return fact.model_copy(update={"position": position})
+    return None
+
+
 class StockWithdrawn(Model):
     """Signal from the stock record: a stock take left this order's reservation unbacked."""
 

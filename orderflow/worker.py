@@ -35,7 +35,7 @@ from activities.carrier import CarrierActivities, SqliteCarrierGateway
 from activities.deliveries import DeliveryReadActivities
 from activities.followup import FollowUpActivities
 from activities.notify import Mailer, NotifyActivities, SentLog
-from activities.stock import StockActivities
+from activities.stock import StockActivities, StockReadActivities
 from activities.terms import TermsActivities
 from domain.followup import SweepRequest
 from orderflow.config import Settings
@@ -91,6 +91,7 @@ def activities_for(client: Client, settings: Settings, desk: OrderDesk) -> list[
     followup = FollowUpActivities(client, ORDER_STATUS, CUSTOMER_ID)
     terms = TermsActivities(desk)
     deliveries = DeliveryReadActivities(client)
+    stock_reads = StockReadActivities(client)
     return [
         terms.order_terms,
         terms.placement_terms,
@@ -107,6 +108,7 @@ def activities_for(client: Client, settings: Settings, desk: OrderDesk) -> list[
         followup.start_followups,
         followup.read_ended_order,
         deliveries.read_delivery_reports,
+        stock_reads.read_stock_record,
     ]
 
 

@@ -52,12 +52,16 @@ with workflow.unsafe.imports_passed_through():
     from domain.registry import LostAction
     from domain.steps import Step
     from domain.stock import (
+        READ_STOCK_RECORD,
+        ReadStock,
         ReservationStatus,
         StockAllocated,
         StockCall,
         StockReserved,
+        StockView,
         StockWithdrawn,
         WaitlistMoved,
+        confirms,
     )
     from domain.timeline import TimelineEntry, Told
     from domain.view import OrderView, order_view
@@ -92,6 +96,9 @@ ORDER_LINES = "order-lines"
 # Orders of several lines for delivery ship per their ``ShipPolicy``, each delivery captured
 # for what it handed over.
 LINE_DELIVERIES = "line-deliveries"
+# Orders started from now on apply a stock record's signal only once the record confirms it.
+STOCK_FACTS_READ = "stock-facts-read"
+CLAIM_READ_TIMEOUT = timedelta(seconds=10)
 # Orders started from now on are placed only with a verified token of a principal that places
 # orders (an order desk, the engine, the order's own customer), checked with their terms.
 START_CREDENTIAL = "start-credential"
@@ -137,6 +144,11 @@ class OrderWorkflow:
         self.collect: rules.CollectOrder | None = None
         # Who sent the update being validated or handled (workflows/support/credentials.py).
         self.caller: Caller | None = None
+        # A stock record's signals are claims the record confirms (``_claimed``); orders an
+        # older version started take them as sent.
+        self.facts_read = workflow.patched(STOCK_FACTS_READ)
+        self.claims: list[StockAllocated | StockWithdrawn | WaitlistMoved] = []
+        self.confirming: asyncio.Task[None] | None = None
         # The token the order's start carried (set before ``run`` by the same interceptor).
         self.start_token: str | None = None
         # Who placed it, as that token proved.
@@ -996,11 +1008,24 @@ class OrderWorkflow:
 
     @workflow.signal
     def stock_allocated(self, fact: StockAllocated) -> None:
-        reservation.stock_allocated(self.state, fact)
-        self._changed()
+        if not self._claimed(fact):
+            self._allocated(fact)
 
     @workflow.signal
     def stock_withdrawn(self, fact: StockWithdrawn) -> None:
+        if not self._claimed(fact):
+            self._withdrawn(fact)
+
+    @workflow.signal
+    def waitlist_moved(self, fact: WaitlistMoved) -> None:
+        if not self._claimed(fact):
+            self._moved(fact)
+
+    def _allocated(self, fact: StockAllocated) -> None:
+        reservation.stock_allocated(self.state, fact)
+        self._changed()
+
+    def _withdrawn(self, fact: StockWithdrawn) -> None:
         s = self.state
         if reservation.stock_withdrawn(s, fact):
             self.outbox.tell_customer(
@@ -1008,10 +1033,49 @@ class OrderWorkflow:
             )
             self._set_status(OrderStatus.WAITLISTED)
 
-    @workflow.signal
-    def waitlist_moved(self, fact: WaitlistMoved) -> None:
+    def _moved(self, fact: WaitlistMoved) -> None:
         if reservation.waitlist_moved(self.state, fact):
             self._changed()
+
+    def _claimed(self, fact: StockAllocated | StockWithdrawn | WaitlistMoved) -> bool:
+        """A stock record's signal to an order started from now on is a claim: it applies
+        once the record itself confirms it (``_confirm_claims``), so a signal sent by anyone
+        else changes nothing. True when the fact was taken as a claim."""
+        if not self.facts_read:
+            return False
+        self.claims.append(fact)
+        if self.confirming is None:
+            self.confirming = asyncio.create_task(self._confirm_claims())
+        return True
+
+    async def _confirm_claims(self) -> None:
+        """Each claim checked against its stock record as the record stands now (a read,
+        recorded: a replay reads the same), then applied as the record has it."""
+        while True:
+            await workflow.wait_condition(lambda: bool(self.claims))
+            claims, self.claims = self.claims, []
+            views: dict[tuple[str, str], StockView] = {}
+            for fact in claims:
+                key = (fact.location, fact.sku)
+                if key not in views:
+                    views[key] = await workflow.execute_local_activity(
+                        READ_STOCK_RECORD,
+                        ReadStock(location=fact.location, sku=fact.sku),
+                        result_type=StockView,
+                        start_to_close_timeout=CLAIM_READ_TIMEOUT,
+                        summary=f"read stock of {fact.sku} at {fact.location}",
+                    )
+                confirmed = confirms(views[key], self.state.order_id, fact)
+                if confirmed is None:
+                    workflow.logger.warning(
+                        "a stock signal the record does not confirm was not taken: %s", fact
+                    )
+                elif isinstance(confirmed, StockAllocated):
+                    self._allocated(confirmed)
+                elif isinstance(confirmed, StockWithdrawn):
+                    self._withdrawn(confirmed)
+                elif isinstance(confirmed, WaitlistMoved):
+                    self._moved(confirmed)
 
     @workflow.signal
     def delivery_reports(self, batch: DeliveryReports) -> None:

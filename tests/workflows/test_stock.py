@@ -8,12 +8,12 @@ from datetime import timedelta
 
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WithStartWorkflowOperation, WorkflowFailureError
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowFailureError
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.errors import OrderflowError
-from domain.ids import stock_workflow_id
+from domain.ids import order_workflow_id, stock_workflow_id
 from domain.stock import ReleaseStock, ReserveStock, StockInput, StockView
 from orderflow.service import call
 from tests.conftest import FAST, Stack, acting
@@ -253,3 +253,30 @@ async def test_a_stock_record_started_with_a_bad_input_ends_at_once_and_frees_it
         lambda v: v.reservation is not None and v.reservation.status in ("reserved", "collected"),
     )
     assert view.reservation is not None and view.reservation.location == loc
+
+
+async def test_a_forged_stock_signal_changes_nothing_and_the_real_one_still_applies(
+    stack: Stack,
+) -> None:
+    """A stock record's signal is a claim the order checks against the record: "allocated"
+    sent by anyone else to a waitlisted order leaves it waitlisted; stock that arrives for
+    real reserves it."""
+    placed = await stack.place(sku="PHONE-X12")  # none in stock: the order waits in line
+    oid = placed.order_id
+    await stack.until(oid, lambda v: v.status == "waitlisted")
+    config = stack.client.config()
+    config["interceptors"] = []
+    outsider = Client(**config)
+    await outsider.get_workflow_handle(order_workflow_id(oid)).signal(
+        "stock_allocated",
+        {"location": stack.location, "sku": "PHONE-X12", "qty": 1, "reference": "forged"},
+    )
+    await stack.quiet(order_workflow_id(oid))
+    view = await stack.app.view(oid)
+    assert view.status == "waitlisted"
+    assert view.reservation is not None and view.reservation.status == "waitlisted"
+    await stack.app.receive_stock(stack.location, "PHONE-X12", 1, "DN-REAL")
+    await stack.until(
+        oid,
+        lambda v: v.reservation is not None and v.reservation.status in ("reserved", "collected"),
+    )
