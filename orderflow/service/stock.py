@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio.client import WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.workflow import UpdateMethodMultiParam
 
 from domain import stock as rules
 from domain.authority import STOCK_CONTROL
@@ -27,6 +27,9 @@ from orderflow.service.base import ServiceBase
 from orderflow.service.calls import NoSuchWorkflow, call
 from workflows.stock import StockWorkflow
 
+C = TypeVar("C")
+R = TypeVar("R")
+
 
 class StockService(ServiceBase):
     def _stock_start(self, location: str, sku: str) -> WithStartWorkflowOperation[Any, Any]:
@@ -41,43 +44,42 @@ class StockService(ServiceBase):
             static_summary=f"Stock of {sku} at {location}",
         )
 
-    def _keeper(self) -> contextlib.AbstractContextManager[None]:
-        """Stock counts change as stock control (or the store that ``--as`` names)."""
-        return self.acting(
-            Principal(kind=PrincipalKind.DEPARTMENT, id=STOCK_CONTROL), default_actor()
-        )
+    async def _change(
+        self,
+        location: str,
+        sku: str,
+        update: UpdateMethodMultiParam[[StockWorkflow, C], R],
+        cmd: C,
+    ) -> R:
+        """A change to a stock count, sent as stock control (or the store ``--as`` names),
+        starting the record when it is new."""
+        keeper = Principal(kind=PrincipalKind.DEPARTMENT, id=STOCK_CONTROL)
+        with self.acting(keeper, default_actor()):
+            return await call(
+                self.client.execute_update_with_start_workflow(
+                    update, cmd, start_workflow_operation=self._stock_start(location, sku)
+                ),
+                what=f"stock of {sku} at {location}",
+                address=self.address,
+            )
 
     async def receive_stock(
         self, location: str, sku: str, qty: int, reference: str
     ) -> StockReceived:
         if qty <= 0:
             raise InvalidInput(f"--qty must be at least 1 (got {qty})")
-        with self._keeper():
-            return await call(
-                self.client.execute_update_with_start_workflow(
-                    StockWorkflow.receive,
-                    ReceiveStock(qty=qty, reference=reference),
-                    start_workflow_operation=self._stock_start(location, sku),
-                ),
-                what=f"stock of {sku} at {location}",
-                address=self.address,
-            )
+        return await self._change(
+            location, sku, StockWorkflow.receive, ReceiveStock(qty=qty, reference=reference)
+        )
 
     async def adjust_stock(self, location: str, sku: str, count: int, reason: str) -> StockAdjusted:
         if count < 0:
             raise InvalidInput(f"--count cannot be negative (got {count})")
         if not reason.strip():
             raise InvalidInput("--reason must not be empty")
-        with self._keeper():
-            return await call(
-                self.client.execute_update_with_start_workflow(
-                    StockWorkflow.adjust,
-                    AdjustStock(count=count, reason=reason),
-                    start_workflow_operation=self._stock_start(location, sku),
-                ),
-                what=f"stock of {sku} at {location}",
-                address=self.address,
-            )
+        return await self._change(
+            location, sku, StockWorkflow.adjust, AdjustStock(count=count, reason=reason)
+        )
 
     async def stock(self, location: str, sku: str | None = None) -> list[StockView]:
         """Each SKU's record at the location; one never used shows the registry's count."""
