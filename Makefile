@@ -4,7 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench chaos clean record-histories
+.PHONY: demo test lint bench chaos clean record-histories browser
+
+# apt-get runs as root: through sudo when make does not.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +18,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)  ## start the local stack, play the sample order, keep serving until Ctrl-C
 	$(BIN)/orderflow dev --demo $(DEMO_ARGS)
 
-test: $(STAMP)  ## lint, then the whole suite against real Temporal dev servers, two files at a time
+browser:  ## Debian's Chromium for the browser tests (Playwright drives it; nothing is downloaded)
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium with apt-get"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: $(STAMP) browser  ## lint, then the whole suite against real Temporal dev servers, two files at a time
 	$(BIN)/ruff check .
 	$(BIN)/pytest -n 2 --dist loadfile
 

@@ -33,7 +33,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from temporalio import activity
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.stock import StockActivities
@@ -41,6 +40,7 @@ from domain.holds import PlaceHold, ReleaseHold
 from domain.ids import order_workflow_id
 from domain.stock import ReserveRequest, StockReserved
 from orderflow.auth import acting_as
+from orderflow.codec import bench_converter
 from orderflow.config import PROJECT_ROOT, Settings
 from orderflow.devserver import SQLITE_PRAGMAS, free_port, temporal_binary
 from orderflow.identity import KeyRing, Principal, dev_keys
@@ -54,6 +54,9 @@ from workflows.search_attributes import ALL
 
 # When each order's reserve_stock call started, by order id.
 reserve_started: dict[str, float] = {}
+
+# The engine's payload codec, with a key of this run (workers it starts read it too).
+BENCH_CONVERTER = bench_converter()
 
 
 class TimedStock(StockActivities):
@@ -108,7 +111,7 @@ async def main(orders: int, concurrency: int) -> None:
         dev_server_database_filename=str(tmp / "temporal.sqlite3"),
         dev_server_extra_args=extra,
         search_attributes=list(ALL),
-        data_converter=pydantic_data_converter,
+        data_converter=BENCH_CONVERTER,
     )
     sink = SmtpSink(tmp / "maildir", port=free_port())
     handler = TimedHandler(tmp / "maildir")

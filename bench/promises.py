@@ -54,7 +54,6 @@ from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
@@ -62,6 +61,7 @@ from domain.holds import PlaceHold
 from domain.ids import order_workflow_id
 from domain.promises import MakePromise
 from orderflow.auth import acting_as
+from orderflow.codec import bench_converter
 from orderflow.config import PROJECT_ROOT, Settings
 from orderflow.devserver import SQLITE_PRAGMAS, free_port, temporal_binary
 from orderflow.identity import Principal, dev_keys
@@ -74,6 +74,9 @@ from workflows.search_attributes import ALL
 
 BROKEN_SUBJECT = b"we did not keep our promise"
 ORDER_HEADER = b"X-Orderflow-Order:"
+
+# The engine's payload codec, with a key of this run (workers it starts read it too).
+BENCH_CONVERTER = bench_converter()
 
 
 class BrokenPromiseTimer(MaildirHandler):
@@ -191,7 +194,7 @@ async def main(args: argparse.Namespace) -> int:
         dev_server_extra_args=extra,
         dev_server_log_level="error",
         search_attributes=list(ALL),
-        data_converter=pydantic_data_converter,
+        data_converter=BENCH_CONVERTER,
     )
     sink = SmtpSink(tmp / "maildir", port=free_port())
     handler = BrokenPromiseTimer(tmp / "maildir")

@@ -48,7 +48,6 @@ from temporalio.api.enums.v1 import EventType, WorkflowExecutionStatus
 from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryReverseRequest
 from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import (
     LoggingConfig,
     MetricBuffer,
@@ -62,6 +61,7 @@ from temporalio.testing import WorkflowEnvironment
 from domain.ids import stock_workflow_id
 from domain.stock import ReserveStock, StockInput, StockReserved, StockView
 from orderflow.auth import acting_as, signing
+from orderflow.codec import bench_converter
 from orderflow.config import Settings
 from orderflow.devserver import SQLITE_PRAGMAS, temporal_binary
 from orderflow.identity import ENGINE, KeyRing, dev_keys
@@ -78,6 +78,9 @@ GIVE_UPS = (RPCStatusCode.RESOURCE_EXHAUSTED, RPCStatusCode.UNAVAILABLE)
 HISTORY_LIMIT = 51_200  # the server's hard limit on events in one run
 BLOB_LIMIT = 2 * 1024 * 1024  # the server's default limit on one payload (blobSizeLimitError)
 MULTI, WFT = "ExecuteMultiOperation", "RespondWorkflowTaskCompleted"
+
+# The engine's payload codec, with a key of this run (workers it starts read it too).
+BENCH_CONVERTER = bench_converter()
 
 
 def pct(values: list[float], q: float) -> float:
@@ -347,7 +350,7 @@ async def main(args: argparse.Namespace) -> int:
         dev_server_extra_args=extra,
         dev_server_log_level="never",  # it logs every refused call
         search_attributes=list(ALL),
-        data_converter=pydantic_data_converter,
+        data_converter=BENCH_CONVERTER,
         runtime=counter.runtime,
     )
     settings = Settings(data_dir=tmp, task_queue=f"bench-{uuid.uuid4().hex[:8]}")
@@ -358,7 +361,7 @@ async def main(args: argparse.Namespace) -> int:
     load = signing(
         await Client.connect(
             env.client.service_client.config.target_host,
-            data_converter=pydantic_data_converter,
+            data_converter=BENCH_CONVERTER,
             runtime=counter.runtime,
         ),
         KeyRing(settings.keys_path),

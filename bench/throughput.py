@@ -77,7 +77,6 @@ from bare import (
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowUpdateFailedError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
@@ -88,6 +87,7 @@ from domain.carrier import Booking, BookShipment, CarrierEvent
 from domain.ids import delivery_workflow_id, order_workflow_id
 from domain.registry import Location, Sku
 from orderflow.auth import acting_as
+from orderflow.codec import bench_converter
 from orderflow.config import PROJECT_ROOT, Settings
 from orderflow.desk import OrderDesk
 from orderflow.devserver import SQLITE_PRAGMAS, free_port, temporal_binary
@@ -109,6 +109,9 @@ RECORDS = [(loc, sku) for loc in BENCH_LOCATIONS for sku in SKUS]
 CARRIER = "ups"
 
 # ============================================================================ orderflow side
+
+# The engine's payload codec, with a key of this run (workers it starts read it too).
+BENCH_CONVERTER = bench_converter()
 
 
 class CarrierDesk(CarrierActivities):
@@ -444,7 +447,7 @@ async def main(
         dev_server_database_filename=str(tmp / "temporal.sqlite3"),
         dev_server_extra_args=extra,
         search_attributes=list(ALL),
-        data_converter=pydantic_data_converter,
+        data_converter=BENCH_CONVERTER,
         ip="127.0.0.1",
     )
     sink = SmtpSink(tmp / "maildir", port=free_port())

@@ -153,6 +153,13 @@ class Command(Model):
         return data
 
 
+class Receipt(Model):
+    """An update's answer to its caller: ids, times and states, naming people only by id.
+    Receipts are the one kind of payload the engine's codec leaves in the clear, so that a
+    department system sending plain JSON through the ``temporal`` CLI reads its hold id
+    (``orderflow.codec``); every other payload is encrypted."""
+
+
 M = TypeVar("M", bound=BaseModel)
 
 

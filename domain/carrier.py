@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from domain.base import Command, Model, Name, Words
+from domain.base import Command, Model, Name, Receipt, Words
 
 
 class CarrierEventName(StrEnum):
@@ -32,7 +32,7 @@ class CarrierEvent(Command):
     event_id: Name = ""
 
 
-class CarrierEventRecorded(Model):
+class CarrierEventRecorded(Receipt):
     delivery_id: int
     event: str
     status: str

@@ -13,7 +13,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from domain.base import Command, Model, Name
+from domain.base import Command, Model, Name, Receipt
 from domain.carrier import CarrierEventRecorded
 from domain.errors import InvalidInput, WrongState
 from domain.registry import Policy
@@ -103,7 +103,7 @@ class Redirect(Command):
     actor: Name = "customer"
 
 
-class DeliveryUpdated(Model):
+class DeliveryUpdated(Receipt):
     delivery_id: int
     status: str
     window_start: datetime | None = None

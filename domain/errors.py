@@ -46,3 +46,14 @@ def refusal_of(type_name: str, message: str) -> OrderflowError:
         if cls.__name__ == type_name:
             return cls(message)
     return InvalidInput(message)
+
+
+# A payload the engine's codec could not open (its key is unknown here, or it was altered): the
+# codec hands it on with this encoding and the reason as its data (orderflow.codec).
+UNDECODABLE_ENCODING = b"binary/undecodable"
+
+
+class UndecodablePayload(Exception):
+    """An encrypted payload this process cannot read; the message names the key id. Not a
+    refusal of the engine's rules: a workflow task that meets one fails and is retried (the
+    missing key may yet arrive), while an update carrying one is refused."""

@@ -22,6 +22,7 @@ from domain.base import (
     Model,
     Money,
     Name,
+    Receipt,
     Words,
     check_amount,
     required_text,
@@ -117,7 +118,7 @@ class PlaceHold(Command):
     lines: list[Count] = Field(default_factory=list, max_length=50)
 
 
-class HoldPlaced(Model):
+class HoldPlaced(Receipt):
     hold_id: str
     department: str
     sla_due_at: datetime
@@ -131,7 +132,7 @@ class ReleaseHold(Command):
     resolution: Words
 
 
-class HoldReleased(Model):
+class HoldReleased(Receipt):
     hold_id: str
     released_at: datetime
     blocked_by: list[str]
@@ -142,7 +143,7 @@ class DisputeHold(Command):
     customer_message: Words
 
 
-class HoldDisputed(Model):
+class HoldDisputed(Receipt):
     hold_id: str
     sla_due_at: datetime
 
@@ -154,7 +155,7 @@ class UpholdHold(Command):
     customer_message: Words
 
 
-class HoldUpheld(Model):
+class HoldUpheld(Receipt):
     hold_id: str
     sla_due_at: datetime
 

@@ -28,6 +28,7 @@ from domain.base import (
     Model,
     Money,
     Name,
+    Receipt,
     Words,
     required_text,
 )
@@ -233,7 +234,7 @@ class CancelOrder(Command):
     line: Count | None = None
 
 
-class OrderCancelled(Model):
+class OrderCancelled(Receipt):
     order_id: str
     cancelled_at: datetime
     compensations: list[str]

@@ -17,6 +17,7 @@ from domain.base import (
     Command,
     Model,
     Name,
+    Receipt,
     Words,
     required_text,
 )
@@ -97,7 +98,7 @@ class MakePromise(Command):
     reference: Name = ""
 
 
-class PromiseMade(Model):
+class PromiseMade(Receipt):
     promise_id: str
     due_at: datetime
     already_made: bool = False
@@ -109,7 +110,7 @@ class KeepPromise(Command):
     actor: Name = "unknown"
 
 
-class PromiseKept(Model):
+class PromiseKept(Receipt):
     promise_id: str
     kept_at: datetime
 

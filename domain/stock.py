@@ -10,7 +10,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from domain.base import Command, Count, Flag, Model, Name, Words
+from domain.base import Command, Count, Flag, Model, Name, Receipt, Words
 from domain.errors import InvalidInput, NotFound
 
 # The stock record's workflow and its updates, by name: the stock activities call them without
@@ -99,7 +99,7 @@ class ReserveStock(Command):
     qty: Count
 
 
-class StockReserved(Model):
+class StockReserved(Receipt):
     order_id: str
     location: str
     sku: str
@@ -114,7 +114,7 @@ class ReleaseStock(Command):
     collected: Flag = False  # True when the goods left with the customer or the carrier
 
 
-class StockReleased(Model):
+class StockReleased(Receipt):
     order_id: str
     released: bool
     allocated_to: list[str] = Field(default_factory=list)
@@ -132,7 +132,7 @@ class ReceiveStock(Command):
     reference: Name = ""
 
 
-class StockReceived(Model):
+class StockReceived(Receipt):
     on_hand: int
     allocated_to: list[str]
     duplicate: bool = False
@@ -143,7 +143,7 @@ class AdjustStock(Command):
     reason: Words
 
 
-class StockAdjusted(Model):
+class StockAdjusted(Receipt):
     on_hand: int
     waitlisted: list[str]
     allocated_to: list[str]

@@ -45,6 +45,10 @@ class OrderView(Model):
     order_id: str
     status: str
     customer_id: str
+    # The customer's contact and address as the order recorded them (encrypted in history).
+    customer_name: str = ""
+    customer_email: str = ""
+    ship_to: str = ""
     # How its lines ship (an order of several lines): ``available`` or ``complete``.
     ship: str = "available"
     lines: list[LineView]
@@ -177,6 +181,9 @@ def order_view(state: OrderState) -> OrderView:
         order_id=state.order_id,
         status=state.status.value,
         customer_id=state.input.customer.customer_id,
+        customer_name=state.input.customer.name,
+        customer_email=state.input.customer.email,
+        ship_to="" if state.input.pickup else state.input.customer.address,
         ship=state.input.ship.value,
         lines=line_views(state),
         totals=totals(state),

@@ -12,12 +12,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from temporalio.envconfig import ClientConfig
 
 from domain.ids import DEFAULT_TASK_QUEUE
 from domain.registry import Policy
+from orderflow.codec import KEY_FILE, CodecKeys, configured_keys
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Written by `orderflow dev` into its data dir: the address of the stack's Web UI.
@@ -61,6 +62,15 @@ class Settings(BaseSettings):
     keys_dir: Path | None = None
     # The principal this machine acts as, when a command does not say (ORDERFLOW_AS, --as).
     acting_as: str | None = Field(default=None, validation_alias="ORDERFLOW_AS")
+    # The payload codec's AES-256 keys (orderflow.codec): KID=BASE64[,KID=BASE64...], the first
+    # encrypts; else the key file, by default codec-keys.json in the keys dir.
+    codec_key: SecretStr | None = None
+    codec_keys_file: Path | None = None
+    # orderflow's HTTP listener (the codec endpoint, and the web front end built on it).
+    web_port: int = Field(default=8000, ge=0, le=65535)
+    web_host: str = "127.0.0.1"
+    # Where people reach it, for links (the codec endpoint the Web UI calls, e-mails).
+    web_url: str | None = None
 
     @model_validator(mode="after")
     def _stack_ui(self) -> Settings:
@@ -79,6 +89,20 @@ class Settings(BaseSettings):
     @property
     def keys_path(self) -> Path:
         return self.keys_dir or self.data_dir / "keys"
+
+    @property
+    def codec_keys_path(self) -> Path:
+        return self.codec_keys_file or self.keys_path / KEY_FILE
+
+    def codec_keys(self) -> CodecKeys:
+        """The codec keys this process encrypts and decrypts with; a missing or broken key is
+        an error that names it (``orderflow.codec``)."""
+        text = self.codec_key.get_secret_value() if self.codec_key is not None else None
+        return configured_keys(text, self.codec_keys_path)
+
+    @property
+    def public_web_url(self) -> str:
+        return (self.web_url or f"http://localhost:{self.web_port}").rstrip("/")
 
     @property
     def ledger_path(self) -> Path:

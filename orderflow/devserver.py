@@ -38,6 +38,7 @@ def dev_server_command(
     ui_port: int | None,
     ip: str = "127.0.0.1",
     log_level: str = "warn",
+    ui_codec_endpoint: str | None = None,
 ) -> list[str]:
     cmd = [
         temporal_binary(),
@@ -57,6 +58,8 @@ def dev_server_command(
         cmd.append("--headless")
     else:
         cmd += ["--ui-port", str(ui_port)]
+        if ui_codec_endpoint:
+            cmd += ["--ui-codec-endpoint", ui_codec_endpoint]
     if db_file is not None:
         cmd += ["--db-filename", str(db_file)]
         for pragma in SQLITE_PRAGMAS:

@@ -45,6 +45,7 @@ from pydantic import BaseModel, ConfigDict
 
 from domain.durations import format_duration
 from domain.errors import InvalidInput, NotAllowed, NotFound, OrderflowError
+from orderflow.codec import ensure_key_file
 
 if TYPE_CHECKING:
     from orderflow.config import Settings
@@ -495,8 +496,14 @@ def dev_keys(settings: Settings, registry: Registry) -> list[str]:
     """``orderflow dev``: a key for every seeded principal that has none in the keys dir yet
     (the dev stack holds every principal's key; a real deployment gives each system its own)."""
     ring = KeyRing(settings.keys_path)
-    return ring.ensure(
+    created = ring.ensure(
         seeded_principals(
             registry.departments, registry.carriers, registry.locations, registry.customers
         )
     )
+    # And the payload codec's key, unless the environment gives one (orderflow.codec).
+    if settings.codec_key is None:
+        codec_kid = ensure_key_file(settings.codec_keys_path)
+        if codec_kid is not None:
+            created.append(codec_kid)
+    return created

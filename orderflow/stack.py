@@ -15,6 +15,7 @@ from orderflow.logging import configure
 from orderflow.service import Orderflow
 from orderflow.smtp_sink import SmtpSink
 from orderflow.temporal import connect
+from orderflow.web import bind, serve
 from orderflow.worker import order_desk, run_worker
 
 log = structlog.get_logger("orderflow.dev")
@@ -36,7 +37,12 @@ async def run_stack(
     if created:
         print(f"Keys      {len(created)} dev keys created in {settings.keys_path}", flush=True)
     server = DevServer(
-        dev_server_command(db_file=data / "temporal.sqlite3", port=port, ui_port=ui_port),
+        dev_server_command(
+            db_file=data / "temporal.sqlite3",
+            port=port,
+            ui_port=ui_port,
+            ui_codec_endpoint=f"{settings.public_web_url}/codec",
+        ),
         port=port,
         log_file=data / "temporal.log",
     )
@@ -45,14 +51,22 @@ async def run_stack(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    # The listener's port is taken before anything starts: a port in use fails here, clearly.
+    sock = bind(settings)
     await asyncio.to_thread(server.start)
     try:
         sink.start()
         try:
             address = f"localhost:{port}"
-            client = await connect(address)
+            client = await connect(address, codec=settings.codec_keys())
             worker = asyncio.create_task(run_worker(client, settings, stop, desk=desk))
+            web = asyncio.create_task(serve(settings, stop, sock))
             print(f"Temporal  {address}   Web UI http://localhost:{ui_port}", flush=True)
+            print(
+                f"Web       {settings.public_web_url}   codec endpoint "
+                f"{settings.public_web_url}/codec (staff sign in at /signin)",
+                flush=True,
+            )
             print(f"SMTP sink localhost:{settings.smtp_port} -> {settings.maildir}", flush=True)
             print(
                 f"Worker    task queue '{settings.task_queue}'. Ctrl-C stops everything.",
@@ -69,6 +83,7 @@ async def run_stack(
             await stop.wait()
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
+            await web
         finally:
             sink.stop()
     finally:

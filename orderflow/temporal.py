@@ -8,9 +8,9 @@ import time
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
+from orderflow.codec import CodecKeys, data_converter
 from orderflow.config import temporal_connect_config
 
 
@@ -38,18 +38,22 @@ CONNECT_WAIT = 10.0
 
 
 async def connect(
-    address: str | None = None, *, runtime: Runtime | None = None, wait: float = CONNECT_WAIT
+    address: str | None = None,
+    *,
+    codec: CodecKeys,
+    runtime: Runtime | None = None,
+    wait: float = CONNECT_WAIT,
 ) -> Client:
-    """A client of the configured server, trying again (0.25 s, doubling to 2 s between tries)
-    for up to ``wait`` seconds before ``ServerUnreachable`` says how long it tried."""
+    """A client of the configured server, encrypting its payloads with ``codec``'s keys, trying
+    again (0.25 s, doubling to 2 s between tries) for up to ``wait`` seconds before
+    ``ServerUnreachable`` says how long it tried."""
+    converter = data_converter(codec)
     config: dict[str, Any] = temporal_connect_config(address)
     deadline = time.monotonic() + wait
     pause = 0.25
     while True:
         try:
-            return await Client.connect(
-                **config, data_converter=pydantic_data_converter, runtime=runtime
-            )
+            return await Client.connect(**config, data_converter=converter, runtime=runtime)
         except RuntimeError as err:
             left = deadline - time.monotonic()
             if left <= 0:

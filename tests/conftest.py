@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 import temporalio.client
+import temporalio.converter
 from temporalio.client import Client, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Interceptor
 
@@ -28,6 +28,7 @@ from domain.order import PlaceOrder
 from domain.registry import Location, Policy
 from domain.view import OrderView
 from orderflow.auth import acting_as, header_payload
+from orderflow.codec import CodecKeys, data_converter
 from orderflow.config import PROJECT_ROOT, Settings
 from orderflow.desk import OrderDesk
 from orderflow.devserver import free_port, temporal_binary
@@ -39,6 +40,10 @@ from orderflow.worker import build_worker, order_desk
 from workflows.search_attributes import ALL
 
 SEEDS = PROJECT_ROOT / "seeds"
+# The payload codec's key for the tests (a key for tests only, committed so that the encrypted
+# histories saved under tests/histories/ replay anywhere).
+TEST_CODEC_FILE = PROJECT_ROOT / "tests" / "codec-keys.json"
+TEST_CONVERTER = data_converter(CodecKeys.from_file(TEST_CODEC_FILE))
 
 # Test time: seconds where production has hours and days.
 FAST = Policy(
@@ -56,7 +61,7 @@ async def start_dev_server() -> WorkflowEnvironment:
     return await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_binary(),
         search_attributes=list(ALL),
-        data_converter=pydantic_data_converter,
+        data_converter=TEST_CONVERTER,
     )
 
 
@@ -306,10 +311,17 @@ class TokenHeader(temporalio.client.Interceptor):
         return Outbound(next)
 
 
-async def plain_client(address: str, namespace: str, ring: KeyRing, principal: str) -> Client:
-    """A department or partner system's client acting as ``principal``."""
+async def plain_client(
+    address: str, namespace: str, ring: KeyRing, principal: str, *, codec: bool = True
+) -> Client:
+    """A department or partner system's client acting as ``principal``: the SDK's own
+    converter, with the engine's payload codec unless ``codec`` is False (a system that sends
+    plain JSON, and cannot read what comes back)."""
     return await Client.connect(
-        address, namespace=namespace, interceptors=[TokenHeader(ring, principal)]
+        address,
+        namespace=namespace,
+        interceptors=[TokenHeader(ring, principal)],
+        data_converter=TEST_CONVERTER if codec else temporalio.converter.DataConverter.default,
     )
 
 
@@ -327,6 +339,7 @@ def stack_settings(sink: SmtpSink, data_dir: Path) -> Settings:
         smtp_host="127.0.0.1",
         smtp_port=sink.controller.port,
         task_queue=f"test-{uuid.uuid4().hex[:12]}",
+        codec_keys_file=TEST_CODEC_FILE,
         # Workflow code runs in the SDK's sandbox under test: a non-deterministic call fails.
         workflow_sandbox=True,
     )

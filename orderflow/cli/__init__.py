@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import typer
 from pydantic import ValidationError
 
-from domain.errors import OrderflowError
+from domain.errors import OrderflowError, UndecodablePayload
 from orderflow.cli import carriers, holds, keys, orders, stock, system
 from orderflow.cli.common import EXIT_REFUSED, EXIT_UNREACHABLE, app
 from orderflow.temporal import ServerUnreachable
@@ -68,6 +68,8 @@ def run(argv: Sequence[str]) -> int:
         code = _fail(text.splitlines()[0], EXIT_REFUSED)
     except OrderflowError as ex:
         code = _fail(in_flags(str(ex)), EXIT_REFUSED)
+    except UndecodablePayload as ex:  # a payload whose codec key this machine does not hold
+        code = _fail(str(ex), EXIT_REFUSED)
     except ValidationError as ex:
         first = ex.errors()[0]
         where = ".".join(str(p) for p in first["loc"])

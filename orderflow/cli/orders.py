@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from domain.durations import parse_duration
@@ -30,6 +31,9 @@ from orderflow.service import Orderflow, money
 def print_view(v: OrderView, link: str) -> None:
     ships = f"  ships {v.ship}" if len(v.lines) > 1 else ""
     out.print(f"[bold]Order {v.order_id}[/bold]  {v.status}  customer {v.customer_id}{ships}")
+    if v.customer_name:
+        to = f"; ships to {v.ship_to}" if v.ship_to else ""
+        out.print(escape(f"  {v.customer_name} <{v.customer_email}>{to}"))
     for line in v.lines:
         r = line.reservation
         where = ""

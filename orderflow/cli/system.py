@@ -36,6 +36,12 @@ def dev(
     smtp_port: int | None = typer.Option(
         None, "--smtp-port", help="SMTP sink port (ORDERFLOW_SMTP_PORT)."
     ),
+    web_port: int | None = typer.Option(
+        None,
+        "--web-port",
+        help="orderflow's HTTP listener: the codec endpoint and sign-in (ORDERFLOW_WEB_PORT, "
+        "default 8000).",
+    ),
     demo: bool = typer.Option(False, "--demo", help="Play the sample order once the stack is up."),
     exit_after_demo: bool = typer.Option(False, "--exit-after-demo", help="Stop after --demo."),
 ) -> None:
@@ -47,10 +53,26 @@ def dev(
         s.data_dir = data_dir
     if smtp_port is not None:
         s.smtp_port = smtp_port
+    if web_port is not None:
+        s.web_port = web_port
     s.ui_url = f"http://localhost:{ui_port}"
     asyncio.run(
         run_stack(s, port=port, ui_port=ui_port, demo=demo, exit_after_demo=exit_after_demo)
     )
+
+
+@app.command()
+def web() -> None:
+    """Run orderflow's HTTP listener only (the compose stack's web service): the codec endpoint
+    for the Temporal UI and CLI, and staff sign-in, on ORDERFLOW_WEB_HOST:ORDERFLOW_WEB_PORT."""
+    from orderflow.logging import configure
+    from orderflow.web import bind, serve
+
+    s = settings()
+    configure()
+    sock = bind(s)
+    print(f"orderflow web on {s.public_web_url} (codec endpoint {s.public_web_url}/codec)")
+    asyncio.run(serve(s, asyncio.Event(), sock))
 
 
 @app.command()
@@ -65,7 +87,9 @@ def worker() -> None:
 
     async def go() -> None:
         runtime = metrics_runtime(s.metrics_port) if s.metrics_port else None
-        client = await connect(_state["address"], runtime=runtime, wait=s.connect_wait)
+        client = await connect(
+            _state["address"], codec=s.codec_keys(), runtime=runtime, wait=s.connect_wait
+        )
         await run_worker(client, s)
 
     asyncio.run(go())

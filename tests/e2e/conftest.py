@@ -74,6 +74,7 @@ def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
         "ORDERFLOW_DATA_DIR": str(data),
         "TEMPORAL_ADDRESS": f"localhost:{port}",
         "ORDERFLOW_SMTP_PORT": str(smtp),
+        "ORDERFLOW_WEB_PORT": str(free_port()),
         # Workflow code runs in the SDK's sandbox under test: a non-deterministic call fails.
         "ORDERFLOW_WORKFLOW_SANDBOX": "1",
     }

@@ -10,12 +10,12 @@ from typing import Any
 
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from activities.stock import StockActivities
 from domain.registry import Location, Policy
 from domain.stock import ReserveRequest
-from orderflow.config import Settings
+from orderflow.codec import CodecKeys, data_converter
+from orderflow.config import PROJECT_ROOT, Settings
 from orderflow.desk import OrderDesk
 from orderflow.identity import KeyRing
 from orderflow.registry import Registry
@@ -31,7 +31,12 @@ async def main(
     location: str,
     policy: str,
 ) -> None:
-    client = await Client.connect(address, data_converter=pydantic_data_converter)
+    client = await Client.connect(
+        address,
+        data_converter=data_converter(
+            CodecKeys.from_file(PROJECT_ROOT / "tests" / "codec-keys.json")
+        ),
+    )
     settings = Settings(
         data_dir=Path(data_dir),
         smtp_host="127.0.0.1",

@@ -107,7 +107,7 @@ async def test_no_personal_data_outside_payloads(
         for value in (c.name, c.email, c.address, c.gps)
         if value
     }
-    converter = client.data_converter.payload_converter
+    converter = client.data_converter
     queue = stack.app.settings.task_queue
     seen = 0
     async for wf in client.list_workflows(f"TaskQueue = '{queue}'"):
@@ -121,7 +121,7 @@ async def test_no_personal_data_outside_payloads(
         async for event in handle.fetch_history_events():
             summary = event.user_metadata.summary
             if summary.data:
-                texts.append(str(converter.from_payloads([summary])[0]))
+                texts.append(str((await converter.decode([summary]))[0]))
         leaks = sorted(v for v in personal for t in texts if v in t)
         assert not leaks, f"{wf.id}: {leaks}"
         seen += 1

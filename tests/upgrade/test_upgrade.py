@@ -44,7 +44,7 @@ from orderflow.identity import dev_keys
 from orderflow.registry import Registry
 from orderflow.service import Orderflow
 from orderflow.smtp_sink import SmtpSink, read_inbox
-from tests.conftest import HISTORIES, RECORD, save_history, start_dev_server
+from tests.conftest import HISTORIES, RECORD, TEST_CODEC_FILE, save_history, start_dev_server
 
 HERE = Path(__file__).parent
 BASE_VERSION, BASE_COMMIT = (HERE / "BASE").read_text().split()
@@ -304,6 +304,9 @@ async def test_orders_open_on_the_base_version_finish_on_todays_worker(
         "ORDERFLOW_DATA_DIR": str(data_dir),
         "ORDERFLOW_SMTP_HOST": "127.0.0.1",
         "ORDERFLOW_SMTP_PORT": str(sink.controller.port),
+        # Today's worker encrypts with the tests' codec key, as the test's client does (the
+        # base version's worker knows no codec and ignores it).
+        "ORDERFLOW_CODEC_KEYS_FILE": str(TEST_CODEC_FILE),
         # Workflow code runs in the SDK's sandbox under test: a non-deterministic call fails.
         "ORDERFLOW_WORKFLOW_SANDBOX": "1",
     }

@@ -15,7 +15,7 @@ from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
 from domain.base import admit, recorded
-from domain.errors import InvalidInput, OrderflowError
+from domain.errors import UNDECODABLE_ENCODING, InvalidInput, OrderflowError, UndecodablePayload
 
 
 def refusal(err: OrderflowError) -> ApplicationError:
@@ -42,6 +42,9 @@ def _json(raw: RawValue, what: str) -> bytes | None:
     payload = raw.payload
     if payload is None or payload.metadata.get("encoding") == b"binary/null":
         return None
+    if payload.metadata.get("encoding") == UNDECODABLE_ENCODING:
+        # The codec could not open it (orderflow.codec): its reason names the key.
+        raise UndecodablePayload(f"{what}: {payload.data.decode(errors='replace')}")
     encoding = payload.metadata.get("encoding", b"").decode(errors="replace")
     if encoding != "json/plain":
         raise InvalidInput(f"{what} takes JSON (encoding json/plain), not {encoding or 'none'}")

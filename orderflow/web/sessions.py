@@ -1,0 +1,81 @@
+"""Signed-in sessions at orderflow's HTTP listener: a cookie the listener signs (HMAC-SHA256
+with a secret kept beside the keys), naming the principal and actor a verified token proved at
+sign-in, and until when. The cookie is HttpOnly and SameSite=Lax, so a page of another site
+cannot use it; the Temporal UI on the same host (another port is the same site) sends it to the
+codec endpoint when its codec setting "include cross-origin credentials" is on."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+COOKIE = "orderflow_session"
+SECRET_FILE = "web-session.key"
+LIFETIME = timedelta(hours=8)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def session_secret(keys_dir: Path) -> bytes:
+    """The listener's secret: created on first use, readable by its owner only; every web
+    process sharing the keys dir honours the same sessions."""
+    path = keys_dir / SECRET_FILE
+    if not path.exists():
+        keys_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32) + "\n")
+        os.replace(tmp, path)
+    return path.read_text().strip().encode()
+
+
+@dataclass(frozen=True)
+class Session:
+    principal: str
+    actor: str
+    expires_at: datetime
+
+
+class Sessions:
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+
+    def _mac(self, body: str) -> str:
+        return _b64(hmac.new(self._secret, body.encode(), hashlib.sha256).digest())
+
+    def issue(self, principal: str, actor: str, until: datetime) -> str:
+        body = _b64(
+            json.dumps({"sub": principal, "act": actor, "exp": int(until.timestamp())}).encode()
+        )
+        return f"{body}.{self._mac(body)}"
+
+    def read(self, cookie: str | None, now: datetime | None = None) -> Session | None:
+        """The session a cookie carries, or None when it is missing, forged or expired."""
+        if not cookie or "." not in cookie:
+            return None
+        body, mac = cookie.rsplit(".", 1)
+        if not hmac.compare_digest(mac, self._mac(body)):
+            return None
+        try:
+            claims = json.loads(_unb64(body))
+            expires = datetime.fromtimestamp(int(claims["exp"]), UTC)
+            session = Session(str(claims["sub"]), str(claims["act"]), expires)
+        except (ValueError, KeyError, TypeError):
+            return None
+        if (now or datetime.now(UTC)) >= expires:
+            return None
+        return session
