@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.table import Table
 
 from domain.durations import parse_duration
+from domain.errors import InvalidInput
+from orderflow import codec
 from orderflow.cli.common import JSON, actor, app, emit_json, keys_app, out, settings
 from orderflow.identity import DEFAULT_TTL, KeyRing, Principal, dev_keys
 from orderflow.registry import Registry
@@ -76,3 +80,46 @@ def keys_init() -> None:
     s = settings()
     for kid in dev_keys(s, Registry(s.seeds_dir)):
         print(kid)
+
+
+# ---------------------------------------------------------------- the payload codec's keys
+
+
+def _codec_file() -> Path:
+    s = settings()
+    if s.codec_key is not None:
+        raise InvalidInput(
+            "the codec keys come from ORDERFLOW_CODEC_KEY here: change that setting instead "
+            "of the key file"
+        )
+    return s.codec_keys_path
+
+
+@keys_app.command("codec-list")
+def codec_list(as_json: bool = JSON) -> None:
+    """The payload codec's keys: the one that encrypts, and those that still decrypt."""
+    rows = codec.listed(_codec_file())
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table("kid", "encrypts new payloads")
+    for r in rows:
+        table.add_row(r["kid"], "yes" if r["encrypts"] else "")
+    out.print(table)
+
+
+@keys_app.command("codec-rotate")
+def codec_rotate() -> None:
+    """A new codec key that encrypts from now on; older keys still decrypt. Give every worker
+    and client the new file before, or as, clients start using it (they follow the file)."""
+    print(codec.rotate(_codec_file()))
+
+
+@keys_app.command("codec-retire")
+def codec_retire(
+    kid: str = typer.Argument(..., help="The key id, from orderflow keys codec-list."),
+) -> None:
+    """Remove a codec key: payloads it encrypted no longer decode (histories of orders still
+    open or kept for audit need it; retire a key only once none does)."""
+    codec.retire(_codec_file(), kid)
+    print(f"{kid} retired")

@@ -62,6 +62,23 @@ def payload_texts(history: str) -> str:
     return "\n".join(out)
 
 
+def payloads_of(history: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if "metadata" in node and "data" in node:
+                out.append(node)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(json.loads(history))
+    return out
+
+
 @pytest.fixture(scope="module")
 def shipped(cli: Cli) -> str:
     """An order the way the demo places one, shipped by the carrier with the customer's address."""
@@ -204,3 +221,37 @@ def test_a_browser_signed_in_as_staff_decodes_from_the_temporal_ui_origin(
 
         expired = browser.post("/signin", data={"token": "not-a-token"})
         assert expired.status_code == 401 and "not a signed token" in expired.text
+
+
+def test_a_command_without_a_usable_codec_key_says_so_and_sends_nothing(
+    cli: Cli, shipped: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    missing = tmp_path_factory.mktemp("nokeys") / "codec-keys.json"
+    nokey = Cli({**cli.env, "ORDERFLOW_CODEC_KEYS_FILE": str(missing)})
+    placed = nokey.run(
+        "order", "place", "--customer", "C-1001", "--sku", "PHONE-A5",
+        "--location", "warehouse-north", "--order-id", "E2E-NOKEY", check=False,
+    )  # fmt: skip
+    assert placed.returncode == 2
+    assert f"no codec key file at {missing}" in placed.stderr
+    short = base64.urlsafe_b64encode(b"0" * 16).decode()
+    shortkey = Cli({**cli.env, "ORDERFLOW_CODEC_KEY": f"k1={short}"})
+    shown = shortkey.run("order", "show", shipped, check=False)
+    assert shown.returncode == 2 and "is 16 bytes; AES-256-GCM takes 32" in shown.stderr
+    # A stack's own key file, rotated: the new key encrypts, the old one still decrypts.
+    before = cli.json("keys", "codec-list")
+    fresh = cli.run("keys", "codec-rotate").stdout.strip()
+    after = cli.json("keys", "codec-list")
+    assert [k["kid"] for k in after if k["encrypts"]] == [fresh]
+    assert {k["kid"] for k in before} < {k["kid"] for k in after}
+    assert CUSTOMER.name in cli.run("order", "show", shipped).stdout
+    cli.run(
+        "hold", "place", shipped, "--department", "care", "--reason", "customer_request",
+        "--message", "We will call you first.",
+    )  # fmt: skip
+    sealed = [
+        p["metadata"].get("encryption-key-id")
+        for p in payloads_of(raw_history(cli, f"order-{shipped}"))
+    ]
+    assert base64.b64encode(fresh.encode()).decode() in sealed
+    assert "E2E-NOKEY" not in cli.run("orders", "list").stdout
