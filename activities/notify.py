@@ -84,7 +84,16 @@ class Mailer:
                 self.host, self.port, local_hostname="orderflow.local", timeout=4
             ) as smtp:
                 for note, mid in todo:
-                    smtp.send_message(self._message(note, mid))
+                    try:
+                        smtp.send_message(self._message(note, mid))
+                    except smtplib.SMTPRecipientsRefused as err:
+                        # Its text names the address, and a failure's text is stored in the
+                        # order's history unencrypted: say which message, not to whom.
+                        codes = sorted({code for code, _ in err.recipients.values()})
+                        raise RecipientRefused(
+                            f"the mail server refused the recipient of {note.key} "
+                            f"(SMTP {', '.join(map(str, codes))})"
+                        ) from None
                     # Recorded as soon as the server accepted it, before the next one.
                     self.sent_log.record(note.key, mid, note.to)
                     log.info("email_sent", key=note.key, to=note.to, subject=note.subject)
@@ -104,6 +113,10 @@ class Mailer:
         if note.order_id:
             msg["X-Orderflow-Order"] = note.order_id
         return msg
+
+
+class RecipientRefused(Exception):
+    """The mail server would not take a message's recipient (retried like any outage)."""
 
 
 class NotifyActivities:

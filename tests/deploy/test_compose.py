@@ -42,6 +42,7 @@ SERVICES = {
     "mailpit",
     "keys",
     "worker",
+    "web",
     "cli",
     "prometheus",
 }
@@ -496,6 +497,7 @@ def test_depends_on_always_names_a_condition_and_the_condition_can_be_met() -> N
         ("worker", "temporal-setup", "service_completed_successfully"),
         ("worker", "mailpit", "service_healthy"),
         ("worker", "keys", "service_completed_successfully"),
+        ("web", "keys", "service_completed_successfully"),
         ("cli", "worker", "service_healthy"),
     ],
 )

@@ -10,12 +10,16 @@ upgrade test's driver on that version's code). Histories are only ever added
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
+from orderflow.config import PROJECT_ROOT
+from orderflow.registry import Registry
 from orderflow.worker import WORKFLOWS
 from tests.conftest import TEST_CONVERTER
 
@@ -45,3 +49,36 @@ async def test_history_replays(path: Path) -> None:
     replayer = Replayer(workflows=WORKFLOWS, data_converter=TEST_CONVERTER)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
+
+
+# Histories recorded since payloads are encrypted (0.7) hold no customer's personal data.
+ENCRYPTED_SINCE = (0, 7)
+
+
+def _payload_texts(node: object, out: list[str]) -> list[str]:
+    if isinstance(node, dict):
+        if isinstance(node.get("data"), str) and "metadata" in node:
+            out.append(base64.b64decode(node["data"]).decode(errors="replace"))
+        for value in node.values():
+            _payload_texts(value, out)
+    elif isinstance(node, list):
+        for value in node:
+            _payload_texts(value, out)
+    return out
+
+
+def test_histories_saved_since_encryption_hold_no_personal_data() -> None:
+    customers = Registry(PROJECT_ROOT / "seeds").customers.values()
+    personal = [v for c in customers for v in (c.name, c.email, c.address, c.gps) if v]
+    encrypted = [
+        p for p in HISTORIES if tuple(int(n) for n in p.parent.name.split(".")) >= ENCRYPTED_SINCE
+    ]
+    assert len(encrypted) > 300
+    leaks = {}
+    for path in encrypted:
+        text = path.read_text()
+        readable = text + "\n".join(_payload_texts(json.loads(text), []))
+        found = [v for v in personal if v in readable]
+        if found:
+            leaks[path.name] = found
+    assert leaks == {}
