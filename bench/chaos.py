@@ -606,7 +606,7 @@ async def run(
                 )
             )
         )
-        client = await connect(f"{HOST}:{port}", codec=settings.codec_keys(), runtime=quiet)
+        client = await connect(f"{HOST}:{port}", converter=settings.data_converter(), runtime=quiet)
         app = Orderflow(client, registry, settings)
         # An order ends once its e-mails are sent, and the mailer's retries back off (doubling):
         # the last e-mails leave up to about as long again as the outage after it, later still

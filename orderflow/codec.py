@@ -8,9 +8,15 @@ read decoded histories use the codec endpoint (``orderflow.web``).
 
 Keys (``CodecKeys``) come from ``ORDERFLOW_CODEC_KEY`` (``KID=BASE64[,KID=BASE64...]``, the first
 encrypts) or from the key file (``ORDERFLOW_CODEC_KEYS_FILE``, by default ``codec-keys.json`` in
-the keys directory; ``orderflow keys init`` creates it). Rotation: ``orderflow keys codec-rotate``
-adds a key that encrypts from then on, the older ones still decrypt until ``codec-retire``; a
-process following the file picks the change up with no restart.
+the keys directory; ``orderflow keys init`` creates it). Rotation in two steps, so that no process
+ever meets a key it lacks: ``orderflow keys codec-add`` adds a key that only decrypts; once every
+worker and client holds the file, ``codec-use KID`` makes it encrypt (``codec-rotate`` does both,
+for one machine). Older keys still decrypt until ``codec-retire``. A process following the file
+picks each change up with no restart.
+
+A signal is the one message a worker drops, logged with the key's id, when it cannot open it (the
+SDK drops a signal whose input it cannot convert): a forged signal must not stop an order, and
+the two-step rotation keeps the engine's own signals readable to every worker.
 
 Decoding never falls back to plain text for an encrypted payload. One it cannot open (its key is
 unknown here, or its GCM tag fails) becomes a ``binary/undecodable`` payload carrying the reason:
@@ -78,14 +84,13 @@ def new_key_id() -> str:
 class CodecKeys:
     """The AES-256 keys this process encrypts and decrypts with: one encrypts, all decrypt.
     Loaded from a file, it follows the file: a key added or retired there counts from the next
-    payload on (the file is read again when its modification time changed; a ``stat`` per
-    batch of payloads)."""
+    batch of payloads on (``follow``: one ``stat`` per batch)."""
 
     def __init__(self, keys: dict[str, bytes], encrypt_with: str, *, source: str = "") -> None:
         self.source = source
         self._set(keys, encrypt_with)
         self._path: Path | None = None
-        self._stamp = 0
+        self._stamp: tuple[int, int, int] | None = None
 
     def _set(self, keys: dict[str, bytes], encrypt_with: str) -> None:
         where = f" ({self.source})" if self.source else ""
@@ -124,9 +129,14 @@ class CodecKeys:
             "encrypt_with"
         ]
 
+    @staticmethod
+    def _stamp_of(path: Path) -> tuple[int, int, int]:
+        st = path.stat()
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
     @classmethod
     def from_file(cls, path: Path) -> CodecKeys:
-        stamp = path.stat().st_mtime_ns if path.exists() else 0
+        stamp = cls._stamp_of(path) if path.exists() else None
         keys, encrypt_with = cls._parse_file(path)
         ring = cls(keys, encrypt_with, source=str(path))
         ring._path, ring._stamp = path, stamp
@@ -145,15 +155,16 @@ class CodecKeys:
             keys[kid.strip()] = _decoded_key(kid.strip(), value.strip(), "ORDERFLOW_CODEC_KEY")
         return cls(keys, next(iter(keys)), source="ORDERFLOW_CODEC_KEY")
 
-    def _follow(self) -> None:
-        """Read the file again when it changed; a broken file keeps the keys last read."""
+    def follow(self) -> None:
+        """Read the file again when it changed (its inode, size or modification time); a
+        broken file keeps the keys last read, and is read again on the next call."""
         if self._path is None:
             return
         try:
-            stamp = self._path.stat().st_mtime_ns
+            stamp = self._stamp_of(self._path)
             if stamp != self._stamp:
-                self._stamp = stamp
                 self._set(*self._parse_file(self._path))
+                self._stamp = stamp
         except (OSError, OrderflowError) as err:
             _log.warning("codec keys not reloaded, the keys last read stay: %s", err)
 
@@ -162,11 +173,9 @@ class CodecKeys:
         return list(self._ciphers)
 
     def current(self) -> tuple[str, AESGCM]:
-        self._follow()
         return self.encrypt_with, self._ciphers[self.encrypt_with]
 
     def cipher(self, kid: str) -> AESGCM | None:
-        self._follow()
         return self._ciphers.get(kid)
 
 
@@ -209,12 +218,28 @@ def ensure_key_file(path: Path) -> str | None:
     return kid
 
 
-def rotate(path: Path) -> str:
-    """A new key that encrypts from now on; the older ones still decrypt."""
-    keys, _ = _raw_file(path)
+def add(path: Path) -> str:
+    """A new key that decrypts, not yet encrypting: give every worker and client the file,
+    then ``use`` it. A process must never meet a key it lacks."""
+    keys, encrypt_with = _raw_file(path)
     kid = new_key_id()
     keys[kid] = _b64(AESGCM.generate_key(bit_length=256))
+    _write(path, keys, encrypt_with)
+    return kid
+
+
+def use(path: Path, kid: str) -> None:
+    """Encrypt with ``kid`` from now on; the other keys still decrypt."""
+    keys, _ = _raw_file(path)
+    if kid not in keys:
+        raise NotFound(f"codec key '{kid}' is not in {path} (keys: {', '.join(keys)})")
     _write(path, keys, kid)
+
+
+def rotate(path: Path) -> str:
+    """``add`` and ``use`` at once: for a key file that one machine's processes share."""
+    kid = add(path)
+    use(path, kid)
     return kid
 
 
@@ -246,8 +271,11 @@ def undecodable(reason: str) -> Payload:
 
 
 class EncryptionCodec(PayloadCodec):
-    def __init__(self, keys: CodecKeys) -> None:
+    def __init__(self, keys: CodecKeys, *, encrypt: bool = True) -> None:
         self.keys = keys
+        # Off only while a release that encrypts rolls out beside one that cannot decrypt
+        # (README, Upgrading): it decrypts, and writes plain JSON, until every worker can read.
+        self.encrypt = encrypt
 
     def seal(self, payload: Payload) -> Payload:
         if payload.metadata.get(IN_CLEAR) == b"1":
@@ -286,9 +314,13 @@ class EncryptionCodec(PayloadCodec):
         return undecodable(reason)
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        self.keys.follow()
+        if not self.encrypt:
+            return list(payloads)
         return [self.seal(p) for p in payloads]
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        self.keys.follow()
         return [self.open(p) for p in payloads]
 
 
@@ -321,12 +353,12 @@ class PayloadConverter(PydanticPayloadConverter):
         return payloads
 
 
-def data_converter(keys: CodecKeys | None) -> DataConverter:
+def data_converter(keys: CodecKeys | None, *, encrypt: bool = True) -> DataConverter:
     """What every client, worker and replayer of the engine converts payloads with. Without
     keys (a replayer of histories saved before encryption) nothing is encrypted."""
     return DataConverter(
         payload_converter_class=PayloadConverter,
-        payload_codec=EncryptionCodec(keys) if keys is not None else None,
+        payload_codec=EncryptionCodec(keys, encrypt=encrypt) if keys is not None else None,
     )
 
 

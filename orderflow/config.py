@@ -14,11 +14,12 @@ from typing import Any
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfig
 
 from domain.ids import DEFAULT_TASK_QUEUE
 from domain.registry import Policy
-from orderflow.codec import KEY_FILE, CodecKeys, configured_keys
+from orderflow.codec import KEY_FILE, CodecKeys, configured_keys, data_converter
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Written by `orderflow dev` into its data dir: the address of the stack's Web UI.
@@ -66,6 +67,9 @@ class Settings(BaseSettings):
     # encrypts; else the key file, by default codec-keys.json in the keys dir.
     codec_key: SecretStr | None = None
     codec_keys_file: Path | None = None
+    # Off only while rolling this release out beside one that cannot decrypt (README,
+    # Upgrading): payloads are still decrypted, and written as plain JSON.
+    codec_encrypt: bool = True
     # orderflow's HTTP listener (the codec endpoint, and the web front end built on it).
     web_port: int = Field(default=8000, ge=0, le=65535)
     web_host: str = "127.0.0.1"
@@ -99,6 +103,10 @@ class Settings(BaseSettings):
         an error that names it (``orderflow.codec``)."""
         text = self.codec_key.get_secret_value() if self.codec_key is not None else None
         return configured_keys(text, self.codec_keys_path)
+
+    def data_converter(self) -> DataConverter:
+        """The engine's converter with this process's codec keys (``orderflow.codec``)."""
+        return data_converter(self.codec_keys(), encrypt=self.codec_encrypt)
 
     @property
     def public_web_url(self) -> str:

@@ -58,7 +58,7 @@ async def run_stack(
         sink.start()
         try:
             address = f"localhost:{port}"
-            client = await connect(address, codec=settings.codec_keys())
+            client = await connect(address, converter=settings.data_converter())
             worker = asyncio.create_task(run_worker(client, settings, stop, desk=desk))
             web = asyncio.create_task(serve(settings, stop, sock))
             print(f"Temporal  {address}   Web UI http://localhost:{ui_port}", flush=True)

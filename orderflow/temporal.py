@@ -8,9 +8,9 @@ import time
 from typing import Any
 
 from temporalio.client import Client
+from temporalio.converter import DataConverter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
-from orderflow.codec import CodecKeys, data_converter
 from orderflow.config import temporal_connect_config
 
 
@@ -40,14 +40,14 @@ CONNECT_WAIT = 10.0
 async def connect(
     address: str | None = None,
     *,
-    codec: CodecKeys,
+    converter: DataConverter,
     runtime: Runtime | None = None,
     wait: float = CONNECT_WAIT,
 ) -> Client:
-    """A client of the configured server, encrypting its payloads with ``codec``'s keys, trying
+    """A client of the configured server, converting (and encrypting) with ``converter``
+    (``Settings.data_converter``), trying
     again (0.25 s, doubling to 2 s between tries) for up to ``wait`` seconds before
     ``ServerUnreachable`` says how long it tried."""
-    converter = data_converter(codec)
     config: dict[str, Any] = temporal_connect_config(address)
     deadline = time.monotonic() + wait
     pause = 0.25

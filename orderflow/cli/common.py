@@ -114,7 +114,7 @@ def with_app(fn: Callable[[Orderflow], Awaitable[T]]) -> T:
             s.acting_as = _state["as"]
         if s.acting_as:
             KeyRing(s.keys_path).require(Principal.parse(s.acting_as))
-        client = await connect(_state["address"], codec=s.codec_keys(), wait=s.connect_wait)
+        client = await connect(_state["address"], converter=s.data_converter(), wait=s.connect_wait)
         return await fn(Orderflow(client, registry(s), s))
 
     return asyncio.run(go())

@@ -108,10 +108,27 @@ def codec_list(as_json: bool = JSON) -> None:
     out.print(table)
 
 
+@keys_app.command("codec-add")
+def codec_add() -> None:
+    """Rotation, step 1: a new codec key that decrypts but does not encrypt yet. Give every
+    worker and client the new file, then `codec-use` it. Prints its id."""
+    print(codec.add(_codec_file()))
+
+
+@keys_app.command("codec-use")
+def codec_use(
+    kid: str = typer.Argument(..., help="The key id, from orderflow keys codec-list."),
+) -> None:
+    """Rotation, step 2: encrypt with this key from now on (every process holding the file
+    must already hold it; older keys still decrypt)."""
+    codec.use(_codec_file(), kid)
+    print(f"{kid} encrypts new payloads")
+
+
 @keys_app.command("codec-rotate")
 def codec_rotate() -> None:
-    """A new codec key that encrypts from now on; older keys still decrypt. Give every worker
-    and client the new file before, or as, clients start using it (they follow the file)."""
+    """Both steps at once, for a key file that the processes of one machine share (the dev
+    stack): a new key that encrypts from now on. Prints its id."""
     print(codec.rotate(_codec_file()))
 
 

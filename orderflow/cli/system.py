@@ -88,7 +88,7 @@ def worker() -> None:
     async def go() -> None:
         runtime = metrics_runtime(s.metrics_port) if s.metrics_port else None
         client = await connect(
-            _state["address"], codec=s.codec_keys(), runtime=runtime, wait=s.connect_wait
+            _state["address"], converter=s.data_converter(), runtime=runtime, wait=s.connect_wait
         )
         await run_worker(client, s)
 

@@ -26,7 +26,7 @@ from temporalio.api.common.v1 import Payload, Payloads
 from domain.errors import OrderflowError
 from orderflow.codec import EncryptionCodec
 from orderflow.config import Settings
-from orderflow.identity import TRUST_FILE, PrincipalKind, TrustStore, verify
+from orderflow.identity import TRUST_FILE, Credential, PrincipalKind, TrustStore, verify
 from orderflow.web.sessions import COOKIE, LIFETIME, Sessions, session_secret
 
 _log = logging.getLogger(__name__)
@@ -56,9 +56,9 @@ class Listener:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.codec = EncryptionCodec(settings.codec_keys())
-        path = settings.keys_path / TRUST_FILE
-        self.trust = TrustStore.load(path) if path.exists() else None
+        self.codec = EncryptionCodec(settings.codec_keys(), encrypt=settings.codec_encrypt)
+        self._trust_path = settings.keys_path / TRUST_FILE
+        self._trust: TrustStore | None = None
         self.sessions = Sessions(session_secret(settings.keys_path))
         self.own_origin = origin_of(settings.public_web_url)
         self.origins = {self.own_origin, origin_of(settings.ui_url)}
@@ -68,6 +68,30 @@ class Listener:
                 self.origins.add(origin.replace("//localhost:", "//127.0.0.1:"))
         self.secure_cookie = self.own_origin.startswith("https:")
 
+    @property
+    def trust(self) -> TrustStore | None:
+        """The workers' trust store, once there is one (it follows the file from then on)."""
+        if self._trust is None and self._trust_path.exists():
+            self._trust = TrustStore.load(self._trust_path)
+        return self._trust
+
+    def credential(self, token: str) -> Credential | str:
+        """The credential a token proves for this listener, or why it proves none. A token
+        bound to one order or one workflow (as every token in a history's headers is) is for
+        that message only."""
+        if self.trust is None:
+            return "this listener has no trust store yet: it accepts no token"
+        try:
+            cred = verify(self.trust, token)
+        except OrderflowError as err:
+            return str(err)
+        if cred.order_id is not None or cred.workflow_id is not None:
+            return (
+                "credential: this token is bound to one order or workflow; make one for this "
+                "use with `orderflow token --as staff:NAME`"
+            )
+        return cred
+
     def who(self, request: Request) -> tuple[str, str] | str:
         """The principal and actor a request proves (Bearer token, else session cookie), or
         why it proves none."""
@@ -76,17 +100,13 @@ class Listener:
             scheme, _, token = auth.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 return "the Authorization header takes 'Bearer <token>' (orderflow token)"
-            if self.trust is None:
-                return "this listener has no trust store: it accepts no token"
-            try:
-                cred = verify(self.trust, token.strip())
-            except OrderflowError as err:
-                return str(err)
-            if cred.order_id is not None:
-                return "credential: a token scoped to one order does not read histories"
+            cred = self.credential(token.strip())
+            if isinstance(cred, str):
+                return cred
             return str(cred.principal), cred.actor
         session = self.sessions.read(request.cookies.get(COOKIE))
-        if session is not None:
+        # A session ends early when the key whose token opened it is retired.
+        if session is not None and self.trust is not None and session.kid in self.trust:
             return session.principal, session.actor
         if request.cookies.get(COOKIE):
             return "the session has expired or is not valid: sign in again at /signin"
@@ -112,6 +132,14 @@ def create_app(settings: Settings) -> FastAPI:
     def foreign(request: Request) -> str | None:
         origin = request.headers.get("origin")
         return origin if origin is not None and origin not in listener.origins else None
+
+    def cross_site_form(request: Request) -> Response | None:
+        """A form post from a page of another origin (login CSRF, a forced sign-out)."""
+        if (bad := foreign(request)) is not None:
+            return problem(403, "Forbidden", f"origin {bad} may not post here")
+        if request.headers.get("sec-fetch-site") == "cross-site":
+            return problem(403, "Forbidden", "a page of another site may not post here")
+        return None
 
     @app.options("/codec/{operation}")
     async def codec_preflight(operation: str, request: Request) -> Response:
@@ -155,7 +183,7 @@ def create_app(settings: Settings) -> FastAPI:
         if operation == "encode":
             out = await listener.codec.encode(payloads.payloads)
         else:
-            out = [_readable(p, listener.codec.open(p)) for p in payloads.payloads]
+            out = [_readable(p) for p in await listener.codec.decode(payloads.payloads)]
         _log.info(
             "codec %s of %d payloads for %s (%s), namespace %s",
             operation,
@@ -172,28 +200,21 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/signin", response_class=HTMLResponse)
     async def signin_form(request: Request) -> HTMLResponse:
-        return HTMLResponse(_signin_page(listener, request))
+        return _page(_signin_page(listener, request))
 
     @app.post("/signin")
     async def signin(request: Request) -> Response:
-        if (bad := foreign(request)) is not None:
-            return problem(403, "Forbidden", f"origin {bad} may not sign in here")
+        if (refused := cross_site_form(request)) is not None:
+            return refused
         form = await request.form()
-        token = str(form.get("token", "")).strip()
-        if listener.trust is None:
-            return HTMLResponse(_signin_page(listener, request, "no trust store"), 401)
-        try:
-            cred = verify(listener.trust, token)
-        except OrderflowError as err:
-            return HTMLResponse(_signin_page(listener, request, str(err)), 401)
-        if cred.order_id is not None:
-            why = "a token scoped to one order cannot sign in"
-            return HTMLResponse(_signin_page(listener, request, why), 401)
+        cred = listener.credential(str(form.get("token", "")).strip())
+        if isinstance(cred, str):
+            return _page(_signin_page(listener, request, cred), 401)
         until = datetime.now(UTC) + LIFETIME
         response = RedirectResponse("/signin", status_code=303)
         response.set_cookie(
             COOKIE,
-            listener.sessions.issue(str(cred.principal), cred.actor, until),
+            listener.sessions.issue(str(cred.principal), cred.actor, cred.kid, until),
             max_age=int(LIFETIME.total_seconds()),
             httponly=True,
             samesite="lax",
@@ -203,8 +224,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.post("/signout")
     async def signout(request: Request) -> Response:
-        if (bad := foreign(request)) is not None:
-            return problem(403, "Forbidden", f"origin {bad} may not sign out here")
+        if (refused := cross_site_form(request)) is not None:
+            return refused
         response = RedirectResponse("/signin", status_code=303)
         response.delete_cookie(COOKIE)
         return response
@@ -215,12 +236,21 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse)
     async def home(request: Request) -> HTMLResponse:
-        return HTMLResponse(_signin_page(listener, request))
+        return _page(_signin_page(listener, request))
 
     return app
 
 
-def _readable(original: Payload, opened: Payload) -> Payload:
+def _page(html_text: str, status: int = 200) -> HTMLResponse:
+    """A page no other site may frame (a framed sign-in form is a clickjacking target)."""
+    return HTMLResponse(
+        html_text,
+        status,
+        headers={"Content-Security-Policy": "frame-ancestors 'none'", "X-Frame-Options": "DENY"},
+    )
+
+
+def _readable(opened: Payload) -> Payload:
     """What the codec endpoint answers for a payload it cannot open: a JSON note saying why,
     which the Web UI and the CLI show in its place (never the ciphertext as if it were data)."""
     if opened.metadata.get("encoding") != b"binary/undecodable":

@@ -47,6 +47,8 @@ def session_secret(keys_dir: Path) -> bytes:
 class Session:
     principal: str
     actor: str
+    # The key whose token opened the session: retiring it ends the session.
+    kid: str
     expires_at: datetime
 
 
@@ -57,10 +59,9 @@ class Sessions:
     def _mac(self, body: str) -> str:
         return _b64(hmac.new(self._secret, body.encode(), hashlib.sha256).digest())
 
-    def issue(self, principal: str, actor: str, until: datetime) -> str:
-        body = _b64(
-            json.dumps({"sub": principal, "act": actor, "exp": int(until.timestamp())}).encode()
-        )
+    def issue(self, principal: str, actor: str, kid: str, until: datetime) -> str:
+        claims = {"sub": principal, "act": actor, "kid": kid, "exp": int(until.timestamp())}
+        body = _b64(json.dumps(claims).encode())
         return f"{body}.{self._mac(body)}"
 
     def read(self, cookie: str | None, now: datetime | None = None) -> Session | None:
@@ -68,12 +69,12 @@ class Sessions:
         if not cookie or "." not in cookie:
             return None
         body, mac = cookie.rsplit(".", 1)
-        if not hmac.compare_digest(mac, self._mac(body)):
+        if not hmac.compare_digest(mac.encode(), self._mac(body).encode()):
             return None
         try:
             claims = json.loads(_unb64(body))
             expires = datetime.fromtimestamp(int(claims["exp"]), UTC)
-            session = Session(str(claims["sub"]), str(claims["act"]), expires)
+            session = Session(str(claims["sub"]), str(claims["act"]), str(claims["kid"]), expires)
         except (ValueError, KeyError, TypeError):
             return None
         if (now or datetime.now(UTC)) >= expires:

@@ -7,12 +7,14 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from orderflow.devserver import temporal_binary
+from orderflow.identity import KeyRing, Principal
 from orderflow.registry import Registry
 from tests.conftest import SEEDS
 from tests.e2e.conftest import Cli
@@ -219,8 +221,8 @@ def test_a_browser_signed_in_as_staff_decodes_from_the_temporal_ui_origin(
         [opened] = after.json()["payloads"]
         assert json.loads(base64.b64decode(opened["data"]))["order_id"] == shipped
 
-        expired = browser.post("/signin", data={"token": "not-a-token"})
-        assert expired.status_code == 401 and "not a signed token" in expired.text
+        garbage = browser.post("/signin", data={"token": "not-a-token"})
+        assert garbage.status_code == 401 and "not a signed token" in garbage.text
 
 
 def test_a_command_without_a_usable_codec_key_says_so_and_sends_nothing(
@@ -255,3 +257,53 @@ def test_a_command_without_a_usable_codec_key_says_so_and_sends_nothing(
     ]
     assert base64.b64encode(fresh.encode()).decode() in sealed
     assert "E2E-NOKEY" not in cli.run("orders", "list").stdout
+
+
+def test_a_session_ends_at_sign_out_or_when_its_key_is_retired_and_cannot_be_forged(
+    cli: Cli, shipped: str
+) -> None:
+    sealed = json.loads(raw_history(cli, f"order-{shipped}"))["events"][0][
+        "workflowExecutionStartedEventAttributes"
+    ]["input"]
+    headers = {"Origin": ui_origin(cli), "X-Namespace": "default"}
+    ring = KeyRing(Path(cli.env["ORDERFLOW_DATA_DIR"]) / "keys")
+    staff = Principal.parse("staff:operator")
+    with httpx.Client(base_url=web(cli), timeout=10) as browser:
+        # A token bound to one workflow, as every token in a history's headers is, opens
+        # nothing here: reading it from a history gives no one the codec.
+        bound = ring.issue(staff, actor="ana", workflow_id=f"order-{shipped}")
+        refused = browser.post(
+            "/codec/decode", json=sealed, headers={"Authorization": f"Bearer {bound}"}
+        )
+        assert refused.status_code == 401 and "bound to one order or workflow" in refused.text
+        assert browser.post("/signin", data={"token": bound}).status_code == 401
+        # Another site's page cannot sign a browser in.
+        for hostile in ({"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
+            login = browser.post(
+                "/signin", data={"token": ring.issue(staff, actor="ana")}, headers=hostile
+            )
+            assert login.status_code == 403
+        assert "orderflow_session" not in browser.cookies
+
+        browser.post("/signin", data={"token": ring.issue(staff, actor="ana")})
+        assert browser.post("/codec/decode", json=sealed, headers=headers).status_code == 200
+        cookie = browser.cookies["orderflow_session"]
+        body, mac = cookie.rsplit(".", 1)
+        forged = httpx.post(
+            f"{web(cli)}/codec/decode",
+            json=sealed,
+            headers=headers,
+            cookies={"orderflow_session": f"{body}.{mac[:-2]}AA"},
+        )
+        assert forged.status_code == 401 and "not valid" in forged.json()["detail"]
+        browser.post("/signout")
+        assert browser.post("/codec/decode", json=sealed, headers=headers).status_code == 401
+
+        # A session opened with a key that is then retired ends with it.
+        browser.post("/signin", data={"token": ring.issue(staff, actor="ana")})
+        assert browser.post("/codec/decode", json=sealed, headers=headers).status_code == 200
+        old = [k["kid"] for k in ring.listed() if k["principal"] == str(staff)]
+        ring.add(staff)
+        for kid in old:
+            ring.retire(kid)
+        assert browser.post("/codec/decode", json=sealed, headers=headers).status_code == 401

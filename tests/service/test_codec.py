@@ -18,11 +18,13 @@ from orderflow.codec import (
     KEY_ID,
     CodecKeys,
     EncryptionCodec,
+    add,
     data_converter,
     ensure_key_file,
     listed,
     retire,
     rotate,
+    use,
 )
 
 CUSTOMER = {"name": "Maria Lopez", "email": "maria.lopez@example.com", "gps": "40.4168,-3.7038"}
@@ -135,8 +137,42 @@ def test_a_key_of_the_wrong_length_is_refused(tmp_path: Path) -> None:
         CodecKeys.from_text("just-a-key")
 
 
-def test_a_broken_file_keeps_the_keys_last_read(key_file: Path) -> None:
+def test_a_broken_file_keeps_the_keys_last_read_until_it_is_mended(key_file: Path) -> None:
     keys = CodecKeys.from_file(key_file)
     kid = keys.current()[0]
+    good = key_file.read_text()
     key_file.write_text("{not json")
+    keys.follow()
     assert keys.current()[0] == kid
+    key_file.write_text(good)
+    fresh = rotate(key_file)
+    keys.follow()
+    assert keys.current()[0] == fresh
+
+
+async def test_a_key_added_decrypts_at_once_and_encrypts_only_once_put_to_use(
+    key_file: Path,
+) -> None:
+    """Rotation in two steps: every process holds the new key before any encrypts with it."""
+    writer = EncryptionCodec(CodecKeys.from_file(key_file))
+    first = listed(key_file)[0]["kid"]
+    second = add(key_file)
+    [sealed] = await writer.encode([plain({"n": 1})])
+    assert sealed.metadata[KEY_ID].decode() == first
+    assert {k["kid"]: k["encrypts"] for k in listed(key_file)} == {first: True, second: False}
+    use(key_file, second)
+    [sealed] = await writer.encode([plain({"n": 2})])
+    assert sealed.metadata[KEY_ID].decode() == second
+    with pytest.raises(NotFound, match="codec key 'nope' is not in"):
+        use(key_file, "nope")
+
+
+async def test_with_encryption_off_for_a_rollout_payloads_are_written_plain_and_still_read(
+    key_file: Path,
+) -> None:
+    keys = CodecKeys.from_file(key_file)
+    [sealed] = await data_converter(keys).encode([{"n": 1}])
+    rolling_out = data_converter(keys, encrypt=False)
+    [written] = await rolling_out.encode([{"n": 2}])
+    assert written.metadata["encoding"] == b"json/plain"
+    assert await rolling_out.decode([sealed, written]) == [{"n": 1}, {"n": 2}]

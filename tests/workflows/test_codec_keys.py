@@ -25,7 +25,14 @@ from orderflow.identity import KeyRing
 from orderflow.service import Orderflow
 from orderflow.smtp_sink import SmtpSink
 from orderflow.worker import build_worker
-from tests.conftest import TEST_CODEC_FILE, Stack, acting, app_beside_worker, stack_settings
+from tests.conftest import (
+    TEST_CODEC_FILE,
+    Stack,
+    acting,
+    app_beside_worker,
+    plain_client,
+    stack_settings,
+)
 
 INTRUDER = "codec-intruder"
 
@@ -107,3 +114,25 @@ async def test_an_order_sealed_with_an_unknown_key_waits_and_goes_on_once_worker
         keys_file.write_text(json.dumps(doc))
         shipped = await stack.until(order.order_id, lambda v: bool(v.deliveries), timeout=30)
         assert shipped.customer_name == app.registry.customers["C-1001"].name
+
+
+async def test_a_system_sending_plain_json_reads_its_receipt_and_nothing_personal(
+    stack: Stack, env: WorkflowEnvironment
+) -> None:
+    """A department system without the codec: its plain JSON is taken, the hold's receipt
+    comes back readable, and the order's view (a query) stays sealed to it."""
+    view = await stack.place()
+    system = await plain_client(
+        env.client.service_client.config.target_host,
+        env.client.namespace,
+        KeyRing(stack.app.settings.keys_path),
+        "billing",
+        codec=False,
+    )
+    handle = system.get_workflow_handle(order_workflow_id(view.order_id))
+    hold = {"department": "billing", "reason_code": "arrears", "customer_message": "Unpaid."}
+    receipt = await handle.execute_update("place_hold", hold, result_type=dict)
+    assert receipt["hold_id"] == "H1" and receipt["department"] == "billing"
+    assert [h.department for h in (await stack.app.view(view.order_id)).holds] == ["billing"]
+    with pytest.raises(Exception, match="binary/encrypted"):
+        await handle.query("view", result_type=dict)

@@ -62,6 +62,9 @@ def accepted(raw: RawValue, model: type[M]) -> M:
     """An update's input in its handler: it passed the door when it was validated, or it is
     replayed from history, where an older version may have accepted it."""
     assert raw.payload is not None
+    if raw.payload.metadata.get("encoding") == UNDECODABLE_ENCODING:
+        # Replayed without the key it was sealed with: the task fails, naming the key.
+        raise UndecodablePayload(raw.payload.data.decode(errors="replace"))
     return recorded(raw.payload.data, model)
 
 
