@@ -236,3 +236,27 @@ def check_places_order(caller: Caller | None, customer: str, order_id: str) -> C
         f"credential: an order is placed by an order desk or by its own customer "
         f"({CUSTOMER}:{customer}), not by {who.principal}"
     )
+
+
+def check_reads_order(caller: Caller | None, customer: str, order_id: str) -> Caller:
+    """Who may read an order (its view and timeline): its own customer, and the company's
+    people and systems (departments, supervisors, order desks, stores, staff, the engine); a
+    carrier sees only what its deliveries carry."""
+    who = require_caller(caller, "reading an order", order_id)
+    if who.kind == CUSTOMER:
+        return check_customer(who, customer, order_id, "read this order")
+    if who.kind == CARRIER:
+        raise NotAllowed(f"credential: a carrier does not read orders, not {who.principal}")
+    return who
+
+
+def check_lists_orders(caller: Caller | None, customer: str | None) -> Caller:
+    """Listing orders: the company's people and systems, or a customer their own."""
+    who = require_caller(caller, "listing orders")
+    if who.order_id is not None:
+        raise NotAllowed("credential: a token for one order does not list orders")
+    if who.kind == CUSTOMER and customer != who.id:
+        raise NotAllowed(f"credential: a customer lists only their own orders (customer={who.id})")
+    if who.kind == CARRIER:
+        raise NotAllowed(f"credential: a carrier does not list orders, not {who.principal}")
+    return who

@@ -44,6 +44,9 @@ class Acting:
     # Who starts the workflow when an update starts it (update-with-start): an order is
     # placed by an order desk, while the hold it starts with is the department's.
     starter: Principal | None = None
+    # A token the caller presented (the HTTP API's Bearer token): sent as it is, instead of
+    # one signed here, so the workflow verifies the caller's own proof.
+    token: str | None = None
 
 
 _ACTING: ContextVar[Acting | None] = ContextVar("orderflow_acting", default=None)
@@ -56,14 +59,15 @@ def acting_as(
     order_id: str | None = None,
     *,
     starter: Principal | None = None,
+    token: str | None = None,
 ) -> Iterator[None]:
     """Calls made inside carry a token of ``principal`` vouching for ``actor`` (the start of
-    an update-with-start one of ``starter``, when given)."""
-    token = _ACTING.set(Acting(principal, actor, order_id, starter))
+    an update-with-start one of ``starter``, when given), or ``token`` as it is."""
+    token_var = _ACTING.set(Acting(principal, actor, order_id, starter, token))
     try:
         yield
     finally:
-        _ACTING.reset(token)
+        _ACTING.reset(token_var)
 
 
 def default_actor() -> str:
@@ -170,6 +174,8 @@ class _Signing(temporalio.client.OutboundInterceptor):
         self, headers: Mapping[str, Payload], workflow_id: str, *, start: bool = False
     ) -> Mapping[str, Payload]:
         acting = _ACTING.get()
+        if acting is not None and acting.token is not None:
+            return {**headers, HEADER: header_payload(acting.token)}
         if acting is not None and start and acting.starter is not None:
             acting = replace(acting, principal=acting.starter)
         keys = self._ring.private_keys(acting.principal) if acting is not None else []

@@ -60,7 +60,7 @@ async def run_stack(
             address = f"localhost:{port}"
             client = await connect(address, converter=settings.data_converter())
             worker = asyncio.create_task(run_worker(client, settings, stop, desk=desk))
-            web = asyncio.create_task(serve(settings, stop, sock))
+            web = asyncio.create_task(serve(settings, stop, sock, client))
             print(f"Temporal  {address}   Web UI http://localhost:{ui_port}", flush=True)
             print(
                 f"Web       {settings.public_web_url}   codec endpoint "

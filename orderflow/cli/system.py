@@ -66,13 +66,23 @@ def web() -> None:
     """Run orderflow's HTTP listener only (the compose stack's web service): the codec endpoint
     for the Temporal UI and CLI, and staff sign-in, on ORDERFLOW_WEB_HOST:ORDERFLOW_WEB_PORT."""
     from orderflow.logging import configure
+    from orderflow.temporal import connect
     from orderflow.web import bind, serve
 
     s = settings()
     configure()
     sock = bind(s)
-    print(f"orderflow web on {s.public_web_url} (codec endpoint {s.public_web_url}/codec)")
-    asyncio.run(serve(s, asyncio.Event(), sock))
+
+    async def go() -> None:
+        client = await connect(_state["address"], converter=s.data_converter(), wait=s.connect_wait)
+        print(
+            f"orderflow web on {s.public_web_url}: codec endpoint {s.public_web_url}/codec, "
+            f"API {s.public_web_url}/api/v1 (OpenAPI at /api/v1/openapi.json)",
+            flush=True,
+        )
+        await serve(s, asyncio.Event(), sock, client)
+
+    asyncio.run(go())
 
 
 @app.command()

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 from collections.abc import AsyncIterator, Awaitable
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
@@ -19,7 +20,7 @@ from domain.view import OrderView
 from orderflow.auth import acting_as, signing
 from orderflow.config import Settings
 from orderflow.desk import OrderDesk
-from orderflow.identity import KeyRing, Principal, PrincipalKind
+from orderflow.identity import Credential, KeyRing, Principal, PrincipalKind
 from orderflow.registry import Registry
 from orderflow.service.calls import NoSuchWorkflow, call, send_update
 from orderflow.temporal import ServerUnreachable
@@ -54,6 +55,17 @@ class ServiceBase:
         # The order desk of a worker in this process, when there is one (the stories, tests):
         # it can stage an order's policy before the order is placed.
         self.desk = desk
+        # The HTTP API's caller: their verified credential and the token that proved it, sent
+        # on as it is with every message (``presenting``).
+        self.presented: tuple[Credential, str] | None = None
+
+    def presenting(self, cred: Credential, token: str) -> Self:
+        """This service acting with a caller's own token (the HTTP API): what it sends
+        carries that token, and the workflow decides what its principal may do."""
+        other = copy.copy(self)
+        other.presented = (cred, token)
+        other.as_principal = cred.principal
+        return other
 
     def acting(
         self,
@@ -66,6 +78,9 @@ class ServiceBase:
         """Calls inside carry a token of ``principal`` (or of the ``--as`` principal), which
         needs that principal's key here: without it, "no credential for ..." and nothing is
         sent."""
+        if self.presented is not None:
+            cred, token = self.presented
+            return acting_as(cred.principal, cred.actor, order_id, token=token)
         self.keys.require(self.as_principal or principal)
         if starter is not None:
             self.keys.require(starter)

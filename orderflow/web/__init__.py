@@ -22,6 +22,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
+from temporalio.client import Client
 
 from domain.errors import OrderflowError
 from orderflow.codec import EncryptionCodec
@@ -124,10 +125,18 @@ def _cors(origin: str) -> dict[str, str]:
     }
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
+    """The listener; with a client of the engine, also the HTTP API under ``/api/v1``."""
     listener = Listener(settings)
     app = FastAPI(title="orderflow", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.listener = listener
+    if client is not None:
+        from orderflow.registry import Registry
+        from orderflow.service import Orderflow
+        from orderflow.web.api import create_api
+
+        service = Orderflow(client, Registry(settings.seeds_dir), settings)
+        app.mount("/api/v1", create_api(service, lambda: listener.trust))
 
     def foreign(request: Request) -> str | None:
         origin = request.headers.get("origin")
@@ -312,12 +321,14 @@ def bind(settings: Settings) -> socket.socket:
     return sock
 
 
-async def serve(settings: Settings, stop: asyncio.Event, sock: socket.socket) -> None:
+async def serve(
+    settings: Settings, stop: asyncio.Event, sock: socket.socket, client: Client | None = None
+) -> None:
     """Serve the listener on ``sock`` until ``stop`` is set."""
     import uvicorn
 
     server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), log_level="warning", lifespan="off")
+        uvicorn.Config(create_app(settings, client), log_level="warning", lifespan="off")
     )
     task = asyncio.create_task(server.serve(sockets=[sock]))
     stopping = asyncio.create_task(stop.wait())

@@ -498,6 +498,7 @@ def test_depends_on_always_names_a_condition_and_the_condition_can_be_met() -> N
         ("worker", "mailpit", "service_healthy"),
         ("worker", "keys", "service_completed_successfully"),
         ("web", "keys", "service_completed_successfully"),
+        ("web", "temporal-setup", "service_completed_successfully"),
         ("cli", "worker", "service_healthy"),
     ],
 )
