@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import smtplib
 import threading
+from collections.abc import Callable
 from email.charset import QP, Charset
 from email.header import Header
 from email.mime.text import MIMEText
@@ -61,13 +62,28 @@ class SentLog:
             )
 
 
+# The end of every e-mail to a customer: their order's page, without a password.
+ORDER_PAGE_FOOTER = (
+    "See your order, and answer us, without calling:\n{url}\n"
+    "(This link is for you only. If it has expired, it offers to e-mail you a new one.)"
+)
+
+
 class Mailer:
     """The SMTP adapter: builds the message and hands it to the server."""
 
-    def __init__(self, host: str, port: int, sent_log: SentLog) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        sent_log: SentLog,
+        link: Callable[[Notification], str | None] | None = None,
+    ) -> None:
         self.host = host
         self.port = port
         self.sent_log = sent_log
+        # The link to the order's page for a customer's e-mail (orderflow.links), if any.
+        self.link = link
 
     def send_all(self, notes: list[Notification]) -> list[str]:
         """Send each message not sent before, in order, over one SMTP connection."""
@@ -102,7 +118,9 @@ class Mailer:
     def _message(self, note: Notification, mid: str) -> MIMEText:
         # The classic message class: the same bytes on the wire as the modern one for plain
         # text, at a fraction of its header-handling cost.
-        msg = MIMEText(note.body, "plain", UTF8_READABLE)
+        link = self.link(note) if self.link is not None else None
+        body = note.body if link is None else f"{note.body}\n\n{ORDER_PAGE_FOOTER.format(url=link)}"
+        msg = MIMEText(body, "plain", UTF8_READABLE)
         msg["From"] = SENDER
         msg["To"] = note.to
         msg["Subject"] = (

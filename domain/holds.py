@@ -83,6 +83,9 @@ class HoldView(Model):
     reason: str
     reason_text: str
     status: str
+    # What the department told the customer, and the customer's answer to a dispute.
+    customer_message: str = ""
+    dispute_message: str = ""
     placed_at: datetime
     placed_by: str
     sla_due_at: datetime

@@ -84,6 +84,9 @@ class PrincipalKind(StrEnum):
     STAFF = "staff"
     ENGINE = "engine"
     CUSTOMER = "customer"
+    # The customer's order page (orderflow.web): its key vouches for a customer on one order
+    # only, the one a link from that order's e-mail opened.
+    PORTAL = "portal"
 
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -112,7 +115,7 @@ class Principal(BaseModel):
             raise InvalidInput(
                 f"as: '{text}' is not a principal; write a department (billing) or "
                 "supervisor:DEPT, carrier:ID, store:LOCATION, desk:NAME, staff:NAME, "
-                "customer:ID or engine"
+                "portal:NAME, customer:ID or engine"
             )
         if not _NAME.match(name):
             raise InvalidInput(f"as: '{name}' is not a valid name in '{text}'")
@@ -134,6 +137,11 @@ class Principal(BaseModel):
 ENGINE = Principal(kind=PrincipalKind.ENGINE, id="engine")
 # The order desk of the web shop: who places orders unless ``--as`` names another.
 DESK = Principal(kind=PrincipalKind.DESK, id="web")
+# The customer's order page.
+PORTAL = Principal(kind=PrincipalKind.PORTAL, id="web")
+# An order link in an e-mail: good for opening that order's page, for this long.
+LINK_AUDIENCE = "order-link"
+LINK_TTL = timedelta(days=14)
 
 
 class Credential(BaseModel):
@@ -373,6 +381,18 @@ class KeyRing:
             keys[-1], actor=actor, order_id=order_id, ttl=ttl, now=now, workflow_id=workflow_id
         )
 
+    def for_customer(
+        self, customer_id: str, order_id: str, *, link: bool = False, actor: str = "order page"
+    ) -> str:
+        """The order page's token for a customer on one order (``link``: the e-mail's link)."""
+        keys = self.require(PORTAL)
+        if link:
+            return sign_for_customer(
+                keys[-1], customer_id, order_id, actor="order link", ttl=LINK_TTL,
+                audience=LINK_AUDIENCE,
+            )  # fmt: skip
+        return sign_for_customer(keys[-1], customer_id, order_id, actor=actor)
+
     def require(self, principal: Principal) -> list[dict[str, Any]]:
         """``principal``'s private keys here; refused when there are none."""
         keys = self.private_keys(principal)
@@ -421,6 +441,88 @@ def sign(
     return jwt.encode(claims, private, algorithm=ALGORITHM, headers={"kid": private_jwk["kid"]})
 
 
+def sign_for_customer(
+    portal_jwk: dict[str, Any],
+    customer_id: str,
+    order_id: str,
+    *,
+    actor: str = "order page",
+    ttl: timedelta = DEFAULT_TTL,
+    audience: str | None = None,
+    now: datetime | None = None,
+) -> str:
+    """A token of the order page's key vouching for ``customer_id`` on ``order_id`` only: what
+    the page sends for a customer who opened it from their order's e-mail (no ``audience``),
+    or that e-mail's link itself (``audience=LINK_AUDIENCE``, living up to ``LINK_TTL``)."""
+    if Principal.parse(portal_jwk["principal"]).kind != PrincipalKind.PORTAL:
+        raise InvalidInput("only an order page's key (portal:NAME) vouches for a customer")
+    if not (timedelta(0) < ttl <= (LINK_TTL if audience else MAX_TTL)):
+        raise InvalidInput(f"ttl: {format_duration(ttl)} is too long for this token")
+    issued = (now or datetime.now(UTC)).astimezone(UTC)
+    private = Ed25519PrivateKey.from_private_bytes(_unb64(portal_jwk["d"]))
+    claims: dict[str, Any] = {
+        "iss": ISSUER,
+        "sub": str(Principal(kind=PrincipalKind.CUSTOMER, id=customer_id)),
+        "act": actor,
+        "ord": order_id,
+        "iat": int(issued.timestamp()),
+        "exp": int((issued + ttl).timestamp()),
+        "jti": uuid.uuid4().hex,
+    }
+    if audience:
+        claims["aud"] = audience
+    return jwt.encode(claims, private, algorithm=ALGORITHM, headers={"kid": portal_jwk["kid"]})
+
+
+def vouched(owner: Principal, claimed: Principal, claims: dict[str, Any]) -> bool:
+    """An order page's key speaks for a customer, on one order only."""
+    return (
+        owner.kind == PrincipalKind.PORTAL
+        and claimed.kind == PrincipalKind.CUSTOMER
+        and isinstance(claims.get("ord"), str)
+    )
+
+
+def verify_link(
+    trust: TrustStore, token: str, now: datetime | None = None
+) -> tuple[Credential, bool]:
+    """The customer and order an e-mail's order link opens, and whether it has expired (an
+    expired link still says whose it was, so the page can offer to e-mail a fresh one to the
+    customer's own address); ``NotAllowed`` when it is no such link."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise NotAllowed("this is not an order link") from None
+    kid = header.get("kid")
+    if header.get("alg") != ALGORITHM or not isinstance(kid, str):
+        raise NotAllowed("this is not an order link")
+    owner, public = trust.key(kid)
+    try:
+        claims = jwt.decode(
+            token,
+            public,
+            algorithms=[ALGORITHM],
+            issuer=ISSUER,
+            audience=LINK_AUDIENCE,
+            options={"require": ["exp", "sub", "ord", "aud"], "verify_exp": False},
+        )
+    except jwt.PyJWTError as err:
+        raise NotAllowed(f"this is not a valid order link ({err})") from None
+    claimed = Principal.parse(str(claims["sub"]))
+    if not vouched(owner, claimed, claims):
+        raise NotAllowed("this is not an order link")
+    expires = datetime.fromtimestamp(claims["exp"], UTC)
+    cred = Credential(
+        principal=claimed,
+        actor=str(claims.get("act", "order link")),
+        order_id=str(claims["ord"]),
+        kid=kid,
+        jti=str(claims.get("jti", "")),
+        expires_at=expires,
+    )
+    return cred, (now or datetime.now(UTC)) > expires + LEEWAY
+
+
 def verify(trust: TrustStore, token: str, now: datetime | None = None) -> Credential:
     """The credential a token proves, or ``NotAllowed`` saying why not."""
     try:
@@ -453,13 +555,16 @@ def verify(trust: TrustStore, token: str, now: datetime | None = None) -> Creden
     if expires - datetime.fromtimestamp(claims["iat"], UTC) > MAX_TTL:
         raise NotAllowed(f"credential: a token may live at most {format_duration(MAX_TTL)}")
     claimed = Principal.parse(str(claims["sub"]))
+    actor = str(claims["act"])
     if claimed != owner:
-        raise NotAllowed(
-            f"credential: the token says {claimed}, but key '{kid}' belongs to {owner}"
-        )
+        if not vouched(owner, claimed, claims):
+            raise NotAllowed(
+                f"credential: the token says {claimed}, but key '{kid}' belongs to {owner}"
+            )
+        actor = f"{actor} ({owner})"
     return Credential(
-        principal=owner,
-        actor=str(claims["act"]),
+        principal=claimed,
+        actor=actor,
         order_id=claims.get("ord"),
         workflow_id=claims.get("wid"),
         kid=kid,
@@ -485,6 +590,7 @@ def seeded_principals(
     out += [Principal(kind=PrincipalKind.STORE, id=loc) for loc in sorted(locations)]
     out += [
         DESK,
+        PORTAL,
         Principal(kind=PrincipalKind.STAFF, id="operator"),
         ENGINE,
     ]

@@ -41,6 +41,7 @@ from domain.followup import SweepRequest
 from orderflow.config import Settings
 from orderflow.desk import OrderDesk, close_desk, open_desk
 from orderflow.identity import ENGINE, TRUST_FILE, KeyRing, TrustStore
+from orderflow.links import order_links
 from orderflow.registry import Registry
 from workflows.delivery import DeliveryWorkflow
 from workflows.followup import FollowUpWorkflow, SweepWorkflow
@@ -82,7 +83,12 @@ def order_desk(settings: Settings, registry: Registry | None = None) -> OrderDes
 
 def activities_for(client: Client, settings: Settings, desk: OrderDesk) -> list[object]:
     notify = NotifyActivities(
-        Mailer(settings.smtp_host, settings.smtp_port, SentLog(settings.sent_log_path))
+        Mailer(
+            settings.smtp_host,
+            settings.smtp_port,
+            SentLog(settings.sent_log_path),
+            link=order_links(settings, desk.registry),
+        )
     )
     payments = PaymentActivities(Ledger(settings.ledger_path))
     carrier = CarrierActivities(SqliteCarrierGateway(settings.carrier_path))

@@ -69,6 +69,18 @@ class Listener:
                 self.origins.add(origin.replace("//localhost:", "//127.0.0.1:"))
         self.secure_cookie = self.own_origin.startswith("https:")
 
+    def foreign(self, request: Request) -> str | None:
+        origin = request.headers.get("origin")
+        return origin if origin is not None and origin not in self.origins else None
+
+    def cross_site_form(self, request: Request) -> Response | None:
+        """A form post from a page of another origin (login CSRF, a forced sign-out)."""
+        if (bad := self.foreign(request)) is not None:
+            return problem(403, "Forbidden", f"origin {bad} may not post here")
+        if request.headers.get("sec-fetch-site") == "cross-site":
+            return problem(403, "Forbidden", "a page of another site may not post here")
+        return None
+
     @property
     def trust(self) -> TrustStore | None:
         """The workers' trust store, once there is one (it follows the file from then on)."""
@@ -134,21 +146,14 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
         from orderflow.registry import Registry
         from orderflow.service import Orderflow
         from orderflow.web.api import create_api
+        from orderflow.web.customer import add_order_pages
 
         service = Orderflow(client, Registry(settings.seeds_dir), settings)
         app.mount("/api/v1", create_api(service, lambda: listener.trust))
+        add_order_pages(app, listener, service)
 
-    def foreign(request: Request) -> str | None:
-        origin = request.headers.get("origin")
-        return origin if origin is not None and origin not in listener.origins else None
-
-    def cross_site_form(request: Request) -> Response | None:
-        """A form post from a page of another origin (login CSRF, a forced sign-out)."""
-        if (bad := foreign(request)) is not None:
-            return problem(403, "Forbidden", f"origin {bad} may not post here")
-        if request.headers.get("sec-fetch-site") == "cross-site":
-            return problem(403, "Forbidden", "a page of another site may not post here")
-        return None
+    foreign = listener.foreign
+    cross_site_form = listener.cross_site_form
 
     @app.options("/codec/{operation}")
     async def codec_preflight(operation: str, request: Request) -> Response:

@@ -50,17 +50,27 @@ class Session:
     # The key whose token opened the session: retiring it ends the session.
     kid: str
     expires_at: datetime
+    # A customer's session is for the one order its link opened.
+    order_id: str | None = None
 
 
 class Sessions:
     def __init__(self, secret: bytes) -> None:
         self._secret = secret
 
+    def csrf(self, cookie: str) -> str:
+        """The token a session's forms carry: a page of another site cannot know it."""
+        return self._mac(f"csrf:{cookie}")
+
     def _mac(self, body: str) -> str:
         return _b64(hmac.new(self._secret, body.encode(), hashlib.sha256).digest())
 
-    def issue(self, principal: str, actor: str, kid: str, until: datetime) -> str:
+    def issue(
+        self, principal: str, actor: str, kid: str, until: datetime, order_id: str | None = None
+    ) -> str:
         claims = {"sub": principal, "act": actor, "kid": kid, "exp": int(until.timestamp())}
+        if order_id is not None:
+            claims["ord"] = order_id
         body = _b64(json.dumps(claims).encode())
         return f"{body}.{self._mac(body)}"
 
@@ -74,7 +84,14 @@ class Sessions:
         try:
             claims = json.loads(_unb64(body))
             expires = datetime.fromtimestamp(int(claims["exp"]), UTC)
-            session = Session(str(claims["sub"]), str(claims["act"]), str(claims["kid"]), expires)
+            order = claims.get("ord")
+            session = Session(
+                str(claims["sub"]),
+                str(claims["act"]),
+                str(claims["kid"]),
+                expires,
+                str(order) if order is not None else None,
+            )
         except (ValueError, KeyError, TypeError):
             return None
         if (now or datetime.now(UTC)) >= expires:
