@@ -4,33 +4,13 @@ Driven in Debian's Chromium through Playwright (`make test` installs Chromium wh
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
-
-import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from orderflow.registry import Registry
 from tests.conftest import SEEDS
 from tests.e2e.conftest import Cli
 
 CUSTOMER = Registry(SEEDS).customers["C-1001"]
-
-
-def chromium_path() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert found, "Chromium is missing: `make test` installs Debian's chromium with apt-get"
-    return found
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=chromium_path(), headless=True, args=["--no-sandbox"]
-        )
-        yield chromium
-        chromium.close()
 
 
 def use_codec_endpoint(page: Page, ui: str, endpoint: str) -> None:
