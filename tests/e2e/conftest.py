@@ -117,8 +117,10 @@ def chromium_path() -> str:
     return found
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Chromium for one test file: sync Playwright runs an event loop of its own in this
+    thread while it is open, which the async tests of other files must not meet."""
     with sync_playwright() as p:
         chromium = p.chromium.launch(
             executable_path=chromium_path(), headless=True, args=["--no-sandbox"]
