@@ -87,6 +87,9 @@ class PrincipalKind(StrEnum):
     # The customer's order page (orderflow.web): its key vouches for a customer on one order
     # only, the one a link from that order's e-mail opened.
     PORTAL = "portal"
+    # The department console (orderflow.web): its key vouches for a department, or its
+    # supervisor, whose own token signed the console in.
+    CONSOLE = "console"
 
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -115,7 +118,7 @@ class Principal(BaseModel):
             raise InvalidInput(
                 f"as: '{text}' is not a principal; write a department (billing) or "
                 "supervisor:DEPT, carrier:ID, store:LOCATION, desk:NAME, staff:NAME, "
-                "portal:NAME, customer:ID or engine"
+                "portal:NAME, console:NAME, customer:ID or engine"
             )
         if not _NAME.match(name):
             raise InvalidInput(f"as: '{name}' is not a valid name in '{text}'")
@@ -139,6 +142,8 @@ ENGINE = Principal(kind=PrincipalKind.ENGINE, id="engine")
 DESK = Principal(kind=PrincipalKind.DESK, id="web")
 # The customer's order page.
 PORTAL = Principal(kind=PrincipalKind.PORTAL, id="web")
+# The department console.
+CONSOLE = Principal(kind=PrincipalKind.CONSOLE, id="web")
 # An order link in an e-mail: good for opening that order's page, for this long.
 LINK_AUDIENCE = "order-link"
 LINK_TTL = timedelta(days=14)
@@ -475,12 +480,34 @@ def sign_for_customer(
 
 
 def vouched(owner: Principal, claimed: Principal, claims: dict[str, Any]) -> bool:
-    """An order page's key speaks for a customer, on one order only."""
-    return (
-        owner.kind == PrincipalKind.PORTAL
-        and claimed.kind == PrincipalKind.CUSTOMER
-        and isinstance(claims.get("ord"), str)
-    )
+    """An order page's key speaks for a customer, on one order only; the console's for a
+    department or its supervisor."""
+    if owner.kind == PrincipalKind.PORTAL:
+        return claimed.kind == PrincipalKind.CUSTOMER and isinstance(claims.get("ord"), str)
+    if owner.kind == PrincipalKind.CONSOLE:
+        return claimed.kind in (PrincipalKind.DEPARTMENT, PrincipalKind.SUPERVISOR)
+    return False
+
+
+def sign_for(
+    console_jwk: dict[str, Any], principal: Principal, *, actor: str, ttl: timedelta = DEFAULT_TTL
+) -> str:
+    """The console's token for a department (or supervisor) signed in to it, vouching for the
+    person its own token named."""
+    owner = Principal.parse(console_jwk["principal"])
+    if owner.kind != PrincipalKind.CONSOLE or not vouched(owner, principal, {}):
+        raise InvalidInput(f"{owner} does not vouch for {principal}")
+    issued = datetime.now(UTC)
+    private = Ed25519PrivateKey.from_private_bytes(_unb64(console_jwk["d"]))
+    claims: dict[str, Any] = {
+        "iss": ISSUER,
+        "sub": str(principal),
+        "act": actor,
+        "iat": int(issued.timestamp()),
+        "exp": int((issued + ttl).timestamp()),
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(claims, private, algorithm=ALGORITHM, headers={"kid": console_jwk["kid"]})
 
 
 def verify_link(
@@ -591,6 +618,7 @@ def seeded_principals(
     out += [
         DESK,
         PORTAL,
+        CONSOLE,
         Principal(kind=PrincipalKind.STAFF, id="operator"),
         ENGINE,
     ]

@@ -146,11 +146,13 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
         from orderflow.registry import Registry
         from orderflow.service import Orderflow
         from orderflow.web.api import create_api
+        from orderflow.web.console import add_console
         from orderflow.web.customer import add_order_pages
 
         service = Orderflow(client, Registry(settings.seeds_dir), settings)
         app.mount("/api/v1", create_api(service, lambda: listener.trust))
         add_order_pages(app, listener, service)
+        add_console(app, listener, service)
 
     foreign = listener.foreign
     cross_site_form = listener.cross_site_form
@@ -225,7 +227,9 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
         if isinstance(cred, str):
             return _page(_signin_page(listener, request, cred), 401)
         until = datetime.now(UTC) + LIFETIME
-        response = RedirectResponse("/signin", status_code=303)
+        # A department or its supervisor goes on to its console; staff stay here.
+        works_queue = cred.principal.kind.value in ("department", "supervisor")
+        response = RedirectResponse("/console" if works_queue else "/signin", status_code=303)
         response.set_cookie(
             COOKIE,
             listener.sessions.issue(str(cred.principal), cred.actor, cred.kid, until),

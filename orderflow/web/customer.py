@@ -54,6 +54,11 @@ def message(title: str, text: str, status: int, **more: Any) -> HTMLResponse:
     return page("message.html", status, title=title, text=text, **more)
 
 
+def door(model: Any, fields: dict[str, Any]) -> Any:
+    """A form read at the engine's door: the same refusals as any other client's."""
+    return admit(json.dumps(fields).encode(), model, what=model.__name__)
+
+
 def version_of(view_json: str) -> str:
     return hashlib.sha256(view_json.encode()).hexdigest()[:16]
 
@@ -226,10 +231,6 @@ def add_order_pages(app: FastAPI, listener: Any, service: Orderflow) -> None:
             return datetime.fromisoformat(value).replace(tzinfo=UTC)
         except ValueError:
             raise ValueError(f"'{value}' is not a date and time") from None
-
-    def door(model: Any, fields: dict[str, Any]) -> Any:
-        """The form read at the engine's door: the same refusals as any other client's."""
-        return admit(json.dumps(fields).encode(), model, what=model.__name__)
 
     @app.post("/o/{order_id}/dispute")
     async def dispute(order_id: str, request: Request) -> Response:

@@ -77,13 +77,25 @@ def test_the_customer_opens_the_mail_link_disputes_and_sees_the_release_by_itsel
     timeline = cli.json("order", "timeline", ORDER)
     assert any("customer:C-1001" in e["principal"] for e in timeline)
 
-    # Billing releases; the open page shows it within 2 s, without being reloaded.
+    # Billing signs in to its console and finds the disputed hold before any active one.
     page.evaluate("window.stillTheSamePage = true")
-    cli.run(
-        "hold", "release", ORDER, "H1", "--department", "billing",
-        "--resolution", "Payment found, sorry.",
-    )  # fmt: skip
+    desk = browser.new_context()
+    console = desk.new_page()
+    console.goto(f"{web(cli)}/signin")
+    console.get_by_label("Token").fill(cli.run("token", "--as", "billing").stdout.strip())
+    console.get_by_role("button", name="Sign in").click()
+    expect(console.get_by_role("heading", name="Console: billing")).to_be_visible()
+    cards = console.locator("[data-testid^=console-hold-]")
+    statuses = [t.split(":")[0] for t in cards.all_inner_texts()]
+    assert "DISPUTED" in statuses and statuses == sorted(statuses, key=lambda s: s != "DISPUTED")
+    ours = console.get_by_test_id(f"console-hold-{ORDER}-H1")
+    expect(ours).to_contain_text("receipt 77")
+    ours.get_by_label("Resolution (release)").fill("Payment found, sorry.")
+    ours.get_by_role("button", name="Release").click()
+    expect(console.get_by_role("status")).to_contain_text(f"Hold H1 on order {ORDER} released")
     released_at = time.monotonic()
+    desk.close()
+    # The customer's open page shows it within 2 s, without being reloaded.
     expect(page.get_by_test_id("hold-H1")).to_contain_text("Status: released", timeout=2_000)
     assert time.monotonic() - released_at < 2.0
     assert page.evaluate("window.stillTheSamePage") is True
@@ -137,6 +149,23 @@ def test_other_links_expired_links_and_forged_forms_are_turned_away(
     fresh = link_in(customer_mail(cli, f"Order {ORDER}: your link"))
     assert page.goto(fresh) is not None
     assert page.url == f"{web(cli)}/o/{ORDER}"
+
+    # The console will not let care release billing's hold, even by a hand-made form.
+    care = browser.new_context()
+    desk = care.new_page()
+    desk.goto(f"{web(cli)}/signin")
+    desk.get_by_label("Token").fill(cli.run("token", "--as", "care").stdout.strip())
+    desk.get_by_role("button", name="Sign in").click()
+    csrf = desk.locator("input[name=csrf]").first.get_attribute("value") or ""
+    hold_id = cli.json("order", "show", ORDER)["holds"][-1]["hold_id"]
+    state = cli.json("order", "show", ORDER)["holds"][-1]["status"]
+    refused = care.request.post(
+        f"{web(cli)}/console/release",
+        form={"csrf": csrf, "order_id": ORDER, "hold_id": hold_id, "resolution": "Not ours."},
+    )
+    assert refused.status == 400 and "billing" in refused.text()
+    assert cli.json("order", "show", ORDER)["holds"][-1]["status"] == state
+    care.close()
 
     # A form posted without the page's CSRF token (as another site's page would) is refused.
     forged = context.request.post(f"{web(cli)}/o/{ORDER}/cancel", form={"message": "Cancel it"})
