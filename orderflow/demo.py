@@ -7,6 +7,7 @@ import time
 import tomllib
 from collections.abc import Callable
 
+import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
@@ -14,6 +15,8 @@ from rich.table import Table
 from domain.carrier import CarrierEvent
 from domain.errors import InvalidInput
 from domain.view import OrderView
+from orderflow.identity import PORTAL, KeyRing
+from orderflow.links import order_page_url
 from orderflow.service import Orderflow
 from orderflow.smtp_sink import read_inbox
 from orderflow.stories import DEFAULT_SCALE, Player, Step, Story, StoryReport, load_stories, pick
@@ -38,7 +41,11 @@ async def wait_for(
 
 
 async def run_demo(
-    of: Orderflow, stories: list[str], *, scale: float = DEFAULT_SCALE
+    of: Orderflow,
+    stories: list[str],
+    *,
+    scale: float = DEFAULT_SCALE,
+    web: httpx.AsyncClient | None = None,
 ) -> list[StoryReport]:
     """Without arguments: the sample order, then every story. With story ids: those stories.
 
@@ -49,7 +56,7 @@ async def run_demo(
     if not stories:
         await play_sample(of)
     if of.desk is not None:
-        reports = await play_stories(of, chosen, scale=scale)
+        reports = await play_stories(of, chosen, scale=scale, web=web)
     else:
         settings = of.settings.model_copy(
             update={"task_queue": f"{of.settings.task_queue}-stories"}
@@ -57,7 +64,7 @@ async def run_demo(
         desk = order_desk(settings, of.registry)
         async with build_worker(of.client, settings, desk=desk):
             stage = Orderflow(of.client, desk.registry, settings, desk=desk)
-            reports = await play_stories(stage, chosen, scale=scale)
+            reports = await play_stories(stage, chosen, scale=scale, web=web)
     for report in reports:
         print_report(report, scale)
     bad = [r.story_id for r in reports if not r.ok]
@@ -66,7 +73,9 @@ async def run_demo(
     return reports
 
 
-async def play_stories(of: Orderflow, stories: list[Story], *, scale: float) -> list[StoryReport]:
+async def play_stories(
+    of: Orderflow, stories: list[Story], *, scale: float, web: httpx.AsyncClient | None = None
+) -> list[StoryReport]:
     with Progress(
         TextColumn("[bold]{task.fields[story]}[/bold]"),
         BarColumn(),
@@ -83,7 +92,7 @@ async def play_stories(of: Orderflow, stories: list[Story], *, scale: float) -> 
                     task, advance=1, description=f"{step.actor}: {step.note or step.action}"[:70]
                 )
 
-            report = await Player(of, story, scale=scale, on_step=advance).play()
+            report = await Player(of, story, scale=scale, on_step=advance, web=web).play()
             progress.update(task, description="done" if report.ok else "INVARIANT BROKEN")
             return report
 
@@ -98,7 +107,8 @@ def print_report(r: StoryReport, scale: float) -> None:
     )
     t.add_column("what", style="bold")
     t.add_column("value")
-    t.add_row("contacts the customer had to make", str(r.contacts))
+    t.add_row("contacts the customer had to make to learn something", str(r.contacts_to_learn))
+    t.add_row("what the customer did on their order page", str(r.self_service_actions))
     t.add_row("e-mails the customer received", str(r.customer_emails))
     t.add_row("hours the order was blocked (story time)", f"{r.blocked_hours:g}")
     for h in r.holds:
@@ -114,7 +124,8 @@ def print_report(r: StoryReport, scale: float) -> None:
     t.add_row("deliveries", str(r.deliveries))
     t.add_row("price at placement / charged", f"{r.price_at_placement:.2f} / {r.charged:.2f}")
     for check, ok in r.checks.items():
-        t.add_row(check, "[green]yes[/green]" if ok else "[red]NO[/red]")
+        shown = "[dim]n/a[/dim]" if ok is None else "[green]yes[/green]" if ok else "[red]NO[/red]"
+        t.add_row(check, shown)
     t.add_row("Temporal UI", r.ui_link)
     console.print(t)
 
@@ -184,3 +195,15 @@ async def play_sample(of: Orderflow) -> None:
         f"Price at placement {view.lines[0].unit_price:.2f} x {view.lines[0].qty}, charged {view.charged:.2f}"
     )
     console.print(f"Temporal UI: {of.ui_link('order-' + oid)}")
+    ring = KeyRing(of.settings.keys_path)
+    if ring.private_keys(PORTAL):
+        link = order_page_url(
+            of.settings, oid, ring.for_customer(customer.customer_id, oid, link=True)
+        )
+        # Plain prints: a link must stay whole to be opened from the terminal.
+        print(f"The customer's order page (the link in each of their e-mails):\n  {link}")
+    print(
+        f"The department console: {of.settings.public_web_url}/console\n"
+        "  (sign in with a token from `orderflow token --as billing --ttl 1h`)",
+        flush=True,
+    )

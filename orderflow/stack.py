@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import signal
 
+import httpx
 import structlog
 
 from orderflow.config import STACK_UI_FILE, Settings
@@ -22,9 +23,18 @@ log = structlog.get_logger("orderflow.dev")
 
 
 async def run_stack(
-    settings: Settings, *, port: int, ui_port: int, demo: bool, exit_after_demo: bool
+    settings: Settings,
+    *,
+    port: int,
+    ui_port: int,
+    demo: bool,
+    exit_after_demo: bool,
+    verbose: bool = False,
 ) -> None:
-    configure()
+    # The worker's log lines go to a file, so the stack's own lines and the demo's tables read
+    # on their own; --verbose streams them here instead.
+    log_file = None if verbose else settings.data_dir / "orderflow.log"
+    configure(log_file=log_file)
     # A broken seed file fails before anything starts. The demo's stories share the worker's
     # order desk: each story's store and compressed policy are staged on it.
     desk = order_desk(settings)
@@ -68,6 +78,8 @@ async def run_stack(
                 flush=True,
             )
             print(f"SMTP sink localhost:{settings.smtp_port} -> {settings.maildir}", flush=True)
+            if log_file is not None:
+                print(f"Logs      {log_file} (--verbose shows them here)", flush=True)
             print(
                 f"Worker    task queue '{settings.task_queue}'. Ctrl-C stops everything.",
                 flush=True,
@@ -76,7 +88,13 @@ async def run_stack(
                 from orderflow.demo import run_demo
 
                 try:
-                    await run_demo(Orderflow(client, desk.registry, settings, desk=desk), [])
+                    # The customers' own actions go through the web front end's API.
+                    async with httpx.AsyncClient(
+                        base_url=settings.public_web_url, timeout=30
+                    ) as web_api:
+                        await run_demo(
+                            Orderflow(client, desk.registry, settings, desk=desk), [], web=web_api
+                        )
                 finally:
                     if exit_after_demo:
                         stop.set()

@@ -43,6 +43,11 @@ def dev(
         "default 8000).",
     ),
     demo: bool = typer.Option(False, "--demo", help="Play the sample order once the stack is up."),
+    verbose: bool = typer.Option(
+        False,
+        "--verbose",
+        help="Stream the worker's log lines here (else: DATA_DIR/orderflow.log).",
+    ),
     exit_after_demo: bool = typer.Option(False, "--exit-after-demo", help="Stop after --demo."),
 ) -> None:
     """Run the local stack: Temporal dev server + Web UI, an SMTP sink, and the worker."""
@@ -57,7 +62,14 @@ def dev(
         s.web_port = web_port
     s.ui_url = f"http://localhost:{ui_port}"
     asyncio.run(
-        run_stack(s, port=port, ui_port=ui_port, demo=demo, exit_after_demo=exit_after_demo)
+        run_stack(
+            s,
+            port=port,
+            ui_port=ui_port,
+            demo=demo,
+            exit_after_demo=exit_after_demo,
+            verbose=verbose,
+        )
     )
 
 

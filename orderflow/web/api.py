@@ -22,6 +22,7 @@ from domain import authority
 from domain.authority import Caller
 from domain.base import admit
 from domain.carrier import CarrierEvent, CarrierEventRecorded
+from domain.delivery import DeliveryUpdated, Redirect, Reschedule
 from domain.errors import (
     InvalidInput,
     LimitReached,
@@ -333,6 +334,32 @@ def create_api(service: Orderflow, trust: Any) -> FastAPI:
     ) -> PromiseKept:
         cmd = await door(request, KeepPromise, "keep_promise")
         return await acting(who).keep_promise(order_id, cmd)
+
+    # ------------------------------------------------------------------- the customer's
+
+    @api.post(
+        "/orders/{order_id}/reschedule",
+        response_model=DeliveryUpdated,
+        responses=PROBLEMS,
+        tags=["deliveries"],
+    )
+    async def reschedule(
+        order_id: str, request: Request, who: Who, body: Annotated[Reschedule, Body()]
+    ) -> DeliveryUpdated:
+        """The customer moves the running delivery's window."""
+        return await acting(who).reschedule(order_id, await door(request, Reschedule, "reschedule"))
+
+    @api.post(
+        "/orders/{order_id}/redirect",
+        response_model=DeliveryUpdated,
+        responses=PROBLEMS,
+        tags=["deliveries"],
+    )
+    async def redirect(
+        order_id: str, request: Request, who: Who, body: Annotated[Redirect, Body()]
+    ) -> DeliveryUpdated:
+        """The customer sends the running delivery to a pickup point."""
+        return await acting(who).redirect(order_id, await door(request, Redirect, "redirect"))
 
     # ------------------------------------------------------------------- carriers, stock
 
