@@ -337,7 +337,13 @@ async def serve(
     import uvicorn
 
     server = uvicorn.Server(
-        uvicorn.Config(create_app(settings, client), log_level="warning", lifespan="off")
+        uvicorn.Config(
+            create_app(settings, client),
+            log_level="warning",
+            lifespan="off",
+            # Open order pages ask every second; a connection kept for 30 s serves them all.
+            timeout_keep_alive=30,
+        )
     )
     task = asyncio.create_task(server.serve(sockets=[sock]))
     stopping = asyncio.create_task(stop.wait())

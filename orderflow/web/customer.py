@@ -95,8 +95,7 @@ def add_order_pages(app: FastAPI, listener: Any, service: Orderflow) -> None:
         errors: dict[str, str] | None = None,
         notice: str = "",
     ) -> HTMLResponse:
-        view = await service.view(order_id)
-        timeline = await service.timeline(order_id)
+        view, timeline = await asyncio.gather(service.view(order_id), service.timeline(order_id))
         cookie = request.cookies.get(COOKIE, "")
         return page(
             "order.html",
