@@ -13,8 +13,9 @@ over real HTTP to orderflow's listener (uvicorn), for ORDERS orders.
 
 Target (issue 21): page p99 under 100 ms at 50 concurrent viewers of 50 orders.
 
-The dev server (SQLite WAL), the worker and the listener share this process and its 2 cores,
-as on the dev stack.
+The dev server (SQLite WAL) and the worker share this process; the listener runs as
+`orderflow web` in a process of its own, as deployed (``--same-process``: beside them, as on the
+dev stack). All on the machine's cores.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import argparse
 import asyncio
 import os
 import random
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -55,7 +58,19 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-async def main(orders: int, viewers: int, seconds: float, requests: int) -> None:
+async def up(url: str) -> None:
+    async with httpx.AsyncClient() as client:
+        for _ in range(200):
+            try:
+                if (await client.get(url)).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+async def main(orders: int, viewers: int, seconds: float, requests: int, separate: bool) -> None:
     configure("WARNING")
     tmp = Path(tempfile.mkdtemp(prefix="orderflow-bench-web-"))
     extra: list[str] = []
@@ -86,7 +101,23 @@ async def main(orders: int, viewers: int, seconds: float, requests: int) -> None
     stop = asyncio.Event()
     try:
         async with build_worker(env.client, settings, desk=desk):
-            web = asyncio.create_task(serve(settings, stop, bind(settings), env.client))
+            if separate:
+                # The listener in a process of its own (`orderflow web`), as deployed.
+                web_proc = subprocess.Popen(  # noqa: ASYNC220 (once, before measuring)
+                    [str(Path(sys.executable).parent / "orderflow"), "web"],
+                    env={
+                        **os.environ,
+                        "ORDERFLOW_DATA_DIR": str(tmp),
+                        "ORDERFLOW_WEB_PORT": str(settings.web_port),
+                        "ORDERFLOW_TASK_QUEUE": settings.task_queue,
+                        "TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
+                    },
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                await up(f"http://127.0.0.1:{settings.web_port}/healthz")
+            else:
+                web = asyncio.create_task(serve(settings, stop, bind(settings), env.client))
             ids = [f"W-{i:03d}" for i in range(orders)]
             t0 = time.monotonic()
             for oid in ids:
@@ -165,8 +196,12 @@ async def main(orders: int, viewers: int, seconds: float, requests: int) -> None
             flat_wall = time.monotonic() - t_flat
             for client, _ in clients:
                 await client.aclose()
-            stop.set()
-            await web
+            if separate:
+                web_proc.terminate()
+                web_proc.wait(timeout=20)
+            else:
+                stop.set()
+                await web
     finally:
         sink.stop()
         await env.shutdown()
@@ -175,7 +210,8 @@ async def main(orders: int, viewers: int, seconds: float, requests: int) -> None
     q50, q99 = pct(query_times, 50) * 1000, pct(query_times, 99) * 1000
     print(
         f"cores {os.cpu_count()}; {orders} orders placed in {placing:.1f} s; {viewers} viewers "
-        f"with their page open for {seconds:g} s; dev server, worker and listener in one process"
+        f"with their page open for {seconds:g} s; dev server and worker in one process, the "
+        + ("listener in its own (orderflow web)" if separate else "listener beside them")
     )
     print(
         f"open pages, each loaded whole once a second ({len(page_times)} loads): p50 "
@@ -199,5 +235,10 @@ if __name__ == "__main__":
     parser.add_argument("--viewers", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--requests", type=int, default=10)
+    parser.add_argument(
+        "--same-process",
+        action="store_true",
+        help="serve the listener in this process, beside the dev server and the worker",
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.orders, args.viewers, args.seconds, args.requests))
+    asyncio.run(main(args.orders, args.viewers, args.seconds, args.requests, not args.same_process))

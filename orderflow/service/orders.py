@@ -216,8 +216,11 @@ class OrderService(ServiceBase):
             return view  # not started yet, or just closed: the order's record stands
         return with_live_delivery(view, live)
 
-    async def timeline(self, order_id: str) -> list[TimelineEntry]:
-        await self.view(order_id)  # a clear "no order" first
+    async def timeline(self, order_id: str, *, known: bool = False) -> list[TimelineEntry]:
+        """The order's timeline; ``known``: the caller has seen the order already, so no view
+        is asked first for a clear "no order"."""
+        if not known:
+            await self.view(order_id)  # a clear "no order" first
         return await call(
             self._order(order_id).query(OrderWorkflow.timeline), what=f"order {order_id}"
         )

@@ -216,7 +216,7 @@ def create_api(service: Orderflow, trust: Any) -> FastAPI:
     )
     async def order_timeline(order_id: str, who: Who) -> list[TimelineEntry]:
         await readable(who, order_id)
-        return await service.timeline(order_id)
+        return await service.timeline(order_id, known=True)
 
     @api.get("/orders", response_model=list[OrderView], responses=PROBLEMS, tags=["orders"])
     async def list_orders(

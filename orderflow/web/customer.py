@@ -95,7 +95,9 @@ def add_order_pages(app: FastAPI, listener: Any, service: Orderflow) -> None:
         errors: dict[str, str] | None = None,
         notice: str = "",
     ) -> HTMLResponse:
-        view, timeline = await asyncio.gather(service.view(order_id), service.timeline(order_id))
+        view, timeline = await asyncio.gather(
+            service.view(order_id), service.timeline(order_id, known=True)
+        )
         cookie = request.cookies.get(COOKIE, "")
         return page(
             "order.html",
