@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/stock.py
 	$(BIN)/python bench/promises.py
 	$(BIN)/python bench/credentials.py
+	$(BIN)/python bench/web.py
 
 chaos: $(STAMP)  ## 200 orders while the worker is SIGKILLed 5 times and the dev server once
 	$(BIN)/python bench/chaos.py
