@@ -238,15 +238,20 @@ def check_places_order(caller: Caller | None, customer: str, order_id: str) -> C
     )
 
 
+# The company's own people and systems: they read orders and stock. A principal of any other
+# kind (a customer, a carrier, the order page's or the console's own key) reads only what a
+# rule below gives it.
+COMPANY = (DEPARTMENT, SUPERVISOR, DESK, STORE, "staff", ENGINE)
+
+
 def check_reads_order(caller: Caller | None, customer: str, order_id: str) -> Caller:
     """Who may read an order (its view and timeline): its own customer, and the company's
-    people and systems (departments, supervisors, order desks, stores, staff, the engine); a
-    carrier sees only what its deliveries carry."""
+    people and systems."""
     who = require_caller(caller, "reading an order", order_id)
     if who.kind == CUSTOMER:
         return check_customer(who, customer, order_id, "read this order")
-    if who.kind == CARRIER:
-        raise NotAllowed(f"credential: a carrier does not read orders, not {who.principal}")
+    if who.kind not in COMPANY:
+        raise NotAllowed(f"credential: {who.principal} does not read orders")
     return who
 
 
@@ -255,8 +260,20 @@ def check_lists_orders(caller: Caller | None, customer: str | None) -> Caller:
     who = require_caller(caller, "listing orders")
     if who.order_id is not None:
         raise NotAllowed("credential: a token for one order does not list orders")
-    if who.kind == CUSTOMER and customer != who.id:
-        raise NotAllowed(f"credential: a customer lists only their own orders (customer={who.id})")
-    if who.kind == CARRIER:
-        raise NotAllowed(f"credential: a carrier does not list orders, not {who.principal}")
+    if who.kind == CUSTOMER:
+        if customer != who.id:
+            raise NotAllowed(
+                f"credential: a customer lists only their own orders (customer={who.id})"
+            )
+        return who
+    if who.kind not in COMPANY:
+        raise NotAllowed(f"credential: {who.principal} does not list orders")
+    return who
+
+
+def check_reads_stock(caller: Caller | None) -> Caller:
+    """Stock records: the company's people and systems, with a token for no one order."""
+    who = require_caller(caller, "reading stock")
+    if who.kind not in COMPANY or who.order_id is not None:
+        raise NotAllowed(f"credential: stock is read by the company, not {who.principal}")
     return who

@@ -131,10 +131,16 @@ def claimed(headers: Mapping[str, Payload]) -> Caller | None:
         return None
     scope = claims.get("ord")
     expires = claims.get("exp")
+    actor = str(claims.get("act", ""))
+    # A key's id begins with its principal: a token that key signed for another (the order
+    # page's for a customer, the console's for a department) names both, as when verified.
+    owner = kid.rpartition("/")[0] if isinstance(kid, str) else ""
+    if owner and owner != str(principal):
+        actor = f"{actor} ({owner})"
     return Caller(
         kind=principal.kind.value,
         id=principal.id,
-        actor=str(claims.get("act", "")),
+        actor=actor,
         kid=kid,
         order_id=str(scope) if scope else None,
         jti=str(claims.get("jti", "")),

@@ -461,6 +461,8 @@ def sign_for_customer(
     or that e-mail's link itself (``audience=LINK_AUDIENCE``, living up to ``LINK_TTL``)."""
     if Principal.parse(portal_jwk["principal"]).kind != PrincipalKind.PORTAL:
         raise InvalidInput("only an order page's key (portal:NAME) vouches for a customer")
+    if not _SCOPE.match(order_id) or not _NAME.match(customer_id):
+        raise InvalidInput(f"order {order_id!r} of customer {customer_id!r} cannot be named")
     if not (timedelta(0) < ttl <= (LINK_TTL if audience else MAX_TTL)):
         raise InvalidInput(f"ttl: {format_duration(ttl)} is too long for this token")
     issued = (now or datetime.now(UTC)).astimezone(UTC)
@@ -477,6 +479,18 @@ def sign_for_customer(
     if audience:
         claims["aud"] = audience
     return jwt.encode(claims, private, algorithm=ALGORITHM, headers={"kid": portal_jwk["kid"]})
+
+
+# An order or workflow id a token may name.
+_SCOPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
+
+
+def _scopes_well_formed(claims: dict[str, Any]) -> None:
+    """``ord`` and ``wid``, when a token has them, name one order or workflow: a token whose
+    scope is empty or not a name is refused, never read as unscoped."""
+    for claim in ("ord", "wid"):
+        if claim in claims and not (isinstance(claims[claim], str) and _SCOPE.match(claims[claim])):
+            raise NotAllowed(f"credential: the token's '{claim}' is not an order or workflow id")
 
 
 def vouched(owner: Principal, claimed: Principal, claims: dict[str, Any]) -> bool:
@@ -535,7 +549,11 @@ def verify_link(
         )
     except jwt.PyJWTError as err:
         raise NotAllowed(f"this is not a valid order link ({err})") from None
-    claimed = Principal.parse(str(claims["sub"]))
+    _scopes_well_formed(claims)
+    try:
+        claimed = Principal.parse(str(claims["sub"]))
+    except InvalidInput:
+        raise NotAllowed("this is not an order link") from None
     if not vouched(owner, claimed, claims):
         raise NotAllowed("this is not an order link")
     expires = datetime.fromtimestamp(claims["exp"], UTC)
@@ -581,7 +599,11 @@ def verify(trust: TrustStore, token: str, now: datetime | None = None) -> Creden
         raise NotAllowed("credential: the token was issued in the future")
     if expires - datetime.fromtimestamp(claims["iat"], UTC) > MAX_TTL:
         raise NotAllowed(f"credential: a token may live at most {format_duration(MAX_TTL)}")
-    claimed = Principal.parse(str(claims["sub"]))
+    _scopes_well_formed(claims)
+    try:
+        claimed = Principal.parse(str(claims["sub"]))
+    except InvalidInput as err:
+        raise NotAllowed(f"credential: the token's subject is not a principal ({err})") from None
     actor = str(claims["act"])
     if claimed != owner:
         if not vouched(owner, claimed, claims):

@@ -329,6 +329,7 @@ class Player:
                     await self._on_page("holds/dispute", cmd.model_dump(mode="json"))
                 else:
                     await app.dispute_hold(oid, cmd)
+                    self.self_service += 1
             case "release":
                 await app.release_hold(
                     oid,
@@ -389,12 +390,14 @@ class Player:
                     await self._on_page("reschedule", moved.model_dump(mode="json"))
                 else:
                     await app.reschedule(oid, moved)
+                    self.self_service += 1
             case "redirect":
                 sent = Redirect(pickup_point=step.pickup_point)
                 if self.web is not None:
                     await self._on_page("redirect", sent.model_dump(mode="json"))
                 else:
                     await app.redirect(oid, sent)
+                    self.self_service += 1
             case "cancel":
                 from domain.order import CancelOrder
 
@@ -408,6 +411,7 @@ class Player:
                     await self._on_page("cancel", cancel.model_dump(mode="json"))
                 else:
                     await app.cancel(oid, cancel)
+                    self.self_service += cancel.by == "customer"
 
     async def report(self) -> StoryReport:
         view = await self.app.view(self.order_id)
@@ -478,12 +482,7 @@ class Player:
                 for st in self.story.step
                 if st.actor == "customer" and st.action not in (*CUSTOMER_CONTACTS, "place")
             ),
-            self_service_actions=self.self_service
-            or sum(
-                1
-                for st in self.story.step
-                if st.actor == "customer" and st.action in CUSTOMER_CONTACTS
-            ),
+            self_service_actions=self.self_service,
             customer_emails=view.customer_emails,
             blocked_hours=round(sum(h.blocked_hours for h in holds), 1),
             holds=holds,

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from google.protobuf import json_format
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.client import Client
 
@@ -60,6 +61,7 @@ class Listener:
         self.codec = EncryptionCodec(settings.codec_keys(), encrypt=settings.codec_encrypt)
         self._trust_path = settings.keys_path / TRUST_FILE
         self._trust: TrustStore | None = None
+        self._used: dict[str, datetime] = {}
         self.sessions = Sessions(session_secret(settings.keys_path))
         self.own_origin = origin_of(settings.public_web_url)
         self.origins = {self.own_origin, origin_of(settings.ui_url)}
@@ -68,6 +70,16 @@ class Listener:
             if "//localhost:" in origin:
                 self.origins.add(origin.replace("//localhost:", "//127.0.0.1:"))
         self.secure_cookie = self.own_origin.startswith("https:")
+
+    def first_use(self, jti: str, expires_at: datetime) -> bool:
+        """True the first time a token (by its ``jti``) signs in here; remembered until it
+        expires."""
+        now = datetime.now(UTC)
+        self._used = {j: t for j, t in self._used.items() if t > now}
+        if jti in self._used:
+            return False
+        self._used[jti] = expires_at
+        return True
 
     def foreign(self, request: Request) -> str | None:
         origin = request.headers.get("origin")
@@ -142,6 +154,16 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     listener = Listener(settings)
     app = FastAPI(title="orderflow", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.listener = listener
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, err: StarletteHTTPException) -> Response:
+        """No such page: a problem document for the API's callers, a line for everyone else."""
+        if request.url.path.startswith("/api/"):
+            from orderflow.web.api import problem_response
+
+            return problem_response(err.status_code, str(err.detail))
+        return problem(err.status_code, str(err.detail), str(err.detail))
+
     if client is not None:
         from orderflow.registry import Registry
         from orderflow.service import Orderflow
@@ -226,14 +248,19 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
         cred = listener.credential(str(form.get("token", "")).strip())
         if isinstance(cred, str):
             return _page(_signin_page(listener, request, cred), 401)
-        until = datetime.now(UTC) + LIFETIME
+        # A token signs in once, and the session lasts no longer than the token would have.
+        if not listener.first_use(cred.jti, cred.expires_at):
+            why = "credential: this token was used already; make a new one to sign in"
+            return _page(_signin_page(listener, request, why), 401)
+        now = datetime.now(UTC)
+        until = min(now + LIFETIME, cred.expires_at)
         # A department or its supervisor goes on to its console; staff stay here.
         works_queue = cred.principal.kind.value in ("department", "supervisor")
         response = RedirectResponse("/console" if works_queue else "/signin", status_code=303)
         response.set_cookie(
             COOKIE,
             listener.sessions.issue(str(cred.principal), cred.actor, cred.kid, until),
-            max_age=int(LIFETIME.total_seconds()),
+            max_age=max(1, int((until - now).total_seconds())),
             httponly=True,
             samesite="lax",
             secure=listener.secure_cookie,

@@ -17,6 +17,7 @@ from fastapi import Body, Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from domain import authority
 from domain.authority import Caller
@@ -64,6 +65,7 @@ STATUS_OF: list[tuple[type[OrderflowError], int]] = [
 ]
 TITLES = {
     400: "Bad Request",
+    405: "Method Not Allowed",
     401: "Unauthorized",
     403: "Forbidden",
     404: "Not Found",
@@ -158,6 +160,11 @@ def create_api(service: Orderflow, trust: Any) -> FastAPI:
     async def _problem(_: Request, err: ProblemError) -> JSONResponse:
         return problem_response(err.status, err.detail, err.refusal)
 
+    @api.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, err: StarletteHTTPException) -> JSONResponse:
+        # No such path or method here: a problem document too.
+        return problem_response(err.status_code, str(err.detail))
+
     @api.exception_handler(OrderflowError)
     async def _refused(_: Request, err: OrderflowError) -> JSONResponse:
         return problem_response(status_of(err), str(err), err.type)
@@ -194,9 +201,24 @@ def create_api(service: Orderflow, trust: Any) -> FastAPI:
         return admit(await request.body(), model, what=what)
 
     async def readable(who: tuple[Credential, str], order_id: str) -> OrderView:
-        view = await service.view(order_id)
-        authority.check_reads_order(caller(who[0]), view.customer_id, order_id)
-        return view
+        """The order, for a caller who may read it. A customer asking for an order not theirs
+        hears what they would of an order that does not exist: nothing of whose it is."""
+        asker = caller(who[0])
+        if asker.kind == authority.CUSTOMER:
+            unknown = NotFound(f"no order '{order_id}'")
+            if asker.order_id is not None and asker.order_id != order_id:
+                raise unknown
+            try:
+                view = await service.view(order_id)
+            except NotFound:
+                raise unknown from None
+            if view.customer_id != asker.id:
+                raise unknown
+            return view
+        authority.require_caller(asker, "reading an order", order_id)
+        if asker.kind not in authority.COMPANY:
+            raise NotAllowed(f"credential: {asker.principal} does not read orders")
+        return await service.view(order_id)
 
     def acting(who: tuple[Credential, str]) -> Orderflow:
         return service.presenting(*who)
@@ -387,9 +409,7 @@ def create_api(service: Orderflow, trust: Any) -> FastAPI:
     async def show_stock(
         location: str, who: Who, sku: Annotated[str | None, Query(max_length=40)] = None
     ) -> list[StockView]:
-        who_ = caller(who[0])
-        if who_.kind in (authority.CUSTOMER, authority.CARRIER) or who_.order_id:
-            raise NotAllowed(f"credential: stock is read by the company, not {who_.principal}")
+        authority.check_reads_stock(caller(who[0]))
         return await service.stock(location, sku)
 
     @api.post(

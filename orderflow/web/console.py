@@ -26,6 +26,8 @@ from orderflow.web.customer import door, message, page
 from orderflow.web.sessions import COOKIE
 
 OPEN = ("active", "disputed")
+# What the console says after an action (only these: the address bar carries the code).
+NOTICES = {"released": "The hold was released.", "upheld": "The hold was upheld."}
 
 
 def age(span: timedelta) -> str:
@@ -55,7 +57,7 @@ def add_console(app: FastAPI, listener: Any, service: Orderflow) -> None:
     ) -> Response:
         principal, actor = who
         department = principal.id
-        older = int(request.query_params.get("older", "24") or 0)
+        older = min(max(int(request.query_params.get("older", "24") or 0), 0), 10_000)
         now = datetime.now(UTC)
         views = await service.list_orders(blocked_by=department, limit=500)
         rows = []
@@ -119,7 +121,8 @@ def add_console(app: FastAPI, listener: Any, service: Orderflow) -> None:
         if who is None:
             return RedirectResponse("/signin", status_code=303)
         try:
-            return await render(request, who, notice=request.query_params.get("done", ""))
+            notice = NOTICES.get(request.query_params.get("done", ""), "")
+            return await render(request, who, notice=notice)
         except ValueError:
             return message("Bad request", "older: a number of hours", 400)
 
@@ -131,7 +134,9 @@ def add_console(app: FastAPI, listener: Any, service: Orderflow) -> None:
         if who is None:
             return RedirectResponse("/signin", status_code=303)
         form = await request.form()
-        if str(form.get("csrf", "")) != listener.sessions.csrf(request.cookies.get(COOKIE, "")):
+        if not listener.sessions.csrf_ok(
+            request.cookies.get(COOKIE, ""), str(form.get("csrf", ""))
+        ):
             return message("Please try again", "The form had expired; reload the page.", 403)
         principal, actor = who
         order_id, hold_id = str(form.get("order_id", "")), str(form.get("hold_id", ""))
@@ -153,7 +158,7 @@ def add_console(app: FastAPI, listener: Any, service: Orderflow) -> None:
                 {"hold_id": hold_id, "department": dept, "resolution": form.get("resolution", "")},
             )
             await svc.release_hold(order_id, cmd)
-            return f"Hold {hold_id} on order {order_id} released."
+            return "released"
 
         return await act(request, build)
 
@@ -169,6 +174,6 @@ def add_console(app: FastAPI, listener: Any, service: Orderflow) -> None:
                 },
             )
             await svc.uphold_hold(order_id, cmd)
-            return f"Hold {hold_id} on order {order_id} upheld."
+            return "upheld"
 
         return await act(request, build)

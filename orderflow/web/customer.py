@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,16 +24,17 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from activities.notify import Mailer, SentLog
+from activities.notify import Mailer, RecipientRefused, SentLog
 from domain.base import admit
 from domain.delivery import Redirect, Reschedule
-from domain.errors import OrderflowError
+from domain.errors import NotFound, OrderflowError
 from domain.holds import DisputeHold
 from domain.notices import Notification
 from domain.order import CancelOrder
 from orderflow.identity import KeyRing, PrincipalKind, verify, verify_link
 from orderflow.links import order_links
 from orderflow.service import Orderflow
+from orderflow.temporal import ServerUnreachable
 from orderflow.web.api import status_of
 
 COOKIE = "orderflow_order"
@@ -43,6 +43,13 @@ TEMPLATES = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=select_autoescape(["html"]),
 )
+# Where each form's refusal is shown on the page.
+FORM_KEYS = {
+    "disputed": lambda form: f"dispute-{form.get('hold_id', '')!s}",
+    "rescheduled": lambda form: "reschedule",
+    "redirected": lambda form: "redirect",
+    "cancelled": lambda form: "cancel",
+}
 FRAMING = {"Content-Security-Policy": "frame-ancestors 'none'", "X-Frame-Options": "DENY"}
 
 
@@ -98,6 +105,8 @@ def add_order_pages(app: FastAPI, listener: Any, service: Orderflow) -> None:
         view, timeline = await asyncio.gather(
             service.view(order_id), service.timeline(order_id, known=True)
         )
+        if view.customer_id != customer_of(request, order_id):
+            return not_theirs()
         cookie = request.cookies.get(COOKIE, "")
         return page(
             "order.html",
@@ -111,6 +120,9 @@ def add_order_pages(app: FastAPI, listener: Any, service: Orderflow) -> None:
             version=version_of(view.model_dump_json()),
         )
 
+    def not_theirs() -> HTMLResponse:
+        return message("This link is for another order", "It shows nothing of this one.", 403)
+
     def not_open() -> HTMLResponse:
         return message(
             "Open your order from its e-mail",
@@ -118,6 +130,14 @@ def add_order_pages(app: FastAPI, listener: Any, service: Orderflow) -> None:
             "the link in your latest e-mail.",
             401,
         )
+
+    @app.exception_handler(NotFound)
+    async def _gone(request: Request, err: NotFound) -> Response:
+        return message("No such order", str(err), 404)
+
+    @app.exception_handler(ServerUnreachable)
+    async def _down(request: Request, err: ServerUnreachable) -> Response:
+        return message("Please try again shortly", "The order service is not answering.", 503)
 
     @app.get("/o/{order_id}", response_class=HTMLResponse)
     async def order_page(order_id: str, request: Request) -> Response:
@@ -142,7 +162,7 @@ def add_order_pages(app: FastAPI, listener: Any, service: Orderflow) -> None:
         except OrderflowError:
             return message("This link does not work", "Open the link in your latest e-mail.", 403)
         if cred.order_id != order_id:
-            return message("This link is for another order", "It shows nothing of this one.", 403)
+            return not_theirs()
         if expired:
             return message(
                 "This link has expired",
@@ -153,6 +173,8 @@ def add_order_pages(app: FastAPI, listener: Any, service: Orderflow) -> None:
                 fresh_link_token=token,
                 fresh_link_action=f"{base(order_id)}/fresh-link",
             )
+        if (await service.view(order_id)).customer_id != cred.principal.id:
+            return not_theirs()
         until = datetime.now(UTC) + LIFETIME
         response = RedirectResponse(base(order_id), status_code=303)
         response.set_cookie(
@@ -168,33 +190,48 @@ def add_order_pages(app: FastAPI, listener: Any, service: Orderflow) -> None:
 
     @app.get("/o/{order_id}/version")
     async def order_version(order_id: str, request: Request) -> Response:
-        if customer_of(request, order_id) is None:
+        customer = customer_of(request, order_id)
+        if customer is None:
             return JSONResponse({"detail": "no session"}, 401)
         view = await service.view(order_id)
+        if view.customer_id != customer:
+            return JSONResponse({"detail": "not this customer's order"}, 403)
         return JSONResponse({"version": version_of(view.model_dump_json())})
 
     @app.post("/o/{order_id}/fresh-link", response_class=HTMLResponse)
     async def fresh_link(order_id: str, request: Request) -> Response:
+        """An expired link asks for a new one: it goes by e-mail to the address the order has
+        for its customer, at most once an hour per order, never to the visitor."""
+        refused = listener.cross_site_form(request)
+        if refused is not None:
+            return refused
         form = await request.form()
         if listener.trust is None:
             return message("Not available", "The order page is not ready yet.", 503)
         try:
-            cred, _ = verify_link(listener.trust, str(form.get("t", "")))
+            cred, expired = verify_link(listener.trust, str(form.get("t", "")))
         except OrderflowError:
             return message("This link does not work", "Open the link in your latest e-mail.", 403)
         if cred.order_id != order_id:
-            return message("This link is for another order", "It shows nothing of this one.", 403)
-        customer = service.registry.customers.get(cred.principal.id)
-        if customer is None or not customer.email:
-            return message("We cannot send a link", "We have no e-mail address for you.", 409)
+            return not_theirs()
+        if not expired:
+            return RedirectResponse(f"{base(order_id)}?t={form.get('t')}", status_code=303)
+        view = await service.view(order_id)
+        if view.customer_id != cred.principal.id or not view.customer_email:
+            return not_theirs()
+        hour = datetime.now(UTC).strftime("%Y%m%d%H")
         note = Notification(
-            key=f"fresh-link-{order_id}-{uuid.uuid4().hex}",
-            to=customer.email,
+            # One per order and hour: asking again sends nothing more.
+            key=f"fresh-link-{order_id}-{hour}",
+            to=view.customer_email,
             subject=f"Order {order_id}: your link",
             body="Here is a new link to your order, as you asked.",
             order_id=order_id,
         )
-        await asyncio.to_thread(mailer.send_all, [note])
+        try:
+            await asyncio.to_thread(mailer.send_all, [note])
+        except (OSError, RecipientRefused):
+            return message("Please try again shortly", "We could not send the e-mail.", 503)
         return message(
             "We sent you a new link",
             "Look for it in the e-mail address we have for you.",
@@ -210,11 +247,11 @@ def add_order_pages(app: FastAPI, listener: Any, service: Orderflow) -> None:
             return not_open()
         form = await request.form()
         cookie = request.cookies.get(COOKIE, "")
-        if str(form.get("csrf", "")) != listener.sessions.csrf(cookie):
+        if not listener.sessions.csrf_ok(cookie, str(form.get("csrf", ""))):
             return message("Please try again", "The form had expired; reload the page.", 403)
-        key = what
+        key = FORM_KEYS[what](form)
         try:
-            key, call = build(form)
+            call = build(form)
             token = ring.for_customer(customer, order_id)
             acting = service.presenting(verify(listener.trust, token), token)
             await call(acting)
@@ -225,7 +262,8 @@ def add_order_pages(app: FastAPI, listener: Any, service: Orderflow) -> None:
         return RedirectResponse(f"{base(order_id)}?done={what}", status_code=303)
 
     def text(form: Any, name: str) -> str:
-        return str(form.get(name, "")).strip()
+        # Browsers send a textarea's line breaks as CRLF; the engine takes LF.
+        return str(form.get(name, "")).replace("\r\n", "\n").strip()
 
     def instant(value: str) -> datetime:
         try:
@@ -235,16 +273,16 @@ def add_order_pages(app: FastAPI, listener: Any, service: Orderflow) -> None:
 
     @app.post("/o/{order_id}/dispute")
     async def dispute(order_id: str, request: Request) -> Response:
-        def build(form: Any) -> tuple[str, Any]:
+        def build(form: Any) -> Any:
             hold_id = text(form, "hold_id")
             cmd = door(DisputeHold, {"hold_id": hold_id, "customer_message": text(form, "message")})
-            return f"dispute-{hold_id}", lambda svc: svc.dispute_hold(order_id, cmd)
+            return lambda svc: svc.dispute_hold(order_id, cmd)
 
         return await act(order_id, request, "disputed", build)
 
     @app.post("/o/{order_id}/reschedule")
     async def reschedule(order_id: str, request: Request) -> Response:
-        def build(form: Any) -> tuple[str, Any]:
+        def build(form: Any) -> Any:
             cmd = door(
                 Reschedule,
                 {
@@ -252,25 +290,25 @@ def add_order_pages(app: FastAPI, listener: Any, service: Orderflow) -> None:
                     "window_end": instant(text(form, "window_end")).isoformat(),
                 },
             )
-            return "reschedule", lambda svc: svc.reschedule(order_id, cmd)
+            return lambda svc: svc.reschedule(order_id, cmd)
 
         return await act(order_id, request, "rescheduled", build)
 
     @app.post("/o/{order_id}/redirect")
     async def redirect(order_id: str, request: Request) -> Response:
-        def build(form: Any) -> tuple[str, Any]:
+        def build(form: Any) -> Any:
             cmd = door(Redirect, {"pickup_point": text(form, "pickup_point")})
-            return "redirect", lambda svc: svc.redirect(order_id, cmd)
+            return lambda svc: svc.redirect(order_id, cmd)
 
         return await act(order_id, request, "redirected", build)
 
     @app.post("/o/{order_id}/cancel")
     async def cancel(order_id: str, request: Request) -> Response:
-        def build(form: Any) -> tuple[str, Any]:
+        def build(form: Any) -> Any:
             reason = text(form, "message")
             cmd = door(
                 CancelOrder, {"by": "customer", "reason": reason, "customer_message": reason}
             )
-            return "cancel", lambda svc: svc.cancel(order_id, cmd)
+            return lambda svc: svc.cancel(order_id, cmd)
 
         return await act(order_id, request, "cancelled", build)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 COOKIE = "orderflow_session"
 SECRET_FILE = "web-session.key"
+# At most; a session ends when the token that opened it would have expired.
 LIFETIME = timedelta(hours=8)
 
 
@@ -59,8 +60,13 @@ class Sessions:
         self._secret = secret
 
     def csrf(self, cookie: str) -> str:
-        """The token a session's forms carry: a page of another site cannot know it."""
-        return self._mac(f"csrf:{cookie}")
+        """The token a session's forms carry: a page of another site cannot know it (a key
+        of its own, derived from the secret)."""
+        key = hmac.new(self._secret, b"csrf", hashlib.sha256).digest()
+        return _b64(hmac.new(key, cookie.encode(), hashlib.sha256).digest())
+
+    def csrf_ok(self, cookie: str, sent: str) -> bool:
+        return hmac.compare_digest(self.csrf(cookie).encode(), sent.encode())
 
     def _mac(self, body: str) -> str:
         return _b64(hmac.new(self._secret, body.encode(), hashlib.sha256).digest())

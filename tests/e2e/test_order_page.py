@@ -92,7 +92,7 @@ def test_the_customer_opens_the_mail_link_disputes_and_sees_the_release_by_itsel
     expect(ours).to_contain_text("receipt 77")
     ours.get_by_label("Resolution (release)").fill("Payment found, sorry.")
     ours.get_by_role("button", name="Release").click()
-    expect(console.get_by_role("status")).to_contain_text(f"Hold H1 on order {ORDER} released")
+    expect(console.get_by_role("status")).to_contain_text("The hold was released.")
     released_at = time.monotonic()
     desk.close()
     # The customer's open page shows it within 2 s, without being reloaded.
@@ -128,6 +128,11 @@ def test_other_links_expired_links_and_forged_forms_are_turned_away(
     # Without the link: nothing of the order.
     response = page.goto(f"{web(cli)}/o/{ORDER}")
     assert response is not None and response.status == 401
+    assert "Maria" not in page.content() and MESSAGE not in page.content()
+    # A link signed for another customer on this very order opens nothing of it either.
+    forged = keys.for_customer("C-1002", ORDER, link=True)
+    response = page.goto(f"{web(cli)}/o/{ORDER}?t={forged}")
+    assert response is not None and response.status == 403
     assert "Maria" not in page.content() and MESSAGE not in page.content()
     # Another customer's link, for their own order, opens nothing of this one.
     theirs = keys.for_customer("C-1002", "THEIR-ORDER", link=True)

@@ -221,3 +221,54 @@ def test_acting_as_a_principal_whose_key_is_not_here_is_refused(tmp_path: Path) 
     )  # fmt: skip
     assert done.returncode == 2
     assert done.stderr.startswith("error: no credential for supervisor:billing in ")
+
+
+def test_the_order_page_and_console_keys_vouch_only_within_their_scope(tmp_path: Path) -> None:
+    """The order page's key speaks for a customer on one order; the console's for a department
+    or its supervisor; neither for anyone else, and a link opens a page but carries nothing."""
+    from orderflow.identity import CONSOLE, PORTAL, sign_for, sign_for_customer, verify_link
+
+    ring = KeyRing(tmp_path)
+    ring.ensure([PORTAL, CONSOLE])
+    trust = ring.trust()
+    portal, console = ring.require(PORTAL)[-1], ring.require(CONSOLE)[-1]
+    for_customer = verify(trust, ring.for_customer("C-1001", "O-1"))
+    assert (str(for_customer.principal), for_customer.order_id) == ("customer:C-1001", "O-1")
+    assert for_customer.actor == "order page (portal:web)"
+    for_billing = verify(trust, sign_for(console, Principal.parse("billing"), actor="ana"))
+    assert (str(for_billing.principal), for_billing.actor) == ("billing", "ana (console:web)")
+    # Out of scope: the console for a customer, staff or the engine; the page for a department.
+    for principal in ("customer:C-1001", "staff:ana", "carrier:ups"):
+        with pytest.raises(InvalidInput, match="does not vouch"):
+            sign_for(console, Principal.parse(principal), actor="x")
+    with pytest.raises(InvalidInput, match="only an order page's key"):
+        sign_for_customer(console, "C-1001", "O-1")
+    with pytest.raises(InvalidInput, match="cannot be named"):
+        sign_for_customer(portal, "C-1001", "")
+    # A link is no credential, and a credential no link.
+    link = ring.for_customer("C-1001", "O-1", link=True)
+    with pytest.raises(NotAllowed):
+        verify(trust, link)
+    assert verify_link(trust, link)[0].order_id == "O-1"
+    with pytest.raises(NotAllowed):
+        verify_link(trust, ring.for_customer("C-1001", "O-1"))
+
+
+def test_a_token_whose_scope_is_empty_or_not_a_name_is_refused(tmp_path: Path) -> None:
+    import jwt as pyjwt
+
+    from orderflow.identity import ALGORITHM, ISSUER, _unb64
+
+    ring = KeyRing(tmp_path)
+    ring.ensure([Principal.parse("customer:C-1001")])
+    jwk = ring.require(Principal.parse("customer:C-1001"))[-1]
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.from_private_bytes(_unb64(jwk["d"]))
+    now = int(datetime.now(UTC).timestamp())
+    for scope in ("", 7, ["O-1"]):
+        claims = {"iss": ISSUER, "sub": "customer:C-1001", "act": "x", "iat": now,
+                  "exp": now + 60, "jti": "j", "ord": scope}  # fmt: skip
+        token = pyjwt.encode(claims, key, algorithm=ALGORITHM, headers={"kid": jwk["kid"]})
+        with pytest.raises(NotAllowed, match="'ord' is not an order or workflow id"):
+            verify(ring.trust(), token)
