@@ -222,7 +222,7 @@ class TrustStore:
     def __init__(self, keys: Iterable[dict[str, Any]]) -> None:
         self._keys = self._parse(keys)
         self._path: Path | None = None
-        self._stamp = 0
+        self._stamp: tuple[int, int, int] | None = None
 
     @staticmethod
     def _parse(keys: Iterable[dict[str, Any]]) -> dict[str, tuple[Principal, Ed25519PublicKey]]:
@@ -253,9 +253,16 @@ class TrustStore:
             raise InvalidInput(f"trust store {path} is not a JWK Set (an object with 'keys')")
         return keys
 
+    @staticmethod
+    def _stamp_of(path: Path) -> tuple[int, int, int]:
+        """Which version of the file is there: ``orderflow keys`` replaces it whole (a new
+        inode), so two changes within one tick of the clock still differ."""
+        st = path.stat()
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
     @classmethod
     def load(cls, path: Path) -> TrustStore:
-        stamp = path.stat().st_mtime_ns if path.exists() else 0
+        stamp = cls._stamp_of(path) if path.exists() else None
         store = cls(cls._read(path))
         store._path, store._stamp = path, stamp
         return store
@@ -266,10 +273,10 @@ class TrustStore:
         if self._path is None:
             return
         try:
-            stamp = self._path.stat().st_mtime_ns
+            stamp = self._stamp_of(self._path)
             if stamp != self._stamp:
-                self._stamp = stamp
                 self._keys = self._parse(self._read(self._path))
+                self._stamp = stamp
         except (OSError, OrderflowError) as err:
             _log.warning("trust store not reloaded, the keys last read stay: %s", err)
 
