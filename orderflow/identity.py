@@ -417,6 +417,30 @@ class KeyRing:
         return keys
 
 
+def _encode(
+    private_jwk: dict[str, Any],
+    subject: Principal,
+    actor: str,
+    ttl: timedelta,
+    now: datetime | None,
+    **scope: str | None,
+) -> str:
+    """A token signed with ``private_jwk`` for ``subject``, with ``scope`` claims (``ord``,
+    ``wid``, ``aud``) that are given."""
+    issued = (now or datetime.now(UTC)).astimezone(UTC)
+    private = Ed25519PrivateKey.from_private_bytes(_unb64(private_jwk["d"]))
+    claims: dict[str, Any] = {
+        "iss": ISSUER,
+        "sub": str(subject),
+        "act": actor,
+        "iat": int(issued.timestamp()),
+        "exp": int((issued + ttl).timestamp()),
+        "jti": uuid.uuid4().hex,
+    }
+    claims.update({k: v for k, v in scope.items() if v})
+    return jwt.encode(claims, private, algorithm=ALGORITHM, headers={"kid": private_jwk["kid"]})
+
+
 def sign(
     private_jwk: dict[str, Any],
     *,
@@ -435,22 +459,8 @@ def sign(
         )
     if not actor.strip():
         raise InvalidInput("actor: a token names the person or process it acts for")
-    issued = (now or datetime.now(UTC)).astimezone(UTC)
-    private = Ed25519PrivateKey.from_private_bytes(_unb64(private_jwk["d"]))
     principal = Principal.parse(private_jwk["principal"])
-    claims: dict[str, Any] = {
-        "iss": ISSUER,
-        "sub": str(principal),
-        "act": actor.strip(),
-        "iat": int(issued.timestamp()),
-        "exp": int((issued + ttl).timestamp()),
-        "jti": uuid.uuid4().hex,
-    }
-    if order_id is not None:
-        claims["ord"] = order_id
-    if workflow_id is not None:
-        claims["wid"] = workflow_id
-    return jwt.encode(claims, private, algorithm=ALGORITHM, headers={"kid": private_jwk["kid"]})
+    return _encode(private_jwk, principal, actor.strip(), ttl, now, ord=order_id, wid=workflow_id)
 
 
 def sign_for_customer(
@@ -472,20 +482,8 @@ def sign_for_customer(
         raise InvalidInput(f"order {order_id!r} of customer {customer_id!r} cannot be named")
     if not (timedelta(0) < ttl <= (LINK_TTL if audience else MAX_TTL)):
         raise InvalidInput(f"ttl: {format_duration(ttl)} is too long for this token")
-    issued = (now or datetime.now(UTC)).astimezone(UTC)
-    private = Ed25519PrivateKey.from_private_bytes(_unb64(portal_jwk["d"]))
-    claims: dict[str, Any] = {
-        "iss": ISSUER,
-        "sub": str(Principal(kind=PrincipalKind.CUSTOMER, id=customer_id)),
-        "act": actor,
-        "ord": order_id,
-        "iat": int(issued.timestamp()),
-        "exp": int((issued + ttl).timestamp()),
-        "jti": uuid.uuid4().hex,
-    }
-    if audience:
-        claims["aud"] = audience
-    return jwt.encode(claims, private, algorithm=ALGORITHM, headers={"kid": portal_jwk["kid"]})
+    customer = Principal(kind=PrincipalKind.CUSTOMER, id=customer_id)
+    return _encode(portal_jwk, customer, actor, ttl, now, ord=order_id, aud=audience)
 
 
 # An order or workflow id a token may name.
@@ -518,17 +516,23 @@ def sign_for(
     owner = Principal.parse(console_jwk["principal"])
     if owner.kind != PrincipalKind.CONSOLE or not vouched(owner, principal, {}):
         raise InvalidInput(f"{owner} does not vouch for {principal}")
-    issued = datetime.now(UTC)
-    private = Ed25519PrivateKey.from_private_bytes(_unb64(console_jwk["d"]))
-    claims: dict[str, Any] = {
-        "iss": ISSUER,
-        "sub": str(principal),
-        "act": actor,
-        "iat": int(issued.timestamp()),
-        "exp": int((issued + ttl).timestamp()),
-        "jti": uuid.uuid4().hex,
-    }
-    return jwt.encode(claims, private, algorithm=ALGORITHM, headers={"kid": console_jwk["kid"]})
+    return _encode(console_jwk, principal, actor, ttl, None)
+
+
+def _signer(
+    trust: TrustStore, token: str, not_a_token: str, unsigned: str
+) -> tuple[str, Principal, Ed25519PublicKey]:
+    """The key a token names and whose it is, as the trust store has it (not yet checked
+    against the signature)."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise NotAllowed(not_a_token) from None
+    kid = header.get("kid")
+    if header.get("alg") != ALGORITHM or not isinstance(kid, str):
+        raise NotAllowed(unsigned or not_a_token)
+    owner, public = trust.key(kid)
+    return kid, owner, public
 
 
 def verify_link(
@@ -537,14 +541,7 @@ def verify_link(
     """The customer and order an e-mail's order link opens, and whether it has expired (an
     expired link still says whose it was, so the page can offer to e-mail a fresh one to the
     customer's own address); ``NotAllowed`` when it is no such link."""
-    try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError:
-        raise NotAllowed("this is not an order link") from None
-    kid = header.get("kid")
-    if header.get("alg") != ALGORITHM or not isinstance(kid, str):
-        raise NotAllowed("this is not an order link")
-    owner, public = trust.key(kid)
+    kid, owner, public = _signer(trust, token, "this is not an order link", "")
     try:
         claims = jwt.decode(
             token,
@@ -577,14 +574,12 @@ def verify_link(
 
 def verify(trust: TrustStore, token: str, now: datetime | None = None) -> Credential:
     """The credential a token proves, or ``NotAllowed`` saying why not."""
-    try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError:
-        raise NotAllowed("credential: not a signed token (expected a JWT)") from None
-    kid = header.get("kid")
-    if header.get("alg") != ALGORITHM or not isinstance(kid, str):
-        raise NotAllowed("credential: a token must be signed with EdDSA and name its key (kid)")
-    owner, public = trust.key(kid)
+    kid, owner, public = _signer(
+        trust,
+        token,
+        "credential: not a signed token (expected a JWT)",
+        "credential: a token must be signed with EdDSA and name its key (kid)",
+    )
     at = (now or datetime.now(UTC)).astimezone(UTC)
     try:
         claims = jwt.decode(
