@@ -32,8 +32,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from common import dev_server, pct
 from temporalio import activity
-from temporalio.testing import WorkflowEnvironment
 
 from activities.stock import StockActivities
 from domain.holds import PlaceHold, ReleaseHold
@@ -42,7 +42,7 @@ from domain.stock import ReserveRequest, StockReserved
 from orderflow.auth import acting_as
 from orderflow.codec import bench_converter
 from orderflow.config import PROJECT_ROOT, Settings
-from orderflow.devserver import SQLITE_PRAGMAS, free_port, temporal_binary
+from orderflow.devserver import free_port
 from orderflow.identity import KeyRing, Principal, dev_keys
 from orderflow.logging import configure
 from orderflow.registry import Registry
@@ -50,7 +50,6 @@ from orderflow.service import Orderflow
 from orderflow.smtp_sink import MaildirHandler, SmtpSink
 from orderflow.worker import build_worker
 from workflows.order import OrderWorkflow
-from workflows.search_attributes import ALL
 
 # When each order's reserve_stock call started, by order id.
 reserve_started: dict[str, float] = {}
@@ -95,24 +94,10 @@ SPREAD = [
 ]
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
-
-
 async def main(orders: int, concurrency: int) -> None:
     configure("WARNING")
     tmp = Path(tempfile.mkdtemp(prefix="orderflow-bench-"))
-    extra: list[str] = []
-    for pragma in SQLITE_PRAGMAS:
-        extra += ["--sqlite-pragma", pragma]
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_binary(),
-        dev_server_database_filename=str(tmp / "temporal.sqlite3"),
-        dev_server_extra_args=extra,
-        search_attributes=list(ALL),
-        data_converter=BENCH_CONVERTER,
-    )
+    env = await dev_server(tmp, BENCH_CONVERTER)
     sink = SmtpSink(tmp / "maildir", port=free_port())
     handler = TimedHandler(tmp / "maildir")
     sink.controller.handler = handler

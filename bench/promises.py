@@ -50,12 +50,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from common import dev_server, pct
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
-from temporalio.testing import WorkflowEnvironment
 
 from domain.holds import PlaceHold
 from domain.ids import order_workflow_id
@@ -63,14 +63,13 @@ from domain.promises import MakePromise
 from orderflow.auth import acting_as
 from orderflow.codec import bench_converter
 from orderflow.config import PROJECT_ROOT, Settings
-from orderflow.devserver import SQLITE_PRAGMAS, free_port, temporal_binary
+from orderflow.devserver import free_port
 from orderflow.identity import Principal, dev_keys
 from orderflow.logging import configure
 from orderflow.registry import Registry
 from orderflow.service import Orderflow
 from orderflow.smtp_sink import MaildirHandler, SmtpSink
 from workflows.order import OrderWorkflow
-from workflows.search_attributes import ALL
 
 BROKEN_SUBJECT = b"we did not keep our promise"
 ORDER_HEADER = b"X-Orderflow-Order:"
@@ -104,11 +103,6 @@ class BrokenPromiseTimer(MaildirHandler):
 def loadavg() -> str:
     one, five, _ = os.getloadavg()
     return f"machine load average {one:.1f} (1 min), {five:.1f} (5 min) on {os.cpu_count()} cores"
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 class WorkerProcess:
@@ -185,17 +179,7 @@ async def main(args: argparse.Namespace) -> int:
     configure("WARNING")
     n = args.orders
     tmp = Path(tempfile.mkdtemp(prefix="orderflow-bench-promises-"))
-    extra: list[str] = []
-    for pragma in SQLITE_PRAGMAS:
-        extra += ["--sqlite-pragma", pragma]
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_binary(),
-        dev_server_database_filename=str(tmp / "temporal.sqlite3"),
-        dev_server_extra_args=extra,
-        dev_server_log_level="error",
-        search_attributes=list(ALL),
-        data_converter=BENCH_CONVERTER,
-    )
+    env = await dev_server(tmp, BENCH_CONVERTER, dev_server_log_level="error")
     sink = SmtpSink(tmp / "maildir", port=free_port())
     handler = BrokenPromiseTimer(tmp / "maildir")
     sink.controller.handler = handler

@@ -44,6 +44,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from common import dev_server, pct
 from temporalio.api.enums.v1 import EventType, WorkflowExecutionStatus
 from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryReverseRequest
 from temporalio.client import Client, WithStartWorkflowOperation
@@ -56,19 +57,16 @@ from temporalio.runtime import (
     TelemetryFilter,
 )
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.testing import WorkflowEnvironment
 
 from domain.ids import stock_workflow_id
 from domain.stock import ReserveStock, StockInput, StockReserved, StockView
 from orderflow.auth import acting_as, signing
 from orderflow.codec import bench_converter
 from orderflow.config import Settings
-from orderflow.devserver import SQLITE_PRAGMAS, temporal_binary
 from orderflow.identity import ENGINE, KeyRing, dev_keys
 from orderflow.logging import configure
 from orderflow.registry import Registry
 from orderflow.worker import build_worker
-from workflows.search_attributes import ALL
 from workflows.stock import StockWorkflow
 
 # The reserve_stock activity's retry policy (workflows/order.py RETRY): 200 ms, doubling, 30 s cap.
@@ -81,11 +79,6 @@ MULTI, WFT = "ExecuteMultiOperation", "RespondWorkflowTaskCompleted"
 
 # The engine's payload codec, with a key of this run (workers it starts read it too).
 BENCH_CONVERTER = bench_converter()
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 class RequestCounter:
@@ -340,17 +333,11 @@ async def main(args: argparse.Namespace) -> int:
     configure("WARNING")
     asyncio.get_running_loop().set_exception_handler(quiet_abandoned_start_futures)
     tmp = Path(tempfile.mkdtemp(prefix="orderflow-bench-stock-"))
-    extra: list[str] = []
-    for pragma in SQLITE_PRAGMAS:
-        extra += ["--sqlite-pragma", pragma]
     counter = RequestCounter()
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_binary(),
-        dev_server_database_filename=str(tmp / "temporal.sqlite3"),
-        dev_server_extra_args=extra,
+    env = await dev_server(
+        tmp,
+        BENCH_CONVERTER,
         dev_server_log_level="never",  # it logs every refused call
-        search_attributes=list(ALL),
-        data_converter=BENCH_CONVERTER,
         runtime=counter.runtime,
     )
     settings = Settings(data_dir=tmp, task_queue=f"bench-{uuid.uuid4().hex[:8]}")

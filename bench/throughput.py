@@ -75,13 +75,13 @@ from bare import (
     clients,
     delivery_id,
 )
+from common import dev_server
 from temporalio import activity
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.carrier import CarrierActivities, SqliteCarrierGateway
@@ -92,7 +92,7 @@ from orderflow.auth import acting_as
 from orderflow.codec import EncryptionCodec, bench_converter
 from orderflow.config import PROJECT_ROOT, Settings
 from orderflow.desk import OrderDesk
-from orderflow.devserver import SQLITE_PRAGMAS, free_port, temporal_binary
+from orderflow.devserver import free_port
 from orderflow.identity import Principal, dev_keys
 from orderflow.logging import configure
 from orderflow.registry import Registry
@@ -101,7 +101,6 @@ from orderflow.smtp_sink import SmtpSink, read_inbox
 from orderflow.worker import build_worker, order_desk, workflow_runner
 from workflows.delivery import DeliveryWorkflow
 from workflows.order import OrderWorkflow
-from workflows.search_attributes import ALL
 
 # Eight stock records (four bench locations x two SKUs), each with far more stock than needed.
 SKUS = ("CASE-X12", "ROUTER-F1")
@@ -476,19 +475,13 @@ async def main(
 ) -> None:
     configure("WARNING")
     tmp = Path(tempfile.mkdtemp(prefix="orderflow-throughput-"))
-    extra: list[str] = []
-    for pragma in SQLITE_PRAGMAS:
-        extra += ["--sqlite-pragma", pragma]
     t_start = time.monotonic()
     metrics_port = free_port()
-    extra += ["--metrics-port", str(metrics_port)]
     Server.url = f"http://127.0.0.1:{metrics_port}/metrics"
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_binary(),
-        dev_server_database_filename=str(tmp / "temporal.sqlite3"),
-        dev_server_extra_args=extra,
-        search_attributes=list(ALL),
-        data_converter=BENCH_CONVERTER,
+    env = await dev_server(
+        tmp,
+        BENCH_CONVERTER,
+        extra=["--metrics-port", str(metrics_port)],
         ip="127.0.0.1",
     )
     sink = SmtpSink(tmp / "maildir", port=free_port())

@@ -33,12 +33,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from temporalio.testing import WorkflowEnvironment
+from common import dev_server, pct
 
 from domain.ids import order_workflow_id
 from orderflow.codec import bench_converter
 from orderflow.config import PROJECT_ROOT, Settings
-from orderflow.devserver import SQLITE_PRAGMAS, free_port, temporal_binary
+from orderflow.devserver import free_port
 from orderflow.identity import KeyRing, dev_keys
 from orderflow.logging import configure
 from orderflow.registry import Registry
@@ -47,15 +47,9 @@ from orderflow.smtp_sink import SmtpSink
 from orderflow.web import bind, serve
 from orderflow.worker import build_worker, order_desk
 from workflows.order import OrderWorkflow
-from workflows.search_attributes import ALL
 
 # The engine's payload codec, with a key of this run.
 BENCH_CONVERTER = bench_converter()
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 async def up(url: str) -> None:
@@ -73,17 +67,7 @@ async def up(url: str) -> None:
 async def main(orders: int, viewers: int, seconds: float, requests: int, separate: bool) -> None:
     configure("WARNING")
     tmp = Path(tempfile.mkdtemp(prefix="orderflow-bench-web-"))
-    extra: list[str] = []
-    for pragma in SQLITE_PRAGMAS:
-        extra += ["--sqlite-pragma", pragma]
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_binary(),
-        dev_server_database_filename=str(tmp / "temporal.sqlite3"),
-        dev_server_extra_args=extra,
-        dev_server_log_level="error",
-        search_attributes=list(ALL),
-        data_converter=BENCH_CONVERTER,
-    )
+    env = await dev_server(tmp, BENCH_CONVERTER, dev_server_log_level="error")
     sink = SmtpSink(tmp / "maildir", port=free_port())
     sink.start()
     settings = Settings(

@@ -25,10 +25,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.client import Client
 
-from domain.errors import OrderflowError
+from domain.errors import UNDECODABLE_ENCODING, OrderflowError
 from orderflow.codec import EncryptionCodec
 from orderflow.config import Settings
 from orderflow.identity import TRUST_FILE, Credential, PrincipalKind, TrustStore, verify
+from orderflow.web.pages import framed
 from orderflow.web.sessions import COOKIE, LIFETIME, Sessions, session_secret
 
 _log = logging.getLogger(__name__)
@@ -238,7 +239,7 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
 
     @app.get("/signin", response_class=HTMLResponse)
     async def signin_form(request: Request) -> HTMLResponse:
-        return _page(_signin_page(listener, request))
+        return framed(_signin_page(listener, request))
 
     @app.post("/signin")
     async def signin(request: Request) -> Response:
@@ -247,11 +248,11 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
         form = await request.form()
         cred = listener.credential(str(form.get("token", "")).strip())
         if isinstance(cred, str):
-            return _page(_signin_page(listener, request, cred), 401)
+            return framed(_signin_page(listener, request, cred), 401)
         # A token signs in once, and the session lasts no longer than the token would have.
         if not listener.first_use(cred.jti, cred.expires_at):
             why = "credential: this token was used already; make a new one to sign in"
-            return _page(_signin_page(listener, request, why), 401)
+            return framed(_signin_page(listener, request, why), 401)
         now = datetime.now(UTC)
         until = min(now + LIFETIME, cred.expires_at)
         # A department or its supervisor goes on to its console; staff stay here.
@@ -281,24 +282,15 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse)
     async def home(request: Request) -> HTMLResponse:
-        return _page(_signin_page(listener, request))
+        return framed(_signin_page(listener, request))
 
     return app
-
-
-def _page(html_text: str, status: int = 200) -> HTMLResponse:
-    """A page no other site may frame (a framed sign-in form is a clickjacking target)."""
-    return HTMLResponse(
-        html_text,
-        status,
-        headers={"Content-Security-Policy": "frame-ancestors 'none'", "X-Frame-Options": "DENY"},
-    )
 
 
 def _readable(opened: Payload) -> Payload:
     """What the codec endpoint answers for a payload it cannot open: a JSON note saying why,
     which the Web UI and the CLI show in its place (never the ciphertext as if it were data)."""
-    if opened.metadata.get("encoding") != b"binary/undecodable":
+    if opened.metadata.get("encoding") != UNDECODABLE_ENCODING:
         return opened
     note = json.dumps({"undecodable": opened.data.decode(errors="replace")})
     return Payload(metadata={"encoding": b"json/plain"}, data=note.encode())

@@ -22,7 +22,8 @@ from domain.holds import ReleaseHold, UpholdHold
 from domain.ids import order_workflow_id
 from orderflow.identity import CONSOLE, KeyRing, Principal, PrincipalKind, sign_for, verify
 from orderflow.service import Orderflow
-from orderflow.web.customer import door, message, page
+from orderflow.web.customer import door
+from orderflow.web.pages import message, page
 from orderflow.web.sessions import COOKIE
 
 OPEN = ("active", "disputed")

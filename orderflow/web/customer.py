@@ -17,12 +17,10 @@ import asyncio
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from activities.notify import Mailer, RecipientRefused, SentLog
 from domain.base import admit
@@ -36,13 +34,10 @@ from orderflow.links import order_links
 from orderflow.service import Orderflow
 from orderflow.temporal import ServerUnreachable
 from orderflow.web.api import status_of
+from orderflow.web.pages import message, page
 
 COOKIE = "orderflow_order"
 LIFETIME = timedelta(hours=8)
-TEMPLATES = Environment(
-    loader=FileSystemLoader(Path(__file__).parent / "templates"),
-    autoescape=select_autoescape(["html"]),
-)
 # Where each form's refusal is shown on the page.
 FORM_KEYS = {
     "disputed": lambda form: f"dispute-{form.get('hold_id', '')!s}",
@@ -50,15 +45,6 @@ FORM_KEYS = {
     "redirected": lambda form: "redirect",
     "cancelled": lambda form: "cancel",
 }
-FRAMING = {"Content-Security-Policy": "frame-ancestors 'none'", "X-Frame-Options": "DENY"}
-
-
-def page(name: str, status: int = 200, **values: Any) -> HTMLResponse:
-    return HTMLResponse(TEMPLATES.get_template(name).render(**values), status, headers=FRAMING)
-
-
-def message(title: str, text: str, status: int, **more: Any) -> HTMLResponse:
-    return page("message.html", status, title=title, text=text, **more)
 
 
 def door(model: Any, fields: dict[str, Any]) -> Any:
