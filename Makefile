@@ -33,13 +33,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy domain
 
-bench: $(STAMP)
-	$(BIN)/python bench/holds.py
-	$(BIN)/python bench/throughput.py
-	$(BIN)/python bench/stock.py
-	$(BIN)/python bench/promises.py
-	$(BIN)/python bench/credentials.py
-	$(BIN)/python bench/web.py
+bench: $(STAMP)  ## every bench at a size that fits ~10 minutes on 2 cores, then one summary table (BENCH_ARGS=--full for the full sizes)
+	$(BIN)/python bench/all.py $(BENCH_ARGS)
 
 chaos: $(STAMP)  ## 200 orders while the worker is SIGKILLed 5 times and the dev server once
 	$(BIN)/python bench/chaos.py

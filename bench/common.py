@@ -4,9 +4,16 @@ percentiles."""
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import json
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
@@ -35,3 +42,53 @@ async def dev_server(
         data_converter=converter,
         **options,
     )
+
+
+# -- what `make bench` gathers ------------------------------------------------------------------
+#
+# Each bench records its headline figures with ``record``; `bench/all.py` (``make bench``) runs the
+# benches one after another with ORDERFLOW_BENCH_SUMMARY naming a file, and prints every
+# recorded row as one table at the end. Run alone, a bench records nothing and prints as before.
+
+SUMMARY_ENV = "ORDERFLOW_BENCH_SUMMARY"
+
+
+def record(bench: str, what: str, figure: str, target: str = "", met: bool | None = None) -> None:
+    """One row of the summary table: a figure as printed, and the target it is held to (met:
+    True, False, or None when the row has no target)."""
+    path = os.environ.get(SUMMARY_ENV)
+    if not path:
+        return
+    row = {"bench": bench, "what": what, "figure": figure, "target": target, "met": met}
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(json.dumps(row) + "\n")
+
+
+def full_flag(parser: argparse.ArgumentParser, sizes: str) -> None:
+    """``--full``: the sizes the figures in README's Performance table are held to."""
+    parser.add_argument("--full", action="store_true", help=f"the full sizes: {sizes}")
+
+
+@contextlib.contextmanager
+def progress(description: str, total: float | None) -> Iterator[Callable[..., None]]:
+    """A rich progress bar on stderr for a phase that takes more than a few seconds; yields
+    ``advance(n=1, **fields)``. On a terminal it redraws in place; elsewhere (CI, a pipe) rich
+    prints it once when the phase ends."""
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[note]}"),
+        console=Console(stderr=True),
+    )
+    with bar:
+        task = bar.add_task(description, total=total, note="")
+
+        def advance(n: float = 1, note: str | None = None) -> None:
+            if note is None:
+                bar.advance(task, n)
+            else:
+                bar.update(task, advance=n, note=note)
+
+        yield advance
