@@ -5,6 +5,7 @@ the engine: only the engine reserves and releases stock for orders, and its toke
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from datetime import timedelta
 from typing import Any
 
@@ -15,15 +16,19 @@ from temporalio.exceptions import ApplicationError
 
 from domain.ids import stock_workflow_id
 from domain.stock import (
+    MAX_BATCH,
     READ_STOCK_RECORD,
     RELEASE_UPDATE,
+    RESERVE_BATCH_UPDATE,
     RESERVE_UPDATE,
     STOCK_WORKFLOW,
     ReadStock,
     ReleaseRequest,
     ReleaseStock,
+    ReserveBatch,
     ReserveRequest,
     ReserveStock,
+    StockBatchReserved,
     StockCall,
     StockInput,
     StockReleased,
@@ -41,36 +46,137 @@ CALL_TIMEOUT = timedelta(seconds=4)
 # The server admits 10 updates in flight per workflow; past that, calls are refused and
 # retried, and throughput collapses. One worker keeps its own calls to a record below that.
 PER_RECORD = 8
+# Of those, reservation batches in flight to one record at once: while they are out, the
+# reservations that reach this worker for the record wait and then go together.
+BATCHES_IN_FLIGHT = 4
+
+
+class _Line:
+    """The reservations waiting to be sent to one stock record, in arrival order, and how many
+    batches are out to it."""
+
+    def __init__(self) -> None:
+        self.waiting: deque[tuple[ReserveRequest, asyncio.Future[StockReserved]]] = deque()
+        self.out = 0
 
 
 class StockActivities:
+    """Reservations are sent by group commit: a reservation for a record with no batch out goes
+    at once, alone (the ``reserve`` update, with a token for its order, as before); those that
+    arrive while batches are out wait for the next one to come back and then go together as one
+    ``reserve_batch`` update (with a token for the record). A hot record then takes many
+    reservations per workflow task instead of one, and no longer meets the server's 10-updates
+    ceiling. A batch the record refuses (one of its reservations would be refused alone, or a
+    worker of an older release does not know the update) is sent again one by one, so only the
+    reservation at fault is refused."""
+
     def __init__(self, client: Client, task_queue: str, keys: KeyRing) -> None:
         # Signs what it sends with the engine's key from ``keys``.
         self.client = signing(client, keys)
         self.task_queue = task_queue
         self._gates: dict[str, asyncio.Semaphore] = {}
+        self._lines: dict[str, _Line] = {}
+        self._senders: set[asyncio.Task[None]] = set()
 
     def _gate(self, workflow_id: str) -> asyncio.Semaphore:
         return self._gates.setdefault(workflow_id, asyncio.Semaphore(PER_RECORD))
 
     @activity.defn(name=StockCall.RESERVE.value)
     async def reserve_stock(self, req: ReserveRequest) -> StockReserved:
+        return await self.reserve(req)
+
+    async def reserve(self, req: ReserveRequest) -> StockReserved:
+        """Reserve for one order, together with whatever else is waiting for its record."""
         wf_id = stock_workflow_id(req.location, req.sku)
-        start: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
+        line = self._lines.setdefault(wf_id, _Line())
+        done: asyncio.Future[StockReserved] = asyncio.get_running_loop().create_future()
+        line.waiting.append((req, done))
+        if line.out < BATCHES_IN_FLIGHT:
+            line.out += 1
+            sender = asyncio.create_task(self._send_while_waiting(wf_id, line))
+            self._senders.add(sender)
+            sender.add_done_callback(self._senders.discard)
+        return await done
+
+    async def _send_while_waiting(self, wf_id: str, line: _Line) -> None:
+        try:
+            while line.waiting:
+                batch = []
+                while line.waiting and len(batch) < MAX_BATCH:
+                    req, done = line.waiting.popleft()
+                    if not done.done():  # its activity was not cancelled meanwhile
+                        batch.append((req, done))
+                if batch:
+                    await self._send(wf_id, batch)
+        finally:
+            line.out -= 1
+            if not line.out and not line.waiting and self._lines.get(wf_id) is line:
+                del self._lines[wf_id]
+
+    async def _send(
+        self, wf_id: str, batch: list[tuple[ReserveRequest, asyncio.Future[StockReserved]]]
+    ) -> None:
+        if len(batch) == 1:
+            await self._settle(*batch[0])
+            return
+        try:
+            answer = await self._reserve_batch(wf_id, [req for req, _ in batch])
+        except WorkflowUpdateFailedError:
+            # Refused whole: each alone, so only the reservation at fault is refused.
+            await asyncio.gather(*(self._settle(req, done) for req, done in batch))
+            return
+        except Exception as err:  # the server or the record could not be reached: each retries
+            for _, done in batch:
+                if not done.done():
+                    done.set_exception(err)
+            return
+        for (_, done), reserved in zip(batch, answer.reservations, strict=True):
+            if not done.done():
+                done.set_result(reserved)
+
+    async def _settle(self, req: ReserveRequest, done: asyncio.Future[StockReserved]) -> None:
+        try:
+            reserved = await self._reserve_one(req)
+        except Exception as err:
+            if not done.done():
+                done.set_exception(err)
+        else:
+            if not done.done():
+                done.set_result(reserved)
+
+    def _start(self, req: ReserveRequest) -> WithStartWorkflowOperation[Any, Any]:
+        return WithStartWorkflowOperation(
             STOCK_WORKFLOW,
             StockInput(location=req.location, sku=req.sku, on_hand=req.initial_on_hand),
-            id=wf_id,
+            id=stock_workflow_id(req.location, req.sku),
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             task_queue=self.task_queue,
             static_summary=f"Stock of {req.sku} at {req.location}",
         )
+
+    async def _reserve_batch(self, wf_id: str, reqs: list[ReserveRequest]) -> StockBatchReserved:
+        async with self._gate(wf_id):
+            with acting_as(ENGINE, "engine"):
+                batch: StockBatchReserved = await self.client.execute_update_with_start_workflow(
+                    RESERVE_BATCH_UPDATE,
+                    ReserveBatch(
+                        reservations=[ReserveStock(order_id=r.order_id, qty=r.qty) for r in reqs]
+                    ),
+                    start_workflow_operation=self._start(reqs[0]),
+                    result_type=StockBatchReserved,
+                    rpc_timeout=CALL_TIMEOUT,
+                )
+        return batch
+
+    async def _reserve_one(self, req: ReserveRequest) -> StockReserved:
+        wf_id = stock_workflow_id(req.location, req.sku)
         try:
             async with self._gate(wf_id):
                 with acting_as(ENGINE, "engine", req.order_id):
                     reserved: StockReserved = await self.client.execute_update_with_start_workflow(
                         RESERVE_UPDATE,
                         ReserveStock(order_id=req.order_id, qty=req.qty),
-                        start_workflow_operation=start,
+                        start_workflow_operation=self._start(req),
                         result_type=StockReserved,
                         rpc_timeout=CALL_TIMEOUT,
                     )

@@ -224,6 +224,21 @@ def check_engine(caller: Caller | None, what: str, order_id: str) -> Caller:
     return who
 
 
+def check_engine_for_record(caller: Caller | None, what: str) -> Caller:
+    """What only the engine does for several orders at once (a batch of reservations), with a
+    token for the stock record it is sent to rather than for one order: a token for one order
+    could otherwise carry reservations for others."""
+    who = require_caller(caller, what)
+    if who.kind != ENGINE:
+        raise NotAllowed(f"credential: only the engine may {what}, not {who.principal}")
+    if who.order_id is not None:
+        raise NotAllowed(
+            f"credential: the engine's token is for order {who.order_id}, not for a batch of "
+            "orders (a batch is sent with a token for the stock record)"
+        )
+    return who
+
+
 def check_places_order(caller: Caller | None, customer: str, order_id: str) -> Caller:
     """An order is placed by an order desk, by the engine (a replacement order), or by the
     customer it is for."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from domain.base import Command, Count, Flag, Model, Name, Receipt, Words
 from domain.errors import InvalidInput, NotFound
@@ -17,6 +17,7 @@ from domain.errors import InvalidInput, NotFound
 # importing the workflow (activities and workflows depend on the domain, not on each other).
 STOCK_WORKFLOW = "StockWorkflow"
 RESERVE_UPDATE = "reserve"
+RESERVE_BATCH_UPDATE = "reserve_batch"
 RELEASE_UPDATE = "release"
 
 
@@ -69,13 +70,52 @@ class StockState(Model):
     # References of receipts already booked, so a repeated delivery note is not counted twice.
     receipts: list[str] = Field(default_factory=list)
 
+    # What a reservation asks of the record, kept as it changes so that reserving costs the
+    # same with 10 or 5,000 live reservations: the reservations by order, the units reserved
+    # and how many wait. Derived from ``reservations`` (never carried across continue-as-new),
+    # built on first use, kept by ``reserve`` and rebuilt after any other change (``changed``).
+    _by_order: dict[str, StockReservation] | None = PrivateAttr(default=None)
+    _reserved: int = PrivateAttr(default=0)
+    _waiting: int = PrivateAttr(default=0)
+
+    def _index(self) -> dict[str, StockReservation]:
+        if self._by_order is None:
+            self._by_order = {r.order_id: r for r in self.reservations}
+            self._reserved = sum(
+                r.qty for r in self.reservations if r.status == ReservationStatus.RESERVED
+            )
+            self._waiting = sum(
+                1 for r in self.reservations if r.status == ReservationStatus.WAITLISTED
+            )
+        return self._by_order
+
+    def changed(self) -> None:
+        """Reservations were removed, reordered or changed status: derive again on next use."""
+        self._by_order = None
+
+    def added(self, r: StockReservation) -> None:
+        """A reservation joined the end of the list (``reserve``)."""
+        self.reservations.append(r)
+        self._index()[r.order_id] = r
+        if r.status == ReservationStatus.RESERVED:
+            self._reserved += r.qty
+        elif r.status == ReservationStatus.WAITLISTED:
+            self._waiting += 1
+
     @property
     def reserved(self) -> int:
-        return sum(r.qty for r in self.reservations if r.status == ReservationStatus.RESERVED)
+        self._index()
+        return self._reserved
 
     @property
     def available(self) -> int:
         return self.on_hand - self.reserved
+
+    @property
+    def waiting(self) -> int:
+        """How many orders wait in line."""
+        self._index()
+        return self._waiting
 
     @property
     def waitlist(self) -> list[StockReservation]:
@@ -88,10 +128,7 @@ class StockState(Model):
         return None
 
     def find(self, order_id: str) -> StockReservation | None:
-        for r in self.reservations:
-            if r.order_id == order_id:
-                return r
-        return None
+        return self._index().get(order_id)
 
 
 class ReserveStock(Command):
@@ -107,6 +144,23 @@ class StockReserved(Receipt):
     status: ReservationStatus
     position: int | None = None
     available: int = 0
+
+
+# Reservations one batch carries at most (``reserve_batch``): a batch's update and its answer
+# stay small payloads.
+MAX_BATCH = 200
+
+
+class ReserveBatch(Command):
+    """Reservations that reached one worker together, for one stock record, in the order they
+    arrived: one update instead of one each (``activities/stock.py``). Sent by the engine only,
+    with a token for the record rather than for one order."""
+
+    reservations: list[ReserveStock] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class StockBatchReserved(Receipt):
+    reservations: list[StockReserved]
 
 
 class ReleaseStock(Command):
@@ -256,37 +310,64 @@ def check_reserve(state: StockState, cmd: ReserveStock) -> None:
 
 
 def reserve(state: StockState, cmd: ReserveStock, now: datetime) -> StockReserved:
-    """Reserve, or join the back of the line. Idempotent per order."""
+    """Reserve, or join the back of the line. Idempotent per order. A new reservation costs
+    the same however many the record holds."""
     existing = state.find(cmd.order_id)
     if existing is None:
         # Strict FIFO: nobody jumps a line that is already waiting.
-        fits = not state.waitlist and state.available >= cmd.qty
+        fits = not state.waiting and state.available >= cmd.qty
         existing = StockReservation(
             order_id=cmd.order_id,
             qty=cmd.qty,
             since=now,
             status=ReservationStatus.RESERVED if fits else ReservationStatus.WAITLISTED,
         )
-        state.reservations.append(existing)
+        state.added(existing)
+        # A newcomer who waits is last in line.
+        position = None if fits else state.waiting
+    else:
+        position = state.position(cmd.order_id)
     return StockReserved(
         order_id=cmd.order_id,
         location=state.location,
         sku=state.sku,
         qty=existing.qty,
         status=existing.status,
-        position=state.position(cmd.order_id),
+        position=position,
         available=state.available,
     )
+
+
+def check_reserve_batch(state: StockState, cmds: list[ReserveStock]) -> None:
+    """A batch is taken whole or not at all: each reservation as one alone, and the new ones
+    together within the record's limit."""
+    for cmd in cmds:
+        check_reserve(state, cmd)
+    new = {c.order_id for c in cmds if state.find(c.order_id) is None}
+    if len(state.reservations) + len(new) > MAX_LIVE_RESERVATIONS:
+        raise InvalidInput(
+            f"{state.sku} at {state.location} would hold more than {MAX_LIVE_RESERVATIONS} "
+            "reservations and waiting orders; reserve at another location (--any-location)"
+        )
+
+
+def reserve_batch(state: StockState, cmds: list[ReserveStock], now: datetime) -> StockBatchReserved:
+    """The reservations of a batch, in the order they arrived: as many ``reserve`` calls."""
+    return StockBatchReserved(reservations=[reserve(state, cmd, now) for cmd in cmds])
 
 
 def allocate(state: StockState) -> list[StockReservation]:
     """Give free stock to the waitlist, first come first served; returns who got it."""
     allocated: list[StockReservation] = []
+    free = state.available
     for r in state.waitlist:
-        if state.available < r.qty:
+        if free < r.qty:
             break
         r.status = ReservationStatus.RESERVED
+        free -= r.qty
         allocated.append(r)
+    if allocated:
+        state.changed()
     return allocated
 
 
@@ -295,6 +376,7 @@ def release(state: StockState, cmd: ReleaseStock) -> tuple[bool, list[StockReser
     if existing is None:
         return False, []
     state.reservations.remove(existing)
+    state.changed()
     if cmd.collected and existing.status == ReservationStatus.RESERVED:
         state.on_hand -= existing.qty
     return True, allocate(state)
@@ -338,14 +420,17 @@ def adjust(
         (r for r in state.reservations if r.status == ReservationStatus.RESERVED),
         key=lambda r: r.since,
     )
-    while state.available < 0 and reserved:
+    short = -state.available
+    while short > 0 and reserved:
         youngest = reserved.pop()
         youngest.status = ReservationStatus.WAITLISTED
+        short -= youngest.qty
         bumped.append(youngest)
     if bumped:
         # Put the bumped reservations ahead of those who were already waiting, oldest first.
         others = [r for r in state.reservations if r not in bumped]
         state.reservations = sorted(bumped, key=lambda r: r.since) + others
+        state.changed()
         return bumped, []
     return bumped, allocate(state)
 

@@ -19,14 +19,17 @@ with workflow.unsafe.imports_passed_through():
     from domain.ids import order_workflow_id
     from domain.stock import (
         RELEASE_UPDATE,
+        RESERVE_BATCH_UPDATE,
         RESERVE_UPDATE,
         STOCK_WORKFLOW,
         AdjustStock,
         ReceiveStock,
         ReleaseStock,
+        ReserveBatch,
         ReserveStock,
         StockAdjusted,
         StockAllocated,
+        StockBatchReserved,
         StockInput,
         StockReceived,
         StockReleased,
@@ -111,7 +114,7 @@ class StockWorkflow:
         s = self.state
         return (
             f"**{s.sku} at {s.location}**: {s.on_hand} on hand, {s.available} available, "
-            f"{len(s.reservations) - len(s.waitlist)} reserved, {len(s.waitlist)} waiting"
+            f"{len(s.reservations) - s.waiting} reserved, {s.waiting} waiting"
         )
 
     def _changed(self) -> None:
@@ -167,6 +170,26 @@ class StockWorkflow:
             rules.check_reserve(self.state, cmd)
 
         door(raw, ReserveStock, RESERVE_UPDATE, rule)
+
+    # -- reserve_batch: the reservations that reached one worker together --------------------
+
+    @workflow.update(name=RESERVE_BATCH_UPDATE)
+    def reserve_batch(
+        self, raw: Annotated[RawValue, ReserveBatch] = NO_INPUT
+    ) -> StockBatchReserved:
+        batch = accepted(raw, ReserveBatch)
+        result = rules.reserve_batch(self.state, batch.reservations, workflow.now())
+        self._changed()
+        return result
+
+    @reserve_batch.validator
+    def validate_reserve_batch(self, raw: Annotated[RawValue, ReserveBatch] = NO_INPUT) -> None:
+        def rule(batch: ReserveBatch) -> None:
+            self._open()
+            authority.check_engine_for_record(self.caller, "reserve stock for a batch of orders")
+            rules.check_reserve_batch(self.state, batch.reservations)
+
+        door(raw, ReserveBatch, RESERVE_BATCH_UPDATE, rule)
 
     # -- release ---------------------------------------------------------------------------
 

@@ -12,9 +12,20 @@ from temporalio.client import Client, WithStartWorkflowOperation, WorkflowFailur
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.stock import StockActivities
 from domain.errors import OrderflowError
 from domain.ids import order_workflow_id, stock_workflow_id
-from domain.stock import ReleaseStock, ReserveStock, StockInput, StockView
+from domain.stock import (
+    RESERVE_BATCH_UPDATE,
+    ReleaseStock,
+    ReserveBatch,
+    ReserveRequest,
+    ReserveStock,
+    StockInput,
+    StockReserved,
+    StockView,
+)
+from orderflow.identity import KeyRing
 from orderflow.service import call
 from tests.conftest import FAST, Stack, acting
 from workflows.stock import StockWorkflow
@@ -280,3 +291,106 @@ async def test_a_forged_stock_signal_changes_nothing_and_the_real_one_still_appl
         oid,
         lambda v: v.reservation is not None and v.reservation.status in ("reserved", "collected"),
     )
+
+
+def stock_calls(stack: Stack) -> StockActivities:
+    """The order's stock calls, as the worker holds them: one per worker process."""
+    return StockActivities(
+        stack.client, stack.app.settings.task_queue, KeyRing(stack.app.settings.keys_path)
+    )
+
+
+async def reserve_updates(stack: Stack, location: str, sku: str) -> list[str]:
+    """The updates the stock record accepted, by name, over all its runs."""
+    names = []
+    async for wf in stack.client.list_workflows(
+        f"WorkflowId = '{stock_workflow_id(location, sku)}'"
+    ):
+        history = await stack.client.get_workflow_handle(wf.id, run_id=wf.run_id).fetch_history()
+        names += [
+            e.workflow_execution_update_accepted_event_attributes.accepted_request.input.name
+            for e in history.events
+            if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+        ]
+    return names
+
+
+async def test_reservations_arriving_together_go_in_batches_first_come_first_served(
+    stack: Stack,
+) -> None:
+    loc = stack.add_location({"PHONE-A5": 25})
+    calls = stock_calls(stack)
+
+    async def reserve(i: int) -> StockReserved:
+        return await calls.reserve(
+            ReserveRequest(
+                location=loc, sku="PHONE-A5", order_id=f"O{i:03d}", qty=1, initial_on_hand=25
+            )
+        )
+
+    # 80 at once from one worker: far past the server's 10 updates in flight per record.
+    answers = await asyncio.gather(*(reserve(i) for i in range(80)))
+    reserved = [a for a in answers if a.status == "reserved"]
+    waiting = sorted((a for a in answers if a.status == "waitlisted"), key=lambda a: a.position)
+    assert len(reserved) == 25 and len(waiting) == 55
+    assert [a.position for a in waiting] == list(range(1, 56))
+    v = await view(stack, loc, "PHONE-A5")
+    assert v.available == 0 and len(v.reserved) == 25
+    # The record's line is the order the answers gave, and every order is in it once.
+    assert [r.order_id for r in v.waitlist] == [a.order_id for a in waiting]
+    assert sorted(r.order_id for r in v.reserved + v.waitlist) == [f"O{i:03d}" for i in range(80)]
+    updates = await reserve_updates(stack, loc, "PHONE-A5")
+    assert "reserve_batch" in updates and len(updates) < 80
+    # Asked again (an activity's retry), each order gets its own reservation back, nothing more.
+    again = await asyncio.gather(*(reserve(i) for i in range(80)))
+    assert [(a.order_id, a.status, a.position) for a in again] == [
+        (a.order_id, a.status, a.position) for a in answers
+    ]
+    assert len((await view(stack, loc, "PHONE-A5")).waitlist) == 55
+
+
+async def test_a_batch_with_a_reservation_the_record_refuses_costs_the_others_nothing(
+    stack: Stack,
+) -> None:
+    loc = stack.add_location({"PHONE-A5": 50})
+    calls = stock_calls(stack)
+    asks = [
+        ReserveRequest(
+            location=loc,
+            sku="PHONE-A5",
+            order_id=f"O{i:02d}",
+            qty=0 if i == 7 else 1,
+            initial_on_hand=50,
+        )
+        for i in range(20)
+    ]
+    answers = await asyncio.gather(*(calls.reserve(a) for a in asks), return_exceptions=True)
+    refused = [a for a in answers if isinstance(a, BaseException)]
+    assert len(refused) == 1 and "at least 1" in str(refused[0])
+    v = await view(stack, loc, "PHONE-A5")
+    assert sorted(r.order_id for r in v.reserved) == [f"O{i:02d}" for i in range(20) if i != 7]
+    assert v.available == 31
+
+
+@pytest.mark.parametrize(
+    ("principal", "order_id", "message"),
+    [
+        ("billing", None, "only the engine"),
+        ("engine", "O01", "not for a batch"),
+    ],
+)
+async def test_only_the_engine_sends_a_batch_with_a_token_for_the_record(
+    stack: Stack, principal: str, order_id: str | None, message: str
+) -> None:
+    loc = stack.add_location({"PHONE-A5": 5})
+    await stock_calls(stack).reserve(
+        ReserveRequest(location=loc, sku="PHONE-A5", order_id="first", qty=1, initial_on_hand=5)
+    )
+    handle = stack.client.get_workflow_handle(stock_workflow_id(loc, "PHONE-A5"))
+    batch = ReserveBatch(
+        reservations=[ReserveStock(order_id="O01", qty=1), ReserveStock(order_id="O02", qty=1)]
+    )
+    with pytest.raises(OrderflowError, match=message), acting(principal, order_id=order_id):
+        await call(handle.execute_update(RESERVE_BATCH_UPDATE, batch), what="stock")
+    v = await view(stack, loc, "PHONE-A5")
+    assert [r.order_id for r in v.reserved] == ["first"] and v.available == 4
