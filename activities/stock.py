@@ -70,10 +70,20 @@ class StockActivities:
     worker of an older release does not know the update) is sent again one by one, so only the
     reservation at fault is refused."""
 
-    def __init__(self, client: Client, task_queue: str, keys: KeyRing) -> None:
+    def __init__(
+        self,
+        client: Client,
+        task_queue: str,
+        keys: KeyRing,
+        *,
+        continue_as_new_after: int | None = None,
+    ) -> None:
         # Signs what it sends with the engine's key from ``keys``.
         self.client = signing(client, keys)
         self.task_queue = task_queue
+        # For records this creates: hand over to a fresh run after this many changes (the
+        # record's own default when None; the stock bench sets it low to cross hand-overs).
+        self.continue_as_new_after = continue_as_new_after
         self._gates: dict[str, asyncio.Semaphore] = {}
         self._lines: dict[str, _Line] = {}
         self._senders: set[asyncio.Task[None]] = set()
@@ -136,7 +146,7 @@ class StockActivities:
 
     async def _settle(self, req: ReserveRequest, done: asyncio.Future[StockReserved]) -> None:
         try:
-            reserved = await self._reserve_one(req)
+            reserved = await self.reserve_alone(req)
         except Exception as err:
             if not done.done():
                 done.set_exception(err)
@@ -147,7 +157,16 @@ class StockActivities:
     def _start(self, req: ReserveRequest) -> WithStartWorkflowOperation[Any, Any]:
         return WithStartWorkflowOperation(
             STOCK_WORKFLOW,
-            StockInput(location=req.location, sku=req.sku, on_hand=req.initial_on_hand),
+            StockInput(
+                location=req.location,
+                sku=req.sku,
+                on_hand=req.initial_on_hand,
+                **(
+                    {"continue_as_new_after": self.continue_as_new_after}
+                    if self.continue_as_new_after
+                    else {}
+                ),
+            ),
             id=stock_workflow_id(req.location, req.sku),
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             task_queue=self.task_queue,
@@ -168,7 +187,8 @@ class StockActivities:
                 )
         return batch
 
-    async def _reserve_one(self, req: ReserveRequest) -> StockReserved:
+    async def reserve_alone(self, req: ReserveRequest) -> StockReserved:
+        """One ``reserve`` update for one reservation: what goes when nothing else waits."""
         wf_id = stock_workflow_id(req.location, req.sku)
         try:
             async with self._gate(wf_id):
