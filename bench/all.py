@@ -38,7 +38,8 @@ def main() -> int:
     unknown = sorted(set(chosen) - set(BENCHES))
     if unknown:
         parser.error(f"no bench named {', '.join(unknown)}; there are {', '.join(BENCHES)}")
-    console = Console()
+    # Wide enough for the table when printed to a file or CI's log rather than a terminal.
+    console = Console() if sys.stdout.isatty() else Console(width=160)
     rows: list[dict[str, object]] = []
     failed: list[str] = []
     took: dict[str, float] = {}

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from common import dev_server, pct
+from common import dev_server, full_flag, pct, progress, record
 
 from domain.ids import order_workflow_id
 from orderflow.codec import bench_converter
@@ -83,6 +83,19 @@ async def main(orders: int, viewers: int, seconds: float, requests: int, separat
     app = Orderflow(env.client, registry, settings, desk=desk)
     ring = KeyRing(settings.keys_path)
     stop = asyncio.Event()
+
+    async def place(oid: str) -> None:
+        inp = app.order_input(
+            customer_id="C-1001",
+            sku="CASE-X12",
+            qty=1,
+            location="warehouse-north",
+            carrier="ups",
+            pickup=False,
+            order_id=oid,
+        )
+        await app.place_order(inp)
+
     try:
         async with build_worker(env.client, settings, desk=desk):
             if separate:
@@ -104,17 +117,10 @@ async def main(orders: int, viewers: int, seconds: float, requests: int, separat
                 web = asyncio.create_task(serve(settings, stop, bind(settings), env.client))
             ids = [f"W-{i:03d}" for i in range(orders)]
             t0 = time.monotonic()
-            for oid in ids:
-                inp = app.order_input(
-                    customer_id="C-1001",
-                    sku="CASE-X12",
-                    qty=1,
-                    location="warehouse-north",
-                    carrier="ups",
-                    pickup=False,
-                    order_id=oid,
-                )
-                await app.place_order(inp)
+            with progress("placing the orders", orders) as placed:
+                for oid in ids:
+                    await place(oid)
+                    placed()
             for oid in ids:  # each order settles at its carrier's pickup
                 while not (await app.view(oid)).deliveries:
                     await asyncio.sleep(0.05)
@@ -162,9 +168,11 @@ async def main(orders: int, viewers: int, seconds: float, requests: int, separat
             # Warm both paths, then measure the two sides one after the other.
             await asyncio.gather(*(c.get(f"/o/{oid}") for c, oid in clients))
             page_times: list[float] = []
-            await asyncio.gather(*(paced(page_of(c, oid), page_times) for c, oid in clients))
+            with progress(f"pages, {seconds:g} s", None):
+                await asyncio.gather(*(paced(page_of(c, oid), page_times) for c, oid in clients))
             query_times: list[float] = []
-            await asyncio.gather(*(paced(query_of(oid), query_times) for _, oid in clients))
+            with progress(f"bare queries, {seconds:g} s", None):
+                await asyncio.gather(*(paced(query_of(oid), query_times) for _, oid in clients))
 
             flat_out: list[float] = []
 
@@ -211,6 +219,14 @@ async def main(orders: int, viewers: int, seconds: float, requests: int, separat
         f"{len(flat_out) / flat_wall:.0f} pages/s, p50 {pct(flat_out, 50) * 1000:.0f} ms, "
         f"p99 {pct(flat_out, 99) * 1000:.0f} ms"
     )
+    record(
+        "web",
+        f"order page, {viewers} viewers once a second",
+        f"p50 {p50:.1f} ms, p99 {p99:.1f} ms; bare view query p99 {q99:.1f} ms",
+        "p99 < 100 ms",
+        p99 < 100,
+    )
+    record("web", "order page capacity", f"{len(flat_out) / flat_wall:.0f} pages/s")
 
 
 if __name__ == "__main__":
@@ -224,5 +240,8 @@ if __name__ == "__main__":
         action="store_true",
         help="serve the listener in this process, beside the dev server and the worker",
     )
+    full_flag(parser, "30 s of viewing, 20 reloads each for capacity")
     args = parser.parse_args()
+    if args.full:
+        args.seconds, args.requests = max(args.seconds, 30), max(args.requests, 20)
     asyncio.run(main(args.orders, args.viewers, args.seconds, args.requests, not args.same_process))
