@@ -1,7 +1,8 @@
-"""Crash and restart: 200 orders in flight while the worker is killed with SIGKILL five times and
-the Temporal dev server once, and the mail server is down for a minute; every order must still
-reach its terminal state with nothing lost, no e-mail sent twice or left unsent, and nobody
-charged twice.
+"""Crash and restart, on two workers sharing the orders: 200 orders in flight while one worker
+at a time is killed with SIGKILL five times and stopped with SIGTERM once (the other running on),
+the Temporal dev server is killed once, and the mail server is down for a minute; every order must
+still reach its terminal state with nothing lost, no e-mail sent twice or left unsent, nobody
+charged twice, and each worker must have handled some of the orders.
 
 What runs, all on loopback:
 
@@ -10,33 +11,45 @@ What runs, all on loopback:
 - the SMTP sink in this process, with a handler that counts every DATA it receives by
   Message-ID (the sink itself stores a repeated Message-ID once); stopped 20 seconds in for
   ``--mail-outage`` seconds (60) and started again on the same port and Maildir;
-- the worker as a subprocess (``orderflow worker``), killed with SIGKILL at five random moments
-  and restarted.
+- ``--workers`` (2) worker processes (``orderflow worker``) polling the one task queue and
+  sharing the data dir (sent-log, ledger, carrier records), each start under its own Temporal
+  identity (``ORDERFLOW_WORKER_IDENTITY=chaos-w<n>-<start>``). At random moments of the first
+  45 seconds, one worker, picked at random, is killed with SIGKILL (five times) or stopped with
+  SIGTERM (once: it stops polling, lets its running activities finish, exits) and then started
+  again, while the others keep working.
 
 The bench is every department and the carrier: it places the orders (a quarter plain, a quarter
 with a billing hold placed and later released, a quarter with a care promise made and later
-kept, a quarter with both; every fifth has two lines), learns of each booking from the carrier gateway's own records and
-sends ``picked-up``, ``scan`` and ``delivered`` (each with an event id, as carriers do). Every
-call is retried while the server or the worker is down; retries rely on the engine's
-idempotency (order ids, hold references, carrier event ids), and a promise is only made again
-if the order's view does not show it. Every call goes through the service layer, which signs it
-as the principal the rules ask for (the order desk, billing, care, the booked carrier), with
-keys the bench makes for every principal of the seeds (``dev_keys``) before the first worker
-starts.
+kept, a quarter with both; every fifth has two lines), learns of each booking from the carrier
+gateway's own records and sends ``picked-up``, ``scan`` and ``delivered`` (each with an event id,
+as carriers do). Every call is retried while the server or a worker is down; retries rely on the
+engine's idempotency (order ids, hold references, carrier event ids), and a promise is only made
+again if the order's view does not show it. Every call goes through the service layer, which
+signs it as the principal the rules ask for (the order desk, billing, care, the booked carrier),
+with keys the bench makes for every principal of the seeds (``dev_keys``) before the first
+worker starts.
 
 At the end it checks every order's view (completed; its hold released; its promises kept; nothing
-extra; no e-mail given up), the sink's counts and Maildir against the worker's sent-log (every
-e-mail sent is in the Maildir, every e-mail waiting when the outage ended among them), and the
-payment ledger, then prints one line:
+extra; no e-mail given up), the sink's counts and Maildir against the workers' shared sent-log
+(every e-mail sent is in the Maildir, every e-mail waiting when the outage ended among them), and
+the payment ledger. From every order's history it counts, per worker, the orders it took
+workflow tasks of (WorkflowTaskStarted names the polling worker's identity; an update's
+speculative task is named by the WorkflowTaskCompleted that answers it), and its workflow and
+activity tasks. Then it prints one line:
 
-    orders N, worker kills K, server restarts R, lost 0, duplicate emails 0, double charges 0
+    orders N, workers 2 (orders handled: A / B), worker kills K, graceful stops S,
+    server restarts R, lost 0, duplicate emails 0, double charges 0
 
-and exits non-zero if lost, duplicate e-mails or double charges is not zero, or an e-mail is
-missing. Progress and details go to stderr.
+(one line; an order handled by both counts for both) and exits non-zero if lost, duplicate
+e-mails or double charges is not zero, an e-mail is missing, or, with two workers or more, one of
+them handled no order. Progress bars (rich) and details go to stderr. Under `make bench`
+(``bench/all.py``) it records these figures for the summary table.
 
-Run: make chaos   (or .venv/bin/python bench/chaos.py [--orders 200] [--seed N] [--dump DIR]
-[--mail-outage SECONDS], where DIR receives the history of each order that did not finish, to
-replay and study, and 0 seconds means no mail outage)
+Run: make chaos   (or .venv/bin/python bench/chaos.py [--full] [--orders N] [--workers 2]
+[--kills 5] [--stops 1] [--seed N] [--dump DIR] [--mail-outage SECONDS]: 60 orders by default,
+200 with --full, as `make chaos` runs it; DIR receives the history of each order that did not
+finish, to replay and study; 0 seconds means no mail outage; --workers 1 is the single worker,
+every kill and stop then leaving no worker for a moment)
 
 One module on purpose, as every bench: it is read and run as one script, top to bottom.
 """
@@ -51,6 +64,7 @@ import email.policy
 import functools
 import os
 import random
+import re
 import shutil
 import signal
 import sqlite3
@@ -65,7 +79,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
-# One version of the code for the whole run: the worker is restarted six times, and each
+# One version of the code for the whole run: the workers are restarted seven times, and each
 # restart would otherwise import whatever the working tree holds at that moment (someone editing
 # a workflow mid-run turns every replay into a nondeterminism error). So the packages are copied
 # once, here, and both this process and every worker import the copy.
@@ -76,6 +90,7 @@ for _pkg in ("domain", "workflows", "activities", "orderflow", "seeds"):
     shutil.copytree(ROOT / _pkg, CODE / _pkg, ignore=shutil.ignore_patterns("__pycache__"))
 sys.path.insert(0, str(CODE))
 
+from common import full_flag, progress, record
 from temporalio.api.enums.v1 import EventType
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 
@@ -106,7 +121,15 @@ DRIVE_TIMEOUT = 210.0  # seconds for the orders to finish
 VERIFY_TIMEOUT = 45.0  # seconds to read every order's final view
 MAIL_OUTAGE_AT = 20.0  # seconds into the drive: every order placed, the kills under way
 # What is known so far, for the result line if the overall timeout strikes.
-LAST: dict[str, Any] = {"worker_kills": 0, "server_restarts": 0, "handler": None, "data": None}
+LAST: dict[str, Any] = {
+    "worker_kills": 0,
+    "worker_stops": 0,
+    "server_restarts": 0,
+    "handler": None,
+    "data": None,
+    "share": {},
+}
+SMALL_ORDERS, FULL_ORDERS = 60, 200  # `make bench`; --full (`make chaos`)
 SKUS = ("CASE-X12", "ROUTER-F1", "PHONE-A5")
 LOCATIONS = [f"chaos-loc-{n}" for n in range(3)]
 
@@ -182,9 +205,15 @@ class MailServer:
 
 
 class Processes:
-    """The dev server and the worker, as subprocesses this bench may kill."""
+    """The dev server and the workers, as subprocesses this bench may kill.
 
-    def __init__(self, data: Path, port: int, smtp_port: int, task_queue: str) -> None:
+    Worker ``slot`` 0, 1, ... is one process at a time, started again after each kill or stop;
+    every start of a slot polls under its own identity (``ORDERFLOW_WORKER_IDENTITY``),
+    ``chaos-w<slot+1>-<start>``, which the histories then show on every task it took."""
+
+    def __init__(
+        self, data: Path, port: int, smtp_port: int, task_queue: str, workers: int
+    ) -> None:
         self.data = data
         self.port = port
         self.server = DevServer(
@@ -203,9 +232,11 @@ class Processes:
         }
         for key in ("TEMPORAL_PROFILE", "TEMPORAL_API_KEY", "TEMPORAL_NAMESPACE"):
             self.env.pop(key, None)
-        self.worker: subprocess.Popen[bytes] | None = None
-        self.worker_starts = 0
+        self.env.pop("ORDERFLOW_WORKER_IDENTITY", None)
+        self.workers: list[subprocess.Popen[bytes] | None] = [None] * workers
+        self.starts = [0] * workers
         self.worker_kills = 0
+        self.worker_stops = 0
         self.server_restarts = 0
         self.unplanned_worker_exits = 0
         self.server_up = asyncio.Event()
@@ -227,57 +258,91 @@ class Processes:
         while port_open(HOST, self.port) and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
 
-    # -- worker ------------------------------------------------------------------------
+    # -- workers -----------------------------------------------------------------------
 
-    async def start_worker(self) -> None:
+    def name(self, slot: int) -> str:
+        proc = self.workers[slot]
+        return f"w{slot + 1} (pid {proc.pid if proc else '-'})"
+
+    def identity(self, slot: int) -> str:
+        return f"chaos-w{slot + 1}-{self.starts[slot]}"
+
+    async def start_worker(self, slot: int) -> None:
         await self.server_up.wait()
-        self.worker_starts += 1
-        self.worker = await asyncio.to_thread(self._spawn_worker)
-        path = self.data / f"worker-{self.worker_starts}.log"
+        self.starts[slot] += 1
+        path = self.data / f"worker-w{slot + 1}-{self.starts[slot]}.log"
+        proc = await asyncio.to_thread(self._spawn_worker, slot, path)
+        self.workers[slot] = proc
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if b"worker_started" in path.read_bytes():
                 return
-            if self.worker.poll() is not None:
+            if proc.poll() is not None:
                 break
             await asyncio.sleep(0.1)
-        say(f"worker #{self.worker_starts} did not start (exit {self.worker.poll()}); retrying")
-        self.kill_worker_now()
+        say(f"worker {self.identity(slot)} did not start (exit {proc.poll()}); retrying")
+        self.kill_worker_now(slot)
         await asyncio.sleep(1)
-        await self.start_worker()
+        await self.start_worker(slot)
 
-    def _spawn_worker(self) -> subprocess.Popen[bytes]:
-        with (self.data / f"worker-{self.worker_starts}.log").open("ab") as log:
+    def _spawn_worker(self, slot: int, path: Path) -> subprocess.Popen[bytes]:
+        with path.open("ab") as log:
             return subprocess.Popen(
                 [str(BIN / "orderflow"), "worker"],
-                env=self.env,
+                env={**self.env, "ORDERFLOW_WORKER_IDENTITY": self.identity(slot)},
                 cwd=CODE,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
 
-    def kill_worker_now(self) -> None:
-        if self.worker is not None and self.worker.poll() is None:
-            self.worker.send_signal(signal.SIGKILL)
-            self.worker.wait(30)
+    def down(self, slot: int) -> bool:
+        proc = self.workers[slot]
+        return proc is None or proc.poll() is not None
 
-    async def kill_worker(self) -> None:
-        self.kill_worker_now()
+    def kill_worker_now(self, slot: int) -> None:
+        proc = self.workers[slot]
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(30)
+
+    async def kill_worker(self, slot: int) -> None:
+        await asyncio.to_thread(self.kill_worker_now, slot)
         self.worker_kills += 1
 
+    async def stop_worker(self, slot: int) -> float:
+        """SIGTERM, as an operator stops a worker: it stops polling, lets running activities
+        finish (20 s at most, ``graceful_shutdown_timeout``) and exits. Returns the seconds it
+        took; a worker still there after 45 s is killed."""
+        proc = self.workers[slot]
+        assert proc is not None
+        began = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.to_thread(proc.wait, 45)
+        except subprocess.TimeoutExpired:
+            say(f"worker {self.name(slot)} still running 45 s after SIGTERM; SIGKILL")
+            self.kill_worker_now(slot)
+        self.worker_stops += 1
+        return time.monotonic() - began
+
     async def supervise(self) -> None:
-        """Restart a worker that exited on its own (not one of the planned kills)."""
+        """Restart a worker that exited on its own (not one of the planned kills or stops)."""
         while True:
             await asyncio.sleep(0.5)
             async with self.lock:
-                if self.worker is not None and self.worker.poll() is not None:
-                    self.unplanned_worker_exits += 1
-                    say(f"worker exited on its own (exit {self.worker.returncode}); restarting")
-                    await self.start_worker()
+                for slot, proc in enumerate(self.workers):
+                    if proc is not None and proc.poll() is not None:
+                        self.unplanned_worker_exits += 1
+                        say(
+                            f"worker {self.identity(slot)} exited on its own "
+                            f"(exit {proc.returncode}); restarting"
+                        )
+                        await self.start_worker(slot)
 
     def stop_all(self) -> None:
-        self.kill_worker_now()
+        for slot in range(len(self.workers)):
+            self.kill_worker_now(slot)
         proc = self.server.proc
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -288,34 +353,51 @@ class Processes:
                 proc.wait(15)
 
 
-async def chaos(procs: Processes, rng: random.Random, kills: int, window: float) -> None:
-    """SIGKILL the worker ``kills`` times and the server once, at random moments of the window."""
+async def chaos(
+    procs: Processes, rng: random.Random, kills: int, stops: int, window: float
+) -> None:
+    """SIGKILL a worker ``kills`` times, SIGTERM one ``stops`` times and SIGKILL the server
+    once, at random moments of the window, in random order. Each kill or stop hits one worker,
+    chosen at random, while the others keep running; it is started again 0.2 to 2 s after a
+    kill, 1 to 5 s after it has stopped."""
+    events = ["kill"] * kills + ["stop"] * stops + ["server"]
+    rng.shuffle(events)
     # Random moments at least GAP apart: spread the slack left after the gaps at random.
-    n, gap, first = kills + 1, 6.0, 3.0
+    n, gap, first = len(events), 6.0, 3.0
     slack = max(window - first - (n - 1) * gap, 0.0)
     moments = [
         first + u + i * gap for i, u in enumerate(sorted(rng.uniform(0, slack) for _ in range(n)))
     ]
-    server_at = rng.randrange(len(moments))
     start = time.monotonic()
-    for n, at in enumerate(moments):
+    for event, at in zip(events, moments, strict=True):
         await asyncio.sleep(max(0.0, start + at - time.monotonic()))
         async with procs.lock:
-            if n == server_at:
-                say(f"t={at:.1f}s: SIGKILL the Temporal dev server")
+            now = time.monotonic() - start
+            if event == "server":
+                say(f"t={now:.1f}s: SIGKILL the Temporal dev server")
                 await procs.kill_server()
                 await asyncio.sleep(rng.uniform(1, 3))
                 await procs.start_server()
                 procs.server_restarts += 1
                 say("dev server back on the same database and port")
-                if procs.worker is not None and procs.worker.poll() is not None:
-                    await procs.start_worker()
-            else:
-                say(f"t={at:.1f}s: SIGKILL the worker (pid {procs.worker and procs.worker.pid})")
-                await procs.kill_worker()
+                for slot in range(len(procs.workers)):
+                    if procs.down(slot):
+                        await procs.start_worker(slot)
+                continue
+            slot = rng.randrange(len(procs.workers))
+            others = [procs.name(o) for o in range(len(procs.workers)) if o != slot]
+            running = f"; {', '.join(others)} running on" if others else ""
+            if event == "kill":
+                say(f"t={now:.1f}s: SIGKILL worker {procs.name(slot)}{running}")
+                await procs.kill_worker(slot)
                 await asyncio.sleep(rng.uniform(0.2, 2.0))
-                await procs.start_worker()
-                say(f"worker restarted (pid {procs.worker and procs.worker.pid})")
+            else:
+                say(f"t={now:.1f}s: SIGTERM worker {procs.name(slot)}{running}")
+                took = await procs.stop_worker(slot)
+                say(f"worker w{slot + 1} stopped {took:.1f}s after SIGTERM")
+                await asyncio.sleep(rng.uniform(1.0, 5.0))
+            await procs.start_worker(slot)
+            say(f"worker {procs.name(slot)} started as {procs.identity(slot)}")
 
 
 async def mail_outage(mail: MailServer, driver: Driver, ids: list[str], length: float) -> None:
@@ -370,6 +452,8 @@ class Driver:
         self.errors: collections.Counter[str] = collections.Counter()
         self.expected: dict[str, dict[str, Any]] = {}
         self.final: dict[str, OrderView | None] = {}
+        self.placed = 0
+        self.on_done: Callable[[], None] = lambda: None  # an order reached its end
 
     async def attempt(
         self, what: str, fn: Callable[[], Awaitable[T]], *, done_if: tuple[str, ...] = ()
@@ -424,6 +508,7 @@ class Driver:
             actor="chaos",
         )
         await self.attempt("place order", lambda: app.place_order(inp))
+        self.placed += 1
         hold_id: str | None = None
         if with_hold:
             placed = await self.attempt(
@@ -491,6 +576,7 @@ class Driver:
         )
         self.final[order_id] = final
         self.expected[order_id]["done"] = True
+        self.on_done()
 
     async def make_promise_once(self, order_id: str, text: str) -> str:
         """make_promise has no idempotency key: look before (re)trying, so a retry after a lost
@@ -524,6 +610,59 @@ def _short(text: str) -> str:
 
 
 # ============================================================================ verification
+
+
+WORKER_IDENTITY = re.compile(r"^chaos-(w\d+)-\d+$")
+
+
+async def worker_share(
+    driver: Driver, ids: list[str], advance: Callable[..., None]
+) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+    """Which worker took each order's tasks, from the order's history: a WorkflowTaskStarted or
+    ActivityTaskStarted event names the identity of the worker that polled the task. The server
+    writes the started event of an update's speculative workflow task without one; the
+    WorkflowTaskCompleted (or Failed) event that answers it names the worker. Returns, per
+    worker (w1, w2, ...; any other identity as itself, "(none)" for a task that timed out
+    unnamed), the orders it took at least one workflow task of, the workflow tasks and the
+    activity tasks."""
+    orders: collections.Counter[str] = collections.Counter()
+    wf_tasks: collections.Counter[str] = collections.Counter()
+    act_tasks: collections.Counter[str] = collections.Counter()
+
+    def who(identity: str) -> str:
+        m = WORKER_IDENTITY.match(identity)
+        return m.group(1) if m else identity or "(none)"
+
+    async def read(order_id: str) -> tuple[collections.Counter[str], collections.Counter[str]]:
+        started: dict[int, str] = {}  # workflow task started event id -> identity
+        act: collections.Counter[str] = collections.Counter()
+        handle = driver.app.client.get_workflow_handle(order_workflow_id(order_id))
+        async for e in handle.fetch_history_events():
+            if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+                started[e.event_id] = e.workflow_task_started_event_attributes.identity
+            elif e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+                done = e.workflow_task_completed_event_attributes
+                started[done.started_event_id] = started.get(done.started_event_id) or done.identity
+            elif e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+                failed = e.workflow_task_failed_event_attributes
+                started[failed.started_event_id] = (
+                    started.get(failed.started_event_id) or failed.identity
+                )
+            elif e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+                act[who(e.activity_task_started_event_attributes.identity)] += 1
+        return collections.Counter(who(i) for i in started.values()), act
+
+    async def one(order_id: str) -> None:
+        got = await driver.attempt("read history", functools.partial(read, order_id))
+        if got is not None:
+            wf, act = got
+            orders.update(wf.keys())
+            wf_tasks.update(wf)
+            act_tasks.update(act)
+        advance()
+
+    await asyncio.gather(*(one(o) for o in ids))
+    return dict(orders), dict(wf_tasks), dict(act_tasks)
 
 
 def check_order(view: OrderView | None, exp: dict[str, Any]) -> list[str]:
@@ -566,7 +705,13 @@ def maildir_ids(maildir: Path) -> tuple[int, collections.Counter[str], dict[str,
 
 
 async def run(
-    orders: int, kills: int, seed: int, dump: Path | None = None, outage: float = 60.0
+    orders: int,
+    kills: int,
+    seed: int,
+    dump: Path | None = None,
+    outage: float = 60.0,
+    workers: int = 2,
+    stops: int = 1,
 ) -> int:
     configure("WARNING")
     started = time.monotonic()
@@ -587,17 +732,19 @@ async def run(
     # A key for every principal of the seeds in the data dir (the workers' keys dir), before
     # the first worker starts and loads the trust store.
     dev_keys(settings, registry)
-    procs = Processes(data, port, smtp_port, task_queue)
-    LAST.update(handler=handler, data=data)
+    procs = Processes(data, port, smtp_port, task_queue, workers)
+    LAST.update(handler=handler, data=data, workers=workers)
     supervisor: asyncio.Task[None] | None = None
     outage_task: asyncio.Task[None] | None = None
     driver: Driver | None = None
     ids = [f"CH-{tag}-{i:03d}" for i in range(orders)]
     views: dict[str, OrderView | None] = {}
+    share: dict[str, int] = {}
     try:
         mail.start()
         await procs.start_server()
-        await procs.start_worker()
+        for slot in range(workers):
+            await procs.start_worker(slot)
         supervisor = asyncio.create_task(procs.supervise())
         quiet = Runtime(
             telemetry=TelemetryConfig(
@@ -613,19 +760,51 @@ async def run(
         # when a worker died with an attempt (a 30 s attempt timeout).
         drive_timeout = DRIVE_TIMEOUT + 2 * outage
         driver = Driver(app, data, rng, time.monotonic() + drive_timeout)
-        say(f"placing {orders} orders; {kills} worker kills and one server kill to come")
-        drive = asyncio.gather(*(driver.order(i, o) for i, o in enumerate(ids)))
-        havoc = asyncio.create_task(chaos(procs, rng, kills, window=45))
-        if outage > 0:
-            outage_task = asyncio.create_task(mail_outage(mail, driver, ids, outage))
-        try:
-            await asyncio.wait_for(drive, drive_timeout + 5)
-        except TimeoutError as err:
-            say(f"orders did not all finish: {err}")
-        await havoc
-        if outage_task is not None:
-            await outage_task
-        LAST.update(worker_kills=procs.worker_kills, server_restarts=procs.server_restarts)
+        say(
+            f"placing {orders} orders on {workers} worker(s) sharing task queue {task_queue}; "
+            f"{kills} worker kills, {stops} graceful stop(s) and one server kill to come"
+        )
+        with progress("orders completed", orders) as advance:
+            driver.on_done = advance
+            drive = asyncio.gather(*(driver.order(i, o) for i, o in enumerate(ids)))
+            havoc = asyncio.create_task(chaos(procs, rng, kills, stops, window=45))
+            if outage > 0:
+                outage_task = asyncio.create_task(mail_outage(mail, driver, ids, outage))
+
+            async def notes() -> None:
+                assert driver is not None
+                while True:
+                    mail_note = ", mail down" if outage > 0 and mail.sink is None else ""
+                    advance(
+                        0,
+                        note=f"placed {driver.placed}, worker kills {procs.worker_kills}, "
+                        f"stops {procs.worker_stops}, server restarts "
+                        f"{procs.server_restarts}{mail_note}",
+                    )
+                    LAST.update(
+                        worker_kills=procs.worker_kills,
+                        worker_stops=procs.worker_stops,
+                        server_restarts=procs.server_restarts,
+                    )
+                    await asyncio.sleep(1)
+
+            ticker = asyncio.create_task(notes())
+            try:
+                try:
+                    await asyncio.wait_for(drive, drive_timeout + 5)
+                except TimeoutError as err:
+                    say(f"orders did not all finish: {err}")
+                await havoc
+                if outage_task is not None:
+                    await outage_task
+            finally:
+                ticker.cancel()
+            advance(0, note="")  # printed once where stderr is no terminal: keep it short
+        LAST.update(
+            worker_kills=procs.worker_kills,
+            worker_stops=procs.worker_stops,
+            server_restarts=procs.server_restarts,
+        )
         say(f"orders driven in {time.monotonic() - started:.0f}s; verifying")
         top = driver.errors.most_common(8)
         if top:
@@ -655,6 +834,29 @@ async def run(
             await asyncio.wait_for(asyncio.gather(*(final_view(o) for o in ids)), VERIFY_TIMEOUT)
         except TimeoutError:
             say("some final views could not be read in time; those orders count as lost")
+
+        # -- which worker took which orders' tasks, from their histories
+        driver.deadline = time.monotonic() + VERIFY_TIMEOUT - 10
+        with progress("histories read", orders) as advance:
+            try:
+                share, wf_tasks, act_tasks = await asyncio.wait_for(
+                    worker_share(driver, ids, advance), VERIFY_TIMEOUT
+                )
+            except TimeoutError:
+                say("the histories could not all be read in time")
+                wf_tasks, act_tasks = {}, {}
+        for who in sorted(set(share) | set(wf_tasks) | set(act_tasks)):
+            if who == "(none)":
+                say(
+                    f"{wf_tasks.get(who, 0)} workflow tasks of {share.get(who, 0)} orders "
+                    "started without a worker's name and were never answered (timed out)"
+                )
+                continue
+            say(
+                f"worker {who}: workflow tasks of {share.get(who, 0)} orders, "
+                f"{wf_tasks.get(who, 0)} workflow tasks, {act_tasks.get(who, 0)} activity tasks"
+            )
+        LAST.update(share=share)
     finally:
         if supervisor is not None:
             supervisor.cancel()
@@ -741,22 +943,86 @@ async def run(
     kinds = collections.Counter(e.kind for e in entries)
     say(f"ledger: {dict(kinds)}")
 
+    # -- sharing: with two workers or more, every one of them took some orders' workflow tasks
+    slots = [f"w{n + 1}" for n in range(workers)]
+    idle = [w for w in slots if not share.get(w)]
+    if workers > 1 and idle:
+        say(f"NOT SHARED: {', '.join(idle)} took no order's workflow task")
+    others = sorted(set(share) - set(slots) - {"(none)"})
+    if others:
+        say(f"tasks taken by identities this bench did not start: {others}")
+
     if procs.unplanned_worker_exits:
-        say(f"the worker also exited on its own {procs.unplanned_worker_exits} time(s)")
-    say(f"done in {time.monotonic() - started:.0f}s")
+        say(f"a worker also exited on its own {procs.unplanned_worker_exits} time(s)")
+    took = time.monotonic() - started
+    say(f"done in {took:.0f}s")
     print(
-        f"orders {orders}, worker kills {procs.worker_kills}, server restarts "
-        f"{procs.server_restarts}, lost {lost}, duplicate emails {duplicates}, "
-        f"double charges {double}",
+        result_line(
+            orders,
+            workers,
+            [share.get(w, 0) for w in slots],
+            procs.worker_kills,
+            procs.worker_stops,
+            procs.server_restarts,
+            lost,
+            duplicates,
+            double,
+        ),
         flush=True,
     )
-    return 1 if (lost or duplicates or double or missing_mail) else 0
+    handled = " / ".join(str(share.get(w, 0)) for w in slots)
+    record("chaos", "orders under chaos", f"{orders}")
+    record(
+        "chaos",
+        f"workers sharing the task queue (orders handled by {' / '.join(slots)})",
+        f"{workers} ({handled})",
+        "each handles some" if workers > 1 else "",
+        (not idle) if workers > 1 else None,
+    )
+    record(
+        "chaos",
+        "worker kills, graceful stops, server restarts",
+        f"{procs.worker_kills}, {procs.worker_stops}, {procs.server_restarts}",
+    )
+    record("chaos", "orders lost", str(lost), "0", lost == 0)
+    record("chaos", "duplicate e-mails", str(duplicates), "0", duplicates == 0)
+    record("chaos", "e-mails owed and not stored", str(missing_mail), "0", missing_mail == 0)
+    record("chaos", "double charges", str(double), "0", double == 0)
+    record("chaos", "run time", f"{took:.0f} s")
+    failed = lost or duplicates or double or missing_mail or (workers > 1 and idle)
+    return 1 if failed else 0
+
+
+def result_line(
+    orders: int,
+    workers: int,
+    handled: list[int],
+    kills: int,
+    stops: int,
+    restarts: int,
+    lost: int,
+    duplicates: int,
+    double: int,
+) -> str:
+    return (
+        f"orders {orders}, workers {workers} (orders handled: "
+        f"{' / '.join(str(n) for n in handled)}), worker kills {kills}, graceful stops {stops}, "
+        f"server restarts {restarts}, lost {lost}, duplicate emails {duplicates}, "
+        f"double charges {double}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--orders", type=int, default=200)
-    parser.add_argument("--kills", type=int, default=5, help="worker kills")
+    full_flag(parser, f"{FULL_ORDERS} orders")
+    parser.add_argument(
+        "--orders", type=int, default=None, help=f"{SMALL_ORDERS}; {FULL_ORDERS} with --full"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=2, help="worker processes on the one task queue (2)"
+    )
+    parser.add_argument("--kills", type=int, default=5, help="worker SIGKILLs (5)")
+    parser.add_argument("--stops", type=int, default=1, help="worker SIGTERMs, graceful (1)")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument(
         "--dump", type=Path, default=None, help="save the history of each unfinished order here"
@@ -769,12 +1035,24 @@ def main() -> None:
         help="how long the SMTP sink is down mid-run (0: not at all)",
     )
     args = parser.parse_args()
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    orders = args.orders or (FULL_ORDERS if args.full else SMALL_ORDERS)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**6)
     overall = OVERALL_TIMEOUT + 2 * args.mail_outage  # as the drive's own timeout grows
     try:
         code = asyncio.run(
             asyncio.wait_for(
-                run(args.orders, args.kills, seed, args.dump, args.mail_outage), overall
+                run(
+                    orders,
+                    args.kills,
+                    seed,
+                    args.dump,
+                    args.mail_outage,
+                    workers=args.workers,
+                    stops=args.stops,
+                ),
+                overall,
             )
         )
     except TimeoutError:
@@ -787,12 +1065,23 @@ def main() -> None:
                 (e.order_id, e.kind) for e in Ledger(LAST["data"] / "ledger.sqlite3").entries()
             )
             double = sum(1 for (_, kind), n in kinds.items() if kind == "capture" and n > 1)
+        share = LAST["share"]
         print(
-            f"orders {args.orders}, worker kills {LAST['worker_kills']}, server restarts "
-            f"{LAST['server_restarts']}, lost {args.orders}, duplicate emails {dup}, "
-            f"double charges {double}",
+            result_line(
+                orders,
+                args.workers,
+                [share.get(f"w{n + 1}", 0) for n in range(args.workers)],
+                LAST["worker_kills"],
+                LAST["worker_stops"],
+                LAST["server_restarts"],
+                orders,
+                dup,
+                double,
+            ),
             flush=True,
         )
+        record("chaos", "orders under chaos", f"{orders}")
+        record("chaos", "orders lost", f"{orders} (gave up after {overall:.0f} s)", "0", False)
         code = 2
     sys.exit(code)
 

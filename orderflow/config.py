@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     # version is made current; without one the worker is unversioned, as the dev stack runs.
     deployment_name: str = "orderflow"
     build_id: str | None = None
+    # The name the worker gives Temporal with every task it polls for (shown in each history's
+    # task events and the Web UI's pollers); by default the client's, pid@host. Set it to tell
+    # several workers on one task queue apart across restarts.
+    worker_identity: str | None = None
     # How often the sweep looks for orders ended outside the engine (terminated, timed out).
     sweep_every: timedelta = timedelta(seconds=30)
     # Serve the SDK's Prometheus metrics on this port (0.0.0.0:PORT) when set.

@@ -165,6 +165,7 @@ def build_worker(
         workflow_runner=workflow_runner(settings),
         deployment_config=deployment(settings),
         interceptors=[OneArgument(), Credentials(), *interceptors],
+        identity=settings.worker_identity,
         # On SIGTERM, running activities get this long to finish before the worker stops.
         graceful_shutdown_timeout=timedelta(seconds=20),
     )
@@ -232,6 +233,7 @@ async def run_worker(
         "worker_started",
         task_queue=settings.task_queue,
         namespace=client.namespace,
+        identity=settings.worker_identity or client.identity,
         deployment=settings.deployment_name if settings.build_id else None,
         build_id=settings.build_id,
     )
