@@ -36,8 +36,8 @@ lint: $(STAMP)
 bench: $(STAMP)  ## every bench at a size that fits ~10 minutes on 2 cores, then one summary table (BENCH_ARGS=--full for the full sizes)
 	$(BIN)/python bench/all.py $(BENCH_ARGS)
 
-chaos: $(STAMP)  ## 200 orders while the worker is SIGKILLed 5 times and the dev server once
-	$(BIN)/python bench/chaos.py
+chaos: $(STAMP)  ## 200 orders on 2 workers sharing the task queue while one at a time is SIGKILLed 5 times and SIGTERMed once, and the dev server SIGKILLed once
+	$(BIN)/python bench/chaos.py --full
 
 clean:
 	rm -rf $(VENV) .orderflow .pytest_cache .ruff_cache .mypy_cache *.egg-info
