@@ -349,6 +349,23 @@ ROWS = [
         names="only the engine",
         types=("NotAllowed",),
     ),
+    # A batch of reservations is the engine's too, and a batch is a list of 1 to 200.
+    row(
+        "reserve-batch-by-a-department",
+        STK,
+        "reserve_batch",
+        {"reservations": [{"order_id": "NO-SUCH-ORDER", "qty": 1}]},
+        names="only the engine",
+        types=("NotAllowed",),
+    ),
+    row("reserve-batch-empty", STK, "reserve_batch", {"reservations": []}, names="reservations"),
+    row(
+        "reserve-batch-201",
+        STK,
+        "reserve_batch",
+        {"reservations": [{"order_id": f"O-{i}", "qty": 1} for i in range(201)]},
+        names="reservations",
+    ),
     # -- sizes ------------------------------------------------------------------------------
     row(
         "hold-1MB-message",
