@@ -67,11 +67,17 @@ with workflow.unsafe.imports_passed_through():
     from domain.view import OrderView, order_view
     from orderflow.desk import desk_for
     from workflows.search_attributes import ORDER_STATUS
+    from workflows.support.changes import Changes
     from workflows.support.gate import CallGate
-    from workflows.support.outbox import Outbox
+    from workflows.support.outbox import (
+        MAIL_AFTER_RECORD,
+        MAIL_BESIDE_STEPS_STUCK_SECONDS,
+        MAIL_BESIDE_STUCK_STEPS,
+        Outbox,
+    )
     from workflows.support.publisher import Publisher
     from workflows.support.refusals import NO_INPUT, accepted, admitted, door, refusal
-    from workflows.support.shipment import Shipment
+    from workflows.support.shipment import READ_REPORTS, Shipment
     from workflows.support.timer import DeadlineTimer
 
 # Seconds by which a far deadline's timer is armed early (see DeadlineTimer).
@@ -102,6 +108,23 @@ CLAIM_READ_TIMEOUT = timedelta(seconds=10)
 # Orders started from now on are placed only with a verified token of a principal that places
 # orders (an order desk, the engine, the order's own customer), checked with their terms.
 START_CREDENTIAL = "start-credential"
+# Orders started from now on record this one marker for every change above and the outbox's
+# and the shipment's: each costs an order two history events (workflows/support/changes.py).
+ORDER_CHANGES = "order-changes-0.8"
+FOLDED_CHANGES = frozenset(
+    {
+        START_AT_DOOR,
+        ENGINE_TERMS,
+        ORDER_LINES,
+        LINE_DELIVERIES,
+        STOCK_FACTS_READ,
+        START_CREDENTIAL,
+        MAIL_AFTER_RECORD,
+        MAIL_BESIDE_STUCK_STEPS,
+        MAIL_BESIDE_STEPS_STUCK_SECONDS,
+        READ_REPORTS,
+    }
+)
 # Stands in for a start input no version of the engine could read: the order is refused.
 _UNREADABLE = PlaceOrderInput.model_construct(order_id="unreadable", lines=[], location="")
 
@@ -122,6 +145,8 @@ def _carries_terms(raw: RawValue) -> bool:
 class OrderWorkflow:
     @workflow.init
     def __init__(self, raw: Annotated[RawValue, PlaceOrder] = NO_INPUT) -> None:
+        # Which changes this order makes: its first command, before anything asks one.
+        self.changes = Changes(ORDER_CHANGES, FOLDED_CHANGES)
         # The start input passes the door like any update; an order started from it is refused
         # in its first task (``run``). History keeps what older versions accepted, so a replay
         # reads it leniently.
@@ -137,7 +162,9 @@ class OrderWorkflow:
             inp, unreadable = self._request(raw)
         # Decided here, before any update that came with the start is validated. An order an
         # older version accepted (no marker in its history) runs on as it did.
-        self.rejected = self.refusal is not None and (unreadable or workflow.patched(START_AT_DOOR))
+        self.rejected = self.refusal is not None and (
+            unreadable or self.changes.patched(START_AT_DOOR)
+        )
         if inp.placed_at is None:
             inp = inp.model_copy(update={"placed_at": workflow.now()})
         self.state = OrderState(input=inp)
@@ -146,7 +173,7 @@ class OrderWorkflow:
         self.caller: Caller | None = None
         # A stock record's signals are claims the record confirms (``_claimed``); orders an
         # older version started take them as sent.
-        self.facts_read = workflow.patched(STOCK_FACTS_READ)
+        self.facts_read = self.changes.patched(STOCK_FACTS_READ)
         self.claims: list[StockAllocated | StockWithdrawn | WaitlistMoved] = []
         self.confirming: asyncio.Task[None] | None = None
         # The token the order's start carried (set before ``run`` by the same interceptor).
@@ -156,11 +183,11 @@ class OrderWorkflow:
         self.several_lines = False
         # What each line cancel undid, by line index: its caller's answer.
         self.line_compensations: dict[int, list[str]] = {}
-        self.shipment = Shipment()
+        self.shipment = Shipment(self.changes.patched)
         self.publisher = Publisher(self.state)
         # A task with no command yet indexes the search attributes before its first call.
         self.gate = CallGate(self.publisher.index)
-        self.outbox = Outbox(self.state, self.gate)
+        self.outbox = Outbox(self.state, self.gate, self.changes.patched)
         self.deadlines = DeadlineTimer(
             lambda: rules.next_deadline(self.state), summary="next-deadline", arm_early=ARM_EARLY
         )
@@ -176,7 +203,7 @@ class OrderWorkflow:
                 return accepted(raw, PlaceOrderInput), False
             except (ValueError, AssertionError):
                 return _UNREADABLE, True
-        if workflow.patched(ENGINE_TERMS):
+        if self.changes.patched(ENGINE_TERMS):
             self.refusal = InvalidInput(
                 "customer: unknown field; an order's start input is a PlaceOrder (order_id, "
                 "customer_id, lines of sku and qty, location, carrier, pickup, actor): the "
@@ -193,7 +220,7 @@ class OrderWorkflow:
         except OrderflowError as err:
             self.refusal = err
             return _UNREADABLE, True
-        if len(req.lines) > 1 and not workflow.patched(ORDER_LINES):
+        if len(req.lines) > 1 and not self.changes.patched(ORDER_LINES):
             # Before orders had lines, the door took one: an order refused then replays so.
             self.refusal = InvalidInput("lines: an order took one line")
             return _UNREADABLE, True
@@ -216,7 +243,7 @@ class OrderWorkflow:
         assert req is not None
         # An activity, not a local one: a local activity that ends while a query closes the
         # order's first task early is replayed into that task, ahead of where it ran.
-        if workflow.patched(START_CREDENTIAL):
+        if self.changes.patched(START_CREDENTIAL):
             # Who placed it is checked with its terms, as of its start, and recorded.
             decision = await workflow.execute_activity(
                 "placement_terms",
@@ -271,7 +298,7 @@ class OrderWorkflow:
             await self._record_terms()
         # An order of several lines reserves, releases and tells per line. Orders an older
         # version accepted with several lines (it reserved only the first) run on as they did.
-        self.several_lines = len(s.input.lines) > 1 and workflow.patched(ORDER_LINES)
+        self.several_lines = len(s.input.lines) > 1 and self.changes.patched(ORDER_LINES)
         with s.acting(self.placed_by):
             self.outbox.tell_customer(Told.PLACED, messages.order_placed(s))
         self._changed()
@@ -295,7 +322,7 @@ class OrderWorkflow:
 
     async def _fulfil(self) -> None:
         s = self.state
-        if self.several_lines and not s.input.pickup and workflow.patched(LINE_DELIVERIES):
+        if self.several_lines and not s.input.pickup and self.changes.patched(LINE_DELIVERIES):
             await self._fulfil_lines()
             return
         while True:

@@ -31,6 +31,7 @@ those calls), which could let an e-mail leave for a task that then failed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from temporalio import workflow
@@ -58,9 +59,16 @@ MAIL_RETRY = RetryPolicy(
 
 
 class Outbox:
-    def __init__(self, state: OrderState, gate: CallGate) -> None:
+    def __init__(
+        self,
+        state: OrderState,
+        gate: CallGate,
+        patched: Callable[[str], bool] = workflow.patched,
+    ) -> None:
         self._state = state
         self._gate = gate
+        # How the order asks whether it makes a change (workflows/support/changes.py).
+        self._patched = patched
         self._queue: list[Notification] = []
         self._seq = 0
         self._closing = False
@@ -98,8 +106,8 @@ class Outbox:
     async def run(self) -> None:
         after_record: bool | None = None
         # Asked in the order's first task, where no order started before it holds the marker.
-        beside_stuck = workflow.patched(MAIL_BESIDE_STUCK_STEPS)
-        by_time = workflow.patched(MAIL_BESIDE_STEPS_STUCK_SECONDS)
+        beside_stuck = self._patched(MAIL_BESIDE_STUCK_STEPS)
+        by_time = self._patched(MAIL_BESIDE_STEPS_STUCK_SECONDS)
 
         def may_send() -> bool:
             gate = self._gate
@@ -116,7 +124,7 @@ class Outbox:
             if not self._queue:
                 return
             if after_record is None:
-                after_record = workflow.patched(MAIL_AFTER_RECORD)
+                after_record = self._patched(MAIL_AFTER_RECORD)
             batch = list(self._queue)
             summary = f"{len(batch)} e-mail" + ("s" if len(batch) > 1 else "")
             if after_record:
