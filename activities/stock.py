@@ -34,6 +34,7 @@ from domain.stock import (
     StockReleased,
     StockReserved,
     StockView,
+    batch_scope,
 )
 from orderflow.auth import acting_as, signing
 from orderflow.identity import ENGINE, KeyRing
@@ -46,29 +47,34 @@ CALL_TIMEOUT = timedelta(seconds=4)
 # The server admits 10 updates in flight per workflow; past that, calls are refused and
 # retried, and throughput collapses. One worker keeps its own calls to a record below that.
 PER_RECORD = 8
-# Of those, reservation batches in flight to one record at once: while they are out, the
-# reservations that reach this worker for the record wait and then go together.
-BATCHES_IN_FLIGHT = 4
+# Of those, reservation calls out to one record at once from one worker: a reservation goes
+# at once, alone, while fewer are out; once this many are out, the reservations that reach this
+# worker for the record wait for one to come back and then go together.
+CALLS_IN_FLIGHT = 4
+
+Waiting = tuple[ReserveRequest, "asyncio.Future[StockReserved]"]
 
 
 class _Line:
     """The reservations waiting to be sent to one stock record, in arrival order, and how many
-    batches are out to it."""
+    calls are out to it."""
 
     def __init__(self) -> None:
-        self.waiting: deque[tuple[ReserveRequest, asyncio.Future[StockReserved]]] = deque()
+        self.waiting: deque[Waiting] = deque()
         self.out = 0
 
 
 class StockActivities:
-    """Reservations are sent by group commit: a reservation for a record with no batch out goes
-    at once, alone (the ``reserve`` update, with a token for its order, as before); those that
-    arrive while batches are out wait for the next one to come back and then go together as one
-    ``reserve_batch`` update (with a token for the record). A hot record then takes many
+    """Reservations are sent by group commit. A reservation goes at once, alone (the
+    ``reserve`` update, with a token for its order), while fewer than ``CALLS_IN_FLIGHT`` calls
+    are out to its record from this worker; the reservations that arrive once that many are out
+    wait for one to come back, and go together, in arrival order, as one ``reserve_batch``
+    update (with a token scoped to that batch's reservations). A hot record then takes many
     reservations per workflow task instead of one, and no longer meets the server's 10-updates
-    ceiling. A batch the record refuses (one of its reservations would be refused alone, or a
-    worker of an older release does not know the update) is sent again one by one, so only the
-    reservation at fault is refused."""
+    ceiling. A batch the record refuses (one of its reservations would be refused alone) is sent
+    again one by one, so only the reservation at fault is refused. ``batches=False`` sends every
+    reservation alone: for rolling this release out beside workers of one whose stock records
+    do not know ``reserve_batch`` (README, Upgrading)."""
 
     def __init__(
         self,
@@ -76,11 +82,13 @@ class StockActivities:
         task_queue: str,
         keys: KeyRing,
         *,
+        batches: bool = True,
         continue_as_new_after: int | None = None,
     ) -> None:
         # Signs what it sends with the engine's key from ``keys``.
         self.client = signing(client, keys)
         self.task_queue = task_queue
+        self.batches = batches
         # For records this creates: hand over to a fresh run after this many changes (the
         # record's own default when None; the stock bench sets it low to cross hand-overs).
         self.continue_as_new_after = continue_as_new_after
@@ -97,11 +105,13 @@ class StockActivities:
 
     async def reserve(self, req: ReserveRequest) -> StockReserved:
         """Reserve for one order, together with whatever else is waiting for its record."""
+        if not self.batches:
+            return await self.reserve_alone(req)
         wf_id = stock_workflow_id(req.location, req.sku)
         line = self._lines.setdefault(wf_id, _Line())
         done: asyncio.Future[StockReserved] = asyncio.get_running_loop().create_future()
         line.waiting.append((req, done))
-        if line.out < BATCHES_IN_FLIGHT:
+        if line.out < CALLS_IN_FLIGHT:
             line.out += 1
             sender = asyncio.create_task(self._send_while_waiting(wf_id, line))
             self._senders.add(sender)
@@ -109,44 +119,57 @@ class StockActivities:
         return await done
 
     async def _send_while_waiting(self, wf_id: str, line: _Line) -> None:
+        batch: list[Waiting] = []
         try:
             while line.waiting:
                 batch = []
                 while line.waiting and len(batch) < MAX_BATCH:
-                    req, done = line.waiting.popleft()
-                    if not done.done():  # its activity was not cancelled meanwhile
-                        batch.append((req, done))
-                if batch:
-                    await self._send(wf_id, batch)
+                    batch.append(line.waiting.popleft())
+                await self._send(wf_id, batch)
+        except BaseException as err:
+            # Cancelled (the worker shutting down) or a fault: nobody is left waiting on it.
+            _fail(batch, wf_id, err)
+            if line.out == 1:
+                _fail(list(line.waiting), wf_id, err)
+                line.waiting.clear()
+            raise
         finally:
             line.out -= 1
             if not line.out and not line.waiting and self._lines.get(wf_id) is line:
                 del self._lines[wf_id]
 
-    async def _send(
-        self, wf_id: str, batch: list[tuple[ReserveRequest, asyncio.Future[StockReserved]]]
-    ) -> None:
-        if len(batch) == 1:
-            await self._settle(*batch[0])
-            return
-        try:
-            answer = await self._reserve_batch(wf_id, [req for req, _ in batch])
-        except WorkflowUpdateFailedError:
+    async def _send(self, wf_id: str, batch: list[Waiting]) -> None:
+        async with self._gate(wf_id):
+            # Taken only now: a reservation whose attempt ended meanwhile is not sent.
+            live = [(req, done) for req, done in batch if not done.done()]
+            if len(live) == 1:
+                await self._settle(*live[0], gated=True)
+                return
+            if not live:
+                return
+            try:
+                answer = await self._reserve_batch([req for req, _ in live])
+            except WorkflowUpdateFailedError:
+                refused = True
+            except Exception as err:  # the server or the record could not be reached
+                _fail(live, wf_id, err)
+                return
+            else:
+                refused = False
+                for (_, done), reserved in zip(live, answer.reservations, strict=True):
+                    if not done.done():
+                        done.set_result(reserved)
+        if refused:
             # Refused whole: each alone, so only the reservation at fault is refused.
-            await asyncio.gather(*(self._settle(req, done) for req, done in batch))
-            return
-        except Exception as err:  # the server or the record could not be reached: each retries
-            for _, done in batch:
-                if not done.done():
-                    done.set_exception(err)
-            return
-        for (_, done), reserved in zip(batch, answer.reservations, strict=True):
-            if not done.done():
-                done.set_result(reserved)
+            await asyncio.gather(*(self._settle(req, done) for req, done in live))
 
-    async def _settle(self, req: ReserveRequest, done: asyncio.Future[StockReserved]) -> None:
+    async def _settle(
+        self, req: ReserveRequest, done: asyncio.Future[StockReserved], *, gated: bool = False
+    ) -> None:
+        if done.done():
+            return
         try:
-            reserved = await self.reserve_alone(req)
+            reserved = await (self._reserve_one(req) if gated else self.reserve_alone(req))
         except Exception as err:
             if not done.done():
                 done.set_exception(err)
@@ -173,33 +196,34 @@ class StockActivities:
             static_summary=f"Stock of {req.sku} at {req.location}",
         )
 
-    async def _reserve_batch(self, wf_id: str, reqs: list[ReserveRequest]) -> StockBatchReserved:
-        async with self._gate(wf_id):
-            with acting_as(ENGINE, "engine"):
-                batch: StockBatchReserved = await self.client.execute_update_with_start_workflow(
-                    RESERVE_BATCH_UPDATE,
-                    ReserveBatch(
-                        reservations=[ReserveStock(order_id=r.order_id, qty=r.qty) for r in reqs]
-                    ),
-                    start_workflow_operation=self._start(reqs[0]),
-                    result_type=StockBatchReserved,
-                    rpc_timeout=CALL_TIMEOUT,
-                )
+    async def _reserve_batch(self, reqs: list[ReserveRequest]) -> StockBatchReserved:
+        cmds = [ReserveStock(order_id=r.order_id, qty=r.qty) for r in reqs]
+        # The token names this batch's reservations: it carries no other.
+        with acting_as(ENGINE, "engine", batch_scope(cmds)):
+            batch: StockBatchReserved = await self.client.execute_update_with_start_workflow(
+                RESERVE_BATCH_UPDATE,
+                ReserveBatch(reservations=cmds),
+                start_workflow_operation=self._start(reqs[0]),
+                result_type=StockBatchReserved,
+                rpc_timeout=CALL_TIMEOUT,
+            )
         return batch
 
     async def reserve_alone(self, req: ReserveRequest) -> StockReserved:
-        """One ``reserve`` update for one reservation: what goes when nothing else waits."""
-        wf_id = stock_workflow_id(req.location, req.sku)
+        """One ``reserve`` update for one reservation."""
+        async with self._gate(stock_workflow_id(req.location, req.sku)):
+            return await self._reserve_one(req)
+
+    async def _reserve_one(self, req: ReserveRequest) -> StockReserved:
         try:
-            async with self._gate(wf_id):
-                with acting_as(ENGINE, "engine", req.order_id):
-                    reserved: StockReserved = await self.client.execute_update_with_start_workflow(
-                        RESERVE_UPDATE,
-                        ReserveStock(order_id=req.order_id, qty=req.qty),
-                        start_workflow_operation=self._start(req),
-                        result_type=StockReserved,
-                        rpc_timeout=CALL_TIMEOUT,
-                    )
+            with acting_as(ENGINE, "engine", req.order_id):
+                reserved: StockReserved = await self.client.execute_update_with_start_workflow(
+                    RESERVE_UPDATE,
+                    ReserveStock(order_id=req.order_id, qty=req.qty),
+                    start_workflow_operation=self._start(req),
+                    result_type=StockReserved,
+                    rpc_timeout=CALL_TIMEOUT,
+                )
             return reserved
         except WorkflowUpdateFailedError as err:
             cause = err.cause
@@ -220,6 +244,15 @@ class StockActivities:
                     rpc_timeout=CALL_TIMEOUT,
                 )
         return released
+
+
+def _fail(waiting: list[Waiting], wf_id: str, err: BaseException) -> None:
+    """Each reservation still waiting fails with an error of its own (its activity retries)."""
+    for _, done in waiting:
+        if not done.done():
+            done.set_exception(
+                ApplicationError(f"stock record {wf_id} was not reached: {err!r}", type="Unreached")
+            )
 
 
 class StockReadActivities:

@@ -68,7 +68,7 @@ from temporalio.runtime import (
 )
 from temporalio.service import RPCError
 
-from activities.stock import BATCHES_IN_FLIGHT, StockActivities
+from activities.stock import CALLS_IN_FLIGHT, StockActivities
 from domain import stock as rules
 from domain.ids import stock_workflow_id
 from domain.stock import (
@@ -416,8 +416,8 @@ async def main(args: argparse.Namespace) -> int:
     print(
         f"cores {os.cpu_count()}; Temporal dev server (SQLite WAL) and a worker in this process "
         f"(max_concurrent_workflow_tasks {settings.max_concurrent_workflow_tasks}, "
-        f"max_cached_workflows {settings.max_cached_workflows}); batches out per record "
-        f"{BATCHES_IN_FLIGHT}; load average {os.getloadavg()[0]:.1f}; command: "
+        f"max_cached_workflows {settings.max_cached_workflows}); calls out per record "
+        f"{CALLS_IN_FLIGHT}; load average {os.getloadavg()[0]:.1f}; command: "
         f"{' '.join(sys.argv)}",
         flush=True,
     )

@@ -224,17 +224,17 @@ def check_engine(caller: Caller | None, what: str, order_id: str) -> Caller:
     return who
 
 
-def check_engine_for_record(caller: Caller | None, what: str) -> Caller:
+def check_engine_for_batch(caller: Caller | None, what: str, scope: str) -> Caller:
     """What only the engine does for several orders at once (a batch of reservations), with a
-    token for the stock record it is sent to rather than for one order: a token for one order
-    could otherwise carry reservations for others."""
+    token scoped to that batch (``domain.stock.batch_scope``): a token for one order, or read
+    from a record's history for another batch, carries nothing else."""
     who = require_caller(caller, what)
     if who.kind != ENGINE:
         raise NotAllowed(f"credential: only the engine may {what}, not {who.principal}")
-    if who.order_id is not None:
+    if who.order_id != scope:
         raise NotAllowed(
-            f"credential: the engine's token is for order {who.order_id}, not for a batch of "
-            "orders (a batch is sent with a token for the stock record)"
+            f"credential: the engine's token is for {who.order_id or 'no order or batch'}, "
+            "not for this batch (a batch is sent with a token for its own reservations)"
         )
     return who
 

@@ -5,8 +5,10 @@ Pure rules; the stock workflow holds one ``StockState`` and calls these.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import Field, PrivateAttr
 
@@ -93,10 +95,28 @@ class StockState(Model):
         """Reservations were removed, reordered or changed status: derive again on next use."""
         self._by_order = None
 
+    def __copy__(self) -> StockState:
+        # A copy shares the reservations list but must not share what is derived from it.
+        copied = super().__copy__()
+        copied.changed()
+        return copied
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> StockState:
+        copied = super().__deepcopy__(memo)
+        copied.changed()
+        return copied
+
+    def __eq__(self, other: object) -> bool:
+        # Two states are equal by their fields, whether or not either has derived its index.
+        return isinstance(other, StockState) and self.__dict__ == other.__dict__
+
+    __hash__ = None  # type: ignore[assignment]
+
     def added(self, r: StockReservation) -> None:
         """A reservation joined the end of the list (``reserve``)."""
+        index = self._index()  # derived before the append, so it is not counted twice
         self.reservations.append(r)
-        self._index()[r.order_id] = r
+        index[r.order_id] = r
         if r.status == ReservationStatus.RESERVED:
             self._reserved += r.qty
         elif r.status == ReservationStatus.WAITLISTED:
@@ -157,6 +177,13 @@ class ReserveBatch(Command):
     with a token for the record rather than for one order."""
 
     reservations: list[ReserveStock] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+def batch_scope(cmds: list[ReserveStock]) -> str:
+    """What a batch's token is scoped to, in place of one order: a digest of the batch's
+    reservations, so a token read from a record's history carries no other batch."""
+    digest = hashlib.sha256("\n".join(f"{c.order_id}\t{c.qty}" for c in cmds).encode())
+    return f"batch-{digest.hexdigest()[:40]}"
 
 
 class StockBatchReserved(Receipt):

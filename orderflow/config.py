@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     # Off only while rolling this release out beside one that cannot decrypt (README,
     # Upgrading): payloads are still decrypted, and written as plain JSON.
     codec_encrypt: bool = True
+    # Off only while rolling this release out beside one whose stock records do not know
+    # reserve_batch (README, Upgrading): every reservation is then sent alone.
+    stock_batches: bool = True
     # orderflow's HTTP listener (the codec endpoint, and the web front end built on it).
     web_port: int = Field(default=8000, ge=0, le=65535)
     web_host: str = "127.0.0.1"

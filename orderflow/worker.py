@@ -93,7 +93,12 @@ def activities_for(client: Client, settings: Settings, desk: OrderDesk) -> list[
     payments = PaymentActivities(Ledger(settings.ledger_path))
     carrier = CarrierActivities(SqliteCarrierGateway(settings.carrier_path))
     # The engine's own updates (stock reservations) carry the engine's token.
-    stock = StockActivities(client, settings.task_queue, KeyRing(settings.keys_path))
+    stock = StockActivities(
+        client,
+        settings.task_queue,
+        KeyRing(settings.keys_path),
+        batches=settings.stock_batches,
+    )
     followup = FollowUpActivities(client, ORDER_STATUS, CUSTOMER_ID)
     terms = TermsActivities(desk)
     deliveries = DeliveryReadActivities(client)

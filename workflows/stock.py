@@ -186,7 +186,11 @@ class StockWorkflow:
     def validate_reserve_batch(self, raw: Annotated[RawValue, ReserveBatch] = NO_INPUT) -> None:
         def rule(batch: ReserveBatch) -> None:
             self._open()
-            authority.check_engine_for_record(self.caller, "reserve stock for a batch of orders")
+            authority.check_engine_for_batch(
+                self.caller,
+                "reserve stock for a batch of orders",
+                rules.batch_scope(batch.reservations),
+            )
             rules.check_reserve_batch(self.state, batch.reservations)
 
         door(raw, ReserveBatch, RESERVE_BATCH_UPDATE, rule)
