@@ -386,8 +386,22 @@ async def print_history(client: Client, workflow_id: str) -> None:
             )
         elif e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
             about = e.workflow_execution_signaled_event_attributes.signal_name
+        elif e.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+            fields = e.upsert_workflow_search_attributes_event_attributes.search_attributes
+            about = " ".join(
+                f"{k}={v.data.decode(errors='replace')}" for k, v in fields.indexed_fields.items()
+            )
+        elif e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED and not about:
+            attrs = e.marker_recorded_event_attributes
+            patch = attrs.details.get("patch_data")
+            about = attrs.marker_name + (
+                f" {json.loads(patch.payloads[0].data).get('id')}" if patch else ""
+            )
         ms = (at - t0).total_seconds() * 1000
-        print(f"{e.event_id:3} {ms:7.1f} ms  {EventType.Name(e.event_type)[11:]} {about}")
+        print(
+            f"{e.event_id:3} {ms:7.1f} ms {e.ByteSize():6} B  {EventType.Name(e.event_type)[11:]} "
+            f"{about}"
+        )
 
 
 def kind_of(activity_type: str) -> str:
@@ -460,6 +474,7 @@ async def visible(client: Client, query: str, expected: int, timeout: float = 30
 
 
 K_UPDATE = "EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED"
+K_TASK = "EVENT_TYPE_WORKFLOW_TASK_COMPLETED"
 
 
 # ============================================================================ main
@@ -744,6 +759,15 @@ async def main(
         f"history events per order: {order_events:.1f} = order {order_only:.1f} + delivery "
         f"{delivery_only:.1f} (target <= 40); bare {bare_events:.1f}; bare with a child "
         f"{child_events:.1f}"
+    )
+
+    def tasks(hists: Sequence[tuple[collections.Counter[str], Any]]) -> float:
+        return sum(c[K_TASK] for c, _ in hists) / orders
+
+    print(
+        f"workflow tasks per order: orderflow {tasks(per_order):.1f} (order "
+        f"{tasks(results[:orders]):.1f} + delivery {tasks(results[orders:]):.1f}); bare "
+        f"{tasks(bare_hist):.1f}; bare with a child {tasks(child_hist):.1f}"
     )
     print(
         f"plus the shared stock records: {stock_share:.1f} per order "

@@ -25,9 +25,9 @@ ADDRESSED = {
 }
 
 
-# The stock record's own updates from orders (reserve, release) are the engine's, not a
-# department's: they are left out.
-ENGINE_ONLY = {"reserve", "release"}
+# The stock record's own updates from orders (reserve, reserve_batch, release) are the engine's,
+# not a department's: they are left out.
+ENGINE_ONLY = {"reserve", "reserve_batch", "release"}
 
 
 def _schema(hint: Any, mode: typing.Literal["validation", "serialization"]) -> dict[str, Any]:
