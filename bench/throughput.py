@@ -22,8 +22,9 @@ one for both bare sides. The sides:
    average, to the same sink; and updates with no validator from the client playing the
    carrier the same way.
 3. bare with a child: the same bare workflow in the order's shape, with a child workflow per
-   shipment that takes the carrier's updates (as DeliveryWorkflow does). This is not the
-   target's yardstick; it shows how much of the gap to the bare is the shape itself.
+   shipment that takes the carrier's updates (as DeliveryWorkflow does): the yardstick of the
+   target (at least 0.95 of it), since it pays for the shape the engine has on purpose; the
+   plain bare shows how much the shape itself costs.
 
 Each side starts with a short warm-up that is not measured; the measured orders then run in
 alternating rounds (orderflow, bare, bare with a child, orderflow, ...) so that every side
@@ -32,7 +33,7 @@ side used, history events per order (the order's workflows: the order and its de
 the stock records' events shared out per order, which the bare's shared records match) and the
 core count. ``--show-history`` prints the events of one order, its delivery and one bare.
 
-Run: .venv/bin/python bench/throughput.py [--orders 300] [--concurrency 16] [--rounds 2]
+Run: .venv/bin/python bench/throughput.py [--full | --orders 300] [--concurrency 16] [--rounds 2]
 [--lines N] (every order of N lines, each on its own stock record; the bare does the same
 number of stock calls)
 
@@ -75,7 +76,7 @@ from bare import (
     clients,
     delivery_id,
 )
-from common import dev_server
+from common import dev_server, full_flag, progress, record
 from temporalio import activity
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
@@ -284,7 +285,17 @@ def extra_skus(lines: int) -> list[str]:
     return [f"BENCH-{k:02d}" for k in range(1, lines)]
 
 
-async def run_orders(app: Orderflow, ids: list[str], concurrency: int, lines: int = 1) -> float:
+def _nothing(n: float = 1, note: str | None = None) -> None:
+    pass
+
+
+async def run_orders(
+    app: Orderflow,
+    ids: list[str],
+    concurrency: int,
+    lines: int = 1,
+    done: Callable[..., None] = _nothing,
+) -> float:
     client = app.client
     carrier = Principal.parse(f"carrier:{CARRIER}")
     gate = asyncio.Semaphore(concurrency)
@@ -315,12 +326,17 @@ async def run_orders(app: Orderflow, ids: list[str], concurrency: int, lines: in
                     )
             view = await handle.result()
             assert view.status == "completed", view.status
+            done()
 
     return await measured("orderflow", asyncio.gather(*(one(i, o) for i, o in enumerate(ids))))
 
 
 async def run_bare(
-    client: Client, task_queue: str, specs: list[BareSpec], concurrency: int
+    client: Client,
+    task_queue: str,
+    specs: list[BareSpec],
+    concurrency: int,
+    done: Callable[..., None] = _nothing,
 ) -> float:
     gate = asyncio.Semaphore(concurrency)
 
@@ -340,6 +356,7 @@ async def run_bare(
                     lambda name=name: target.execute_update(update, name)  # type: ignore[arg-type]
                 )
             await handle.result()
+            done()
 
     side = "bare_child" if specs and specs[0].child else "bare"
     return await measured(side, asyncio.gather(*(one(s) for s in specs)))
@@ -608,17 +625,18 @@ async def main(
             order_wall = bare_wall = child_wall = 0.0
             bare_refusals = 0
             size = -(-orders // rounds)
-            for r in range(rounds):
-                chunk = slice(r * size, (r + 1) * size)
-                order_wall += await run_orders(app, ids[chunk], concurrency, lines)
-                refused_mid = Refusals.count
-                bare_wall += await run_bare(
-                    client, bare_settings.task_queue, bare_specs[chunk], concurrency
-                )
-                child_wall += await run_bare(
-                    client, bare_settings.task_queue, child_specs[chunk], concurrency
-                )
-                bare_refusals += Refusals.count - refused_mid
+            with progress(f"{rounds} rounds: orders, bare, bare with a child", 3 * orders) as done:
+                for r in range(rounds):
+                    chunk = slice(r * size, (r + 1) * size)
+                    order_wall += await run_orders(app, ids[chunk], concurrency, lines, done)
+                    refused_mid = Refusals.count
+                    bare_wall += await run_bare(
+                        client, bare_settings.task_queue, bare_specs[chunk], concurrency, done
+                    )
+                    child_wall += await run_bare(
+                        client, bare_settings.task_queue, child_specs[chunk], concurrency, done
+                    )
+                    bare_refusals += Refusals.count - refused_mid
             order_refusals = Refusals.count - refused_before - bare_refusals
 
         per_order: list[tuple[collections.Counter[str], collections.Counter[str]]] = []
@@ -716,10 +734,11 @@ async def main(
     )
     print(f"orderflow: {order_rate:.1f} orders/s ({order_wall:.1f}s for {orders})")
     print(f"bare:      {bare_rate:.1f} bare/s ({bare_wall:.1f}s for {orders})")
-    print(f"ratio orderflow/bare: {order_rate / bare_rate:.2f} (target >= 0.8)")
+    print(f"ratio orderflow/bare: {order_rate / bare_rate:.2f}")
     print(
         f"bare with a child per shipment, as the order has: {child_rate:.1f}/s "
-        f"({child_wall:.1f}s for {orders}); ratio orderflow/that {order_rate / child_rate:.2f}"
+        f"({child_wall:.1f}s for {orders}); ratio orderflow/that {order_rate / child_rate:.2f} "
+        f"(target >= {CHILD_RATIO_TARGET})"
     )
     (op, osrv), (bp, bsrv) = Cpu.used["orderflow"], Cpu.used["bare"]
     cp, csrv = Cpu.used["bare_child"]
@@ -757,7 +776,7 @@ async def main(
     )
     print(
         f"history events per order: {order_events:.1f} = order {order_only:.1f} + delivery "
-        f"{delivery_only:.1f} (target <= 40); bare {bare_events:.1f}; bare with a child "
+        f"{delivery_only:.1f} (budget <= {EVENTS_BUDGET}); bare {bare_events:.1f}; bare with a child "
         f"{child_events:.1f}"
     )
 
@@ -778,6 +797,32 @@ async def main(
         f"carrier events refused as too early and retried: orderflow {order_refusals}, "
         f"bare {bare_refusals}"
     )
+    shape = f"{orders} orders of {lines} line{'s' if lines > 1 else ''}"
+    record("throughput", f"orders/s, {shape}", f"{order_rate:.1f}")
+    record("throughput", "against the bare doing the same calls", f"{order_rate / bare_rate:.2f}")
+    child_ratio = order_rate / child_rate
+    record(
+        "throughput",
+        "against the bare in the order's shape (a child per shipment)",
+        f"{child_ratio:.2f}",
+        ">= 0.95",
+        child_ratio >= CHILD_RATIO_TARGET,
+    )
+    if lines == 1:
+        record(
+            "throughput",
+            "history events per single-line order",
+            f"{order_events:.1f} (order {order_only:.1f} + delivery {delivery_only:.1f})",
+            f"<= {EVENTS_BUDGET}",
+            order_events <= EVENTS_BUDGET,
+        )
+
+
+# The budgets of issue 22: the ratio to the bare in the order's shape, and the history events of a
+# single-line order when that issue started (main at 0.7: order 52.5 + delivery 15.1).
+CHILD_RATIO_TARGET = 0.95
+EVENTS_BUDGET = 67.6
+FULL_ORDERS, FULL_ROUNDS = 1000, 4
 
 
 if __name__ == "__main__":
@@ -794,7 +839,10 @@ if __name__ == "__main__":
         action="store_true",
         help="print the events of the first warm-up order, its delivery and a bare workflow",
     )
+    full_flag(parser, f"{FULL_ORDERS} orders in {FULL_ROUNDS} rounds")
     args = parser.parse_args()
+    if args.full:
+        args.orders, args.rounds = FULL_ORDERS, FULL_ROUNDS
     asyncio.run(
         main(
             args.orders,
