@@ -546,7 +546,12 @@ async def main(args: argparse.Namespace) -> int:
             flush=True,
         )
         if slack <= 0:
-            print("   WARNING: promises fell due before all were made; raise --margin")
+            # Made faster than they fall due, each promise is still made before its own due
+            # time; but the first fire while the last are being made.
+            print(
+                f"   NOTE: the first promises fell due while the last {-slack:.0f} s of promises "
+                "were being made (a busier worker for them); raise --margin to part the phases"
+            )
 
         # 3. every promise breaks; meanwhile billing releases a sample of the holds, paced
         # evenly over the window in which the promises fall due.
@@ -742,7 +747,7 @@ if __name__ == "__main__":
     parser.add_argument(
         "--margin",
         type=float,
-        default=0.6,
+        default=0.8,
         help="first due time = placing time x margin + lead after the promises start",
     )
     parser.add_argument("--lead", type=float, default=10)
