@@ -481,8 +481,11 @@ async def main(args: argparse.Namespace) -> int:
                         actor="bench",
                     ),
                 )
+            if datetime.now(UTC) > at:
+                made_late.append(order_id)
         advance()
 
+    made_late: list[str] = []
     released: dict[str, float] = {}
     release_failed: list[str] = []
 
@@ -546,11 +549,14 @@ async def main(args: argparse.Namespace) -> int:
             flush=True,
         )
         if slack <= 0:
-            # Made faster than they fall due, each promise is still made before its own due
-            # time; but the first fire while the last are being made.
             print(
                 f"   NOTE: the first promises fell due while the last {-slack:.0f} s of promises "
                 "were being made (a busier worker for them); raise --margin to part the phases"
+            )
+        if made_late:
+            print(
+                f"   WARNING: {len(made_late)} promises were made after their due time (their "
+                "lateness counts the making); raise --margin"
             )
 
         # 3. every promise breaks; meanwhile billing releases a sample of the holds, paced

@@ -174,7 +174,8 @@ MAX_BATCH = 200
 class ReserveBatch(Command):
     """Reservations that reached one worker together, for one stock record, in the order they
     arrived: one update instead of one each (``activities/stock.py``). Sent by the engine only,
-    with a token for the record rather than for one order."""
+    with a token scoped to this batch (``batch_scope``: a digest of its reservations) rather
+    than to one order."""
 
     reservations: list[ReserveStock] = Field(min_length=1, max_length=MAX_BATCH)
 
@@ -329,10 +330,17 @@ def check_reserve(state: StockState, cmd: ReserveStock) -> None:
         raise InvalidInput(f"quantity must be at least 1 (got {cmd.qty})")
     if cmd.qty > MAX_LINE_QTY:
         raise InvalidInput(f"qty: an order line takes at most {MAX_LINE_QTY} (got {cmd.qty})")
-    if len(state.reservations) >= MAX_LIVE_RESERVATIONS and state.find(cmd.order_id) is None:
+    if state.find(cmd.order_id) is None:
+        _check_room(state, 1)
+
+
+def _check_room(state: StockState, new: int) -> None:
+    """The record's limit on live reservations (its state must cross continue-as-new)."""
+    if len(state.reservations) + new > MAX_LIVE_RESERVATIONS:
         raise InvalidInput(
-            f"{state.sku} at {state.location} already holds {MAX_LIVE_RESERVATIONS} reservations "
-            "and waiting orders; reserve at another location (--any-location)"
+            f"{state.sku} at {state.location} has no room for {new} more reservations or "
+            f"waiting orders (at most {MAX_LIVE_RESERVATIONS}); reserve at another location "
+            "(--any-location)"
         )
 
 
@@ -370,12 +378,7 @@ def check_reserve_batch(state: StockState, cmds: list[ReserveStock]) -> None:
     together within the record's limit."""
     for cmd in cmds:
         check_reserve(state, cmd)
-    new = {c.order_id for c in cmds if state.find(c.order_id) is None}
-    if len(state.reservations) + len(new) > MAX_LIVE_RESERVATIONS:
-        raise InvalidInput(
-            f"{state.sku} at {state.location} would hold more than {MAX_LIVE_RESERVATIONS} "
-            "reservations and waiting orders; reserve at another location (--any-location)"
-        )
+    _check_room(state, len({c.order_id for c in cmds if state.find(c.order_id) is None}))
 
 
 def reserve_batch(state: StockState, cmds: list[ReserveStock], now: datetime) -> StockBatchReserved:

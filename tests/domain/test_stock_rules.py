@@ -136,5 +136,5 @@ def test_a_batch_that_would_pass_the_records_limit_is_refused_whole() -> None:
         rules.reserve(s, ReserveStock(order_id=f"o{i}", qty=1), T0)
     known = ReserveStock(order_id="o0", qty=1)
     rules.check_reserve_batch(s, [known, ReserveStock(order_id="new", qty=1)])
-    with pytest.raises(InvalidInput, match="would hold more than"):
+    with pytest.raises(InvalidInput, match="no room for 2 more"):
         rules.check_reserve_batch(s, [ReserveStock(order_id=f"n{i}", qty=1) for i in range(2)])

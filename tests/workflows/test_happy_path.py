@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
+from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
 from activities.billing import Ledger
 from domain.carrier import CarrierEvent
 from domain.holds import PlaceHold, ReleaseHold
+from domain.ids import order_workflow_id
 from orderflow.smtp_sink import SmtpSink
 from orderflow.worker import build_worker
 from tests.conftest import Stack, app_beside_worker, stack_settings
+from workflows.order import ORDER_CHANGES
 
 
 async def deliver(stack: Stack, order_id: str) -> None:
@@ -117,3 +121,26 @@ async def test_placing_answers_at_once_while_no_worker_runs_and_a_hold_that_foll
             ),
         )
         await stack.until(inp.order_id, lambda v: v.status == "shipping" and not v.blocked_by)
+
+
+async def test_an_order_started_today_records_one_patch_marker_for_every_change(
+    stack: Stack,
+) -> None:
+    """Each patch asked costs a history two events; an order started on this version records
+    one marker for the ten changes it makes (workflows/support/changes.py)."""
+    placed = await stack.place(sku="PHONE-A5", qty=1)
+    oid = placed.order_id
+    await deliver(stack, oid)
+    await stack.until(oid, lambda v: v.status == "completed")
+
+    async def patches(workflow_id: str) -> list[str]:
+        handle = stack.client.get_workflow_handle(workflow_id)
+        found = []
+        async for e in handle.fetch_history_events():
+            if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+                data = e.marker_recorded_event_attributes.details.get("patch_data")
+                if data is not None:
+                    found.append(json.loads(data.payloads[0].data)["id"])
+        return found
+
+    assert await patches(order_workflow_id(oid)) == [ORDER_CHANGES]

@@ -311,7 +311,7 @@ async def reserve_updates(stack: Stack, location: str, sku: str) -> list[str]:
     ]
 
 
-async def test_reservations_arriving_together_go_in_batches_first_come_first_served(
+async def test_reservations_arriving_together_go_in_batches_each_answered_with_its_place_in_line(
     stack: Stack,
 ) -> None:
     loc = stack.add_location({"PHONE-A5": 25})

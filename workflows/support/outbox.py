@@ -63,7 +63,7 @@ class Outbox:
         self,
         state: OrderState,
         gate: CallGate,
-        patched: Callable[[str], bool] = workflow.patched,
+        patched: Callable[[str], bool],
     ) -> None:
         self._state = state
         self._gate = gate

@@ -31,7 +31,7 @@ READ_TIMEOUT = timedelta(seconds=10)
 
 
 class Shipment:
-    def __init__(self, patched: Callable[[str], bool] = workflow.patched) -> None:
+    def __init__(self, patched: Callable[[str], bool]) -> None:
         # How the order asks whether it makes a change (workflows/support/changes.py).
         self._patched = patched
         self._child: Any = None
