@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
-from orderflow.devserver import SQLITE_PRAGMAS, dynamic_config_args, temporal_binary
+from orderflow.devserver import SQLITE_PRAGMAS, temporal_binary
 from workflows.search_attributes import ALL
 
 
@@ -31,7 +31,7 @@ async def dev_server(
 ) -> WorkflowEnvironment:
     """A dev server with its database in ``tmp``; ``extra`` server flags and ``options`` for
     ``WorkflowEnvironment.start_local`` (log level, runtime, ip)."""
-    args = dynamic_config_args()
+    args: list[str] = []
     for pragma in SQLITE_PRAGMAS:
         args += ["--sqlite-pragma", pragma]
     return await WorkflowEnvironment.start_local(

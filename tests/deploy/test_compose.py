@@ -23,7 +23,6 @@ from temporalio.envconfig import ClientConfigProfile
 
 import orderflow.worker
 from orderflow.config import PROJECT_ROOT, Settings
-from orderflow.devserver import SERVER_DYNAMIC_CONFIG
 from workflows.search_attributes import ALL
 
 ROOT = PROJECT_ROOT
@@ -559,18 +558,6 @@ def test_state_lives_in_named_volumes() -> None:
     for name in ORDERFLOW_SERVICES:
         data_dir = resolve(environment(services()[name])["ORDERFLOW_DATA_DIR"])
         assert named_mount(name, data_dir) in declared, name
-
-
-def test_the_compose_server_runs_with_the_dev_servers_dynamic_config() -> None:
-    """The timer setting that keeps promises on time is the same on both servers."""
-    temporal = services()["temporal"]
-    path = PurePosixPath(environment(temporal)["DYNAMIC_CONFIG_FILE_PATH"])
-    assert path.parts[:2] == ("config", "dynamicconfig")
-    mounted = [str(v) for v in temporal.get("volumes", [])]
-    assert "./deploy/dynamicconfig:/etc/temporal/config/dynamicconfig:ro" in mounted
-    config = yaml.safe_load((ROOT / "deploy" / "dynamicconfig" / path.name).read_text())
-    dev = {key: json.loads(value) for key, value in SERVER_DYNAMIC_CONFIG.items()}
-    assert {key: values[0]["value"] for key, values in config.items()} == dev
 
 
 # ================================================================================= prometheus
