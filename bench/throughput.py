@@ -410,7 +410,7 @@ async def print_history(client: Client, workflow_id: str) -> None:
             )
         elif e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED and not about:
             attrs = e.marker_recorded_event_attributes
-            patch = attrs.details.get("patch_data")
+            patch = attrs.details.get("patch-data")
             about = attrs.marker_name + (
                 f" {json.loads(patch.payloads[0].data).get('id')}" if patch else ""
             )

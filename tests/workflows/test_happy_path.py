@@ -138,7 +138,7 @@ async def test_an_order_started_today_records_one_patch_marker_for_every_change(
         found = []
         async for e in handle.fetch_history_events():
             if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
-                data = e.marker_recorded_event_attributes.details.get("patch_data")
+                data = e.marker_recorded_event_attributes.details.get("patch-data")
                 if data is not None:
                     found.append(json.loads(data.payloads[0].data)["id"])
         return found
