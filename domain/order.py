@@ -610,6 +610,10 @@ def _pending(state: OrderState) -> Iterator[tuple[datetime, DeadlineKind, str]]:
         yield res.expires_at, DeadlineKind.PICKUP_EXPIRY, res.location
 
 
+# The call that waits out the last second before a deadline in the worker (activities/clock.py).
+WAIT_UNTIL = "wait_until"
+
+
 def next_deadline(state: OrderState) -> datetime | None:
     """The soonest pending deadline: the one timer of the order waits for it."""
     return min((at for at, _, _ in _pending(state)), default=None)

@@ -30,6 +30,7 @@ from temporalio.worker import (
 )
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
+from activities import clock
 from activities.billing import Ledger, PaymentActivities
 from activities.carrier import CarrierActivities, SqliteCarrierGateway
 from activities.deliveries import DeliveryReadActivities
@@ -120,6 +121,7 @@ def activities_for(client: Client, settings: Settings, desk: OrderDesk) -> list[
         followup.read_ended_order,
         deliveries.read_delivery_reports,
         stock_reads.read_stock_record,
+        clock.wait_until,
     ]
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Annotated, NoReturn, TypeVar
 
@@ -68,7 +68,7 @@ with workflow.unsafe.imports_passed_through():
     from orderflow.desk import desk_for
     from workflows.search_attributes import ORDER_STATUS
     from workflows.support.changes import Changes
-    from workflows.support.gate import CallGate
+    from workflows.support.gate import RETRY, CallGate
     from workflows.support.outbox import (
         MAIL_AFTER_RECORD,
         MAIL_BESIDE_STEPS_STUCK_SECONDS,
@@ -82,6 +82,9 @@ with workflow.unsafe.imports_passed_through():
 
 # Seconds by which a far deadline's timer is armed early (see DeadlineTimer).
 ARM_EARLY = 1.0
+# Orders from now on wait out the last of those seconds in the worker (activities/clock.py).
+DEADLINE_IN_WORKER = "deadline-waited-in-worker"
+WAIT_OUT_TIMEOUT = timedelta(seconds=10)
 
 
 class _Cancelled(Exception):
@@ -189,7 +192,10 @@ class OrderWorkflow:
         self.gate = CallGate(self.publisher.index)
         self.outbox = Outbox(self.state, self.gate, self.changes.patched)
         self.deadlines = DeadlineTimer(
-            lambda: rules.next_deadline(self.state), summary="next-deadline", arm_early=ARM_EARLY
+            lambda: rules.next_deadline(self.state),
+            summary="next-deadline",
+            arm_early=ARM_EARLY,
+            wait_out=self._wait_out,
         )
 
     def _whole_input(self, raw: RawValue) -> tuple[PlaceOrderInput, bool]:
@@ -762,10 +768,26 @@ class OrderWorkflow:
             await self.deadlines.wait()
             if self.deadlines.closed:
                 return
-            now = workflow.now()
+            now = max(workflow.now(), self.deadlines.reached or workflow.now())
             for deadline in rules.due(s, now):
                 self.outbox.send(steps.deadline_passed(s, deadline, now))
                 self._changed()
+
+    async def _wait_out(self, at: datetime) -> bool:
+        """The last second before a deadline, waited out in the worker rather than on a timer
+        that fires up to a second late (activities/clock.py). An activity, not a local one: the
+        order goes on taking updates meanwhile, so what arrives before the deadline still counts
+        before it. Orders whose history took the timer at this point keep it."""
+        if not self.changes.patched(DEADLINE_IN_WORKER):
+            return False
+        await workflow.execute_activity(
+            rules.WAIT_UNTIL,
+            at,
+            start_to_close_timeout=WAIT_OUT_TIMEOUT,
+            retry_policy=RETRY,
+            summary="until the deadline",
+        )
+        return True
 
     # ======================================================================== upkeep
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 
 import pytest
 from temporalio.api.enums.v1 import EventType
@@ -13,6 +14,7 @@ from domain.base import MAX_OPEN_PROMISES
 from domain.carrier import CarrierEvent
 from domain.errors import OrderflowError
 from domain.ids import order_workflow_id
+from domain.order import WAIT_UNTIL
 from domain.promises import KeepPromise, MakePromise
 from tests.conftest import Stack, acting
 
@@ -210,3 +212,40 @@ async def test_a_missed_delivery_window_is_a_broken_promise_the_customer_hears_o
         ).fetch_history_events()
     ]
     assert EventType.EVENT_TYPE_TIMER_STARTED not in events
+
+
+async def test_a_promise_breaks_at_its_due_time_not_when_the_servers_timer_queue_reads(
+    stack: Stack,
+) -> None:
+    """The order's timer wakes it about a second early; the rest is waited out in the worker, so
+    the promise breaks at its due time, never before, and the customer hears of it then. (A
+    wake-up that itself comes after the due time, on a busy machine, has nothing to wait out.)"""
+    oid = await held_order(stack)
+    made = await stack.app.make_promise(oid, callback(timedelta(seconds=4)))
+    due = made.due_at
+    mails = await stack.mail_until(
+        oid, lambda m: any("did not keep our promise" in x.subject for x in m), to=CUSTOMER
+    )
+    told = next(m for m in mails if "did not keep our promise" in m.subject)
+    assert parsedate_to_datetime(told.date) >= due.replace(microsecond=0)
+    view = await stack.app.view(oid)
+    (promise,) = [p for p in view.promises if p.promise_id == made.promise_id]
+    assert promise.status == "broken" and promise.settled_at is not None
+    handle = stack.client.get_workflow_handle(order_workflow_id(oid))
+    events = [e async for e in handle.fetch_history_events()]
+    woke = max(
+        e.event_time.ToDatetime(tzinfo=UTC)
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_TIMER_FIRED
+    )
+    waits = [
+        e
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and e.activity_task_scheduled_event_attributes.activity_type.name == WAIT_UNTIL
+    ]
+    if woke < due:
+        assert len(waits) == 1
+        assert due <= promise.settled_at < due + timedelta(seconds=1)
+    else:
+        assert not waits and promise.settled_at >= due

@@ -9,7 +9,7 @@ that ends leaves its timer unfired, with no cancel event for it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from temporalio import workflow
@@ -32,8 +32,15 @@ class DeadlineTimer:
         *,
         summary: str,
         arm_early: float = 0.0,
+        wait_out: Callable[[datetime], Awaitable[bool]] | None = None,
     ) -> None:
         self._soonest = soonest
+        # Waits out the last stretch before a deadline in the worker (False: it does not, and
+        # the timer does).
+        self._wait_out = wait_out
+        # The deadline the last wait reached when it was waited out in the worker, where the
+        # workflow's clock still reads the time its task began.
+        self.reached: datetime | None = None
         self._summary = summary
         self._arm_early = arm_early
         self._moves = 0
@@ -63,6 +70,7 @@ class DeadlineTimer:
         ``asleep_while`` holds."""
         armed = self._soonest()
         self._seen = self._moves
+        self.reached = None
         timeout = None
         if armed is not None:
             remaining = (armed - workflow.now()).total_seconds()
@@ -72,6 +80,11 @@ class DeadlineTimer:
             # arms the exact remainder.
             if remaining > 2 * self._arm_early:
                 remaining -= self._arm_early
+            elif remaining > 0 and self._wait_out is not None and await self._wait_out(armed):
+                # A timer this short would still fire when the server's timer queue next reads
+                # (up to a second late); the worker's clock is exact.
+                self.reached = armed
+                return True
             timeout = max(remaining, 0.001)
         try:
             await workflow.wait_condition(
