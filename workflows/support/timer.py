@@ -38,8 +38,9 @@ class DeadlineTimer:
         # Waits out the last stretch before a deadline in the worker (False: it does not, and
         # the timer does).
         self._wait_out = wait_out
-        # The deadline the last wait reached when it was waited out in the worker, where the
-        # workflow's clock still reads the time its task began.
+        # The deadline the last wait reached when it was waited out in the worker: the task that
+        # follows may start a moment before it by the server's clock (whose time the workflow
+        # reads) when the worker's clock runs ahead, and the deadline has passed all the same.
         self.reached: datetime | None = None
         self._summary = summary
         self._arm_early = arm_early
