@@ -625,17 +625,21 @@ async def main(
             order_wall = bare_wall = child_wall = 0.0
             bare_refusals = 0
             size = -(-orders // rounds)
+            round_ratios: list[float] = []
             with progress(f"{rounds} rounds: orders, bare, bare with a child", 3 * orders) as done:
                 for r in range(rounds):
                     chunk = slice(r * size, (r + 1) * size)
-                    order_wall += await run_orders(app, ids[chunk], concurrency, lines, done)
+                    order_round = await run_orders(app, ids[chunk], concurrency, lines, done)
+                    order_wall += order_round
                     refused_mid = Refusals.count
                     bare_wall += await run_bare(
                         client, bare_settings.task_queue, bare_specs[chunk], concurrency, done
                     )
-                    child_wall += await run_bare(
+                    child_round = await run_bare(
                         client, bare_settings.task_queue, child_specs[chunk], concurrency, done
                     )
+                    child_wall += child_round
+                    round_ratios.append(child_round / order_round)
                     bare_refusals += Refusals.count - refused_mid
             order_refusals = Refusals.count - refused_before - bare_refusals
 
@@ -738,7 +742,8 @@ async def main(
     print(
         f"bare with a child per shipment, as the order has: {child_rate:.1f}/s "
         f"({child_wall:.1f}s for {orders}); ratio orderflow/that {order_rate / child_rate:.2f} "
-        f"(target >= {CHILD_RATIO_TARGET})"
+        f"(target >= {CHILD_RATIO_TARGET}); by round "
+        + " ".join(f"{x:.2f}" for x in round_ratios)
     )
     (op, osrv), (bp, bsrv) = Cpu.used["orderflow"], Cpu.used["bare"]
     cp, csrv = Cpu.used["bare_child"]

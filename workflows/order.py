@@ -111,8 +111,11 @@ CLAIM_READ_TIMEOUT = timedelta(seconds=10)
 # Orders started from now on are placed only with a verified token of a principal that places
 # orders (an order desk, the engine, the order's own customer), checked with their terms.
 START_CREDENTIAL = "start-credential"
-# Orders started from now on record this one marker for every change above and the outbox's
-# and the shipment's: each costs an order two history events (workflows/support/changes.py).
+# Orders started from now on keep the search attributes their start set while they hold
+# (the order desk sets status and carrier): no upsert repeats them in the first task.
+INDEXED_AT_START = "indexed-at-start"
+# Orders started on 0.8 recorded this one marker for every change above and the outbox's and
+# the shipment's: each costs an order two history events (workflows/support/changes.py).
 ORDER_CHANGES = "order-changes-0.8"
 FOLDED_CHANGES = frozenset(
     {
@@ -128,6 +131,12 @@ FOLDED_CHANGES = frozenset(
         READ_REPORTS,
     }
 )
+# Orders started from now on record this one: 0.8's changes and those since.
+ORDER_CHANGES_0_9 = "order-changes-0.9"
+FOLDS = [
+    (ORDER_CHANGES_0_9, frozenset({DEADLINE_IN_WORKER, INDEXED_AT_START})),
+    (ORDER_CHANGES, FOLDED_CHANGES),
+]
 # Stands in for a start input no version of the engine could read: the order is refused.
 _UNREADABLE = PlaceOrderInput.model_construct(order_id="unreadable", lines=[], location="")
 
@@ -149,7 +158,7 @@ class OrderWorkflow:
     @workflow.init
     def __init__(self, raw: Annotated[RawValue, PlaceOrder] = NO_INPUT) -> None:
         # Which changes this order makes: its first command, before anything asks one.
-        self.changes = Changes(ORDER_CHANGES, FOLDED_CHANGES)
+        self.changes = Changes(FOLDS)
         # The start input passes the door like any update; an order started from it is refused
         # in its first task (``run``). History keeps what older versions accepted, so a replay
         # reads it leniently.
@@ -187,7 +196,9 @@ class OrderWorkflow:
         # What each line cancel undid, by line index: its caller's answer.
         self.line_compensations: dict[int, list[str]] = {}
         self.shipment = Shipment(self.changes.patched)
-        self.publisher = Publisher(self.state)
+        # What the start set is what visibility shows until the order says otherwise.
+        self.indexed_at_start = self.changes.patched(INDEXED_AT_START)
+        self.publisher = Publisher(self.state, indexed=self.indexed_at_start)
         # A task with no command yet indexes the search attributes before its first call.
         self.gate = CallGate(self.publisher.index)
         self.outbox = Outbox(self.state, self.gate, self.changes.patched)
@@ -298,8 +309,12 @@ class OrderWorkflow:
             self._reject()
         s = self.state
         # The first workflow task always completes with a command, even when a query or a slow
-        # first call makes the worker complete it early (workflows/support/gate.py).
-        self.gate.command_now()
+        # first call makes the worker complete it early (workflows/support/gate.py): the fold's
+        # marker, or (orders started before 0.9) the search attributes indexed.
+        if self.indexed_at_start:
+            self.gate.issued()
+        else:
+            self.gate.command_now()
         if self.awaiting_terms is not None:
             await self._record_terms()
         # An order of several lines reserves, releases and tells per line. Orders an older

@@ -16,7 +16,7 @@ from domain.ids import order_workflow_id
 from orderflow.smtp_sink import SmtpSink
 from orderflow.worker import build_worker
 from tests.conftest import Stack, app_beside_worker, stack_settings
-from workflows.order import ORDER_CHANGES
+from workflows.order import ORDER_CHANGES_0_9
 
 
 async def deliver(stack: Stack, order_id: str) -> None:
@@ -127,7 +127,9 @@ async def test_an_order_started_today_records_one_patch_marker_for_every_change(
     stack: Stack,
 ) -> None:
     """Each patch asked costs a history two events; an order started on this version records
-    one marker for the ten changes it makes (workflows/support/changes.py)."""
+    one marker for the twelve changes it makes (workflows/support/changes.py), and indexes
+    each status it reaches once: the status its start set is not upserted again in its first
+    task."""
     placed = await stack.place(sku="PHONE-A5", qty=1)
     oid = placed.order_id
     await deliver(stack, oid)
@@ -143,4 +145,12 @@ async def test_an_order_started_today_records_one_patch_marker_for_every_change(
                     found.append(json.loads(data.payloads[0].data)["id"])
         return found
 
-    assert await patches(order_workflow_id(oid)) == [ORDER_CHANGES]
+    assert await patches(order_workflow_id(oid)) == [ORDER_CHANGES_0_9]
+
+    statuses = []
+    async for e in stack.client.get_workflow_handle(order_workflow_id(oid)).fetch_history_events():
+        if e.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+            fields = e.upsert_workflow_search_attributes_event_attributes.search_attributes
+            if "OrderStatus" in fields.indexed_fields:
+                statuses.append(json.loads(fields.indexed_fields["OrderStatus"].data))
+    assert statuses == ["placed", "shipping", "delivered", "completed"]

@@ -6,10 +6,13 @@ visibility write besides). A single-line order asked six on its way (the stock f
 the credential its start carries, the outbox's three, its delivery's reports read): twelve of
 its events, for changes every order started today makes anyway.
 
-Orders started from now on record one marker, ``fold``, as their first command: it stands for
-every change in ``folded``. An order whose history lacks it (started before) asks each change
-as it always did, at the same points, so its history replays and it runs on as it started.
-A change made later is a patch of its own, asked here as well.
+Orders started from now on record one marker, the newest fold, as their first command: it
+stands for every change it folds, the changes of the folds before it included. An order whose
+history holds an older fold (started on an older release) makes that fold's changes and asks
+any later one as a patch of its own; an order whose history holds none (started before the
+first fold) asks each change as it always did, at the same points, so its history replays and
+it runs on as it started. A change made after the newest fold is a patch of its own, asked here
+as well, until the next release folds it.
 """
 
 from __future__ import annotations
@@ -18,14 +21,27 @@ from temporalio import workflow
 
 
 class Changes:
-    def __init__(self, fold: str, folded: frozenset[str]) -> None:
-        # Asked first, in the workflow's first activation (see the module's docstring).
-        self._all = workflow.patched(fold)
-        self._folded = folded
+    """Args:
+    folds: each fold's marker and the changes it stands for, newest first; a fold stands for
+        the changes of every fold after it in this list too.
+    """
+
+    def __init__(self, folds: list[tuple[str, frozenset[str]]]) -> None:
+        # Asked first, in the workflow's first activation (see the module's docstring): the
+        # newest fold first. A live run records it and asks no other; a replay finds the one
+        # its history holds, or none.
+        self._folded: frozenset[str] = frozenset()
+        for i, (fold, _) in enumerate(folds):
+            if workflow.patched(fold):
+                self._folded = frozenset().union(*(changes for _, changes in folds[i:]))
+                self.fold: str | None = fold
+                break
+        else:
+            self.fold = None
 
     def patched(self, change: str) -> bool:
-        """Whether this run makes ``change``: ``workflow.patched`` for one the fold does not
-        stand for, or for an order started before the fold."""
-        if self._all and change in self._folded:
+        """Whether this run makes ``change``: true for a change its fold stands for, otherwise
+        ``workflow.patched``."""
+        if change in self._folded:
             return True
         return workflow.patched(change)

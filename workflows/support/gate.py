@@ -97,6 +97,10 @@ class CallGate:
         """Make sure this workflow task carries a command (the order's first task always does)."""
         self._guard.command_now()
 
+    def issued(self) -> None:
+        """This workflow task carries a command issued elsewhere (a patch marker)."""
+        self._guard.issued()
+
     @property
     def steps_idle(self) -> bool:
         """No step is calling out or starting a child: what the outbox and publisher wait for."""

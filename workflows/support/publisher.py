@@ -17,11 +17,22 @@ with workflow.unsafe.imports_passed_through():
 
 
 class Publisher:
-    def __init__(self, state: OrderState) -> None:
+    def __init__(self, state: OrderState, *, indexed: bool = False) -> None:
+        """Args:
+        indexed: take the search attributes the workflow's start set as indexed already, so
+            the first publish upserts only what differs from them.
+        """
         self._state = state
         self._changes = 0
         self._closing = False
         self._indexed: tuple[str, tuple[str, ...], str] | None = None
+        if indexed:
+            sa = workflow.info().typed_search_attributes
+            self._indexed = (
+                sa.get(ORDER_STATUS) or "",
+                tuple(sa.get(BLOCKED_BY) or ()),
+                sa.get(CARRIER) or "",
+            )
 
     def changed(self) -> None:
         """Something the UI shows may have changed."""
