@@ -742,8 +742,7 @@ async def main(
     print(
         f"bare with a child per shipment, as the order has: {child_rate:.1f}/s "
         f"({child_wall:.1f}s for {orders}); ratio orderflow/that {order_rate / child_rate:.2f} "
-        f"(target >= {CHILD_RATIO_TARGET}); by round "
-        + " ".join(f"{x:.2f}" for x in round_ratios)
+        f"(target >= {CHILD_RATIO_TARGET}); by round " + " ".join(f"{x:.2f}" for x in round_ratios)
     )
     (op, osrv), (bp, bsrv) = Cpu.used["orderflow"], Cpu.used["bare"]
     cp, csrv = Cpu.used["bare_child"]
