@@ -85,6 +85,7 @@ from temporalio.service import RPCError
 
 from domain.holds import PlaceHold, ReleaseHold
 from domain.ids import order_workflow_id
+from domain.order import WAIT_UNTIL
 from domain.promises import MakePromise
 from domain.stock import ReserveRequest, StockCall, StockReserved
 from orderflow.auth import acting_as
@@ -231,30 +232,40 @@ def _at(event: HistoryEvent) -> float:
 def where_lateness_goes(
     events: list[HistoryEvent], due: float, stored: float | None
 ) -> dict[str, float] | None:
-    """An order's promise, from its history: the timer that broke it (the last fired before
+    """An order's promise, from its history: what woke the order for it (the last wake before
     the first workflow task started at or after the due time) and the e-mail call after it.
-    Seconds of: timer armed past the due time (``armed``: it starts when the task that arms it
-    completes), the server firing it past its time (``fired``), the workflow task starting
-    (``task``), the e-mail call starting after the task (``mail call``) and the e-mail reaching
-    the sink (``mail sent``)."""
+
+    Orders wait out the last second before a deadline in the worker (``wait_until``); the
+    parts are then ``waited``: the activity's completion past the due time (its return, by the
+    worker's clock, and its result reaching history). An order woken by its timer alone (one
+    that took it before the wait in the worker) has instead ``armed``: the timer's time past the
+    due time (it starts when the task that arms it completes) and ``fired``: the server firing
+    it past its time. Then, for both: ``task``: the wake -> the workflow task started; ``mail
+    call``: -> send_emails started; ``mail sent``: -> the e-mail stored by the sink."""
     timers: dict[int, float] = {}
-    fired: HistoryEvent | None = None
+    waits: set[int] = set()
+    woke: dict[str, float] | None = None
+    woke_at = 0.0
     for i, e in enumerate(events):
         if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED:
             wait = e.timer_started_event_attributes.start_to_fire_timeout
             timers[e.event_id] = _at(e) + wait.seconds + wait.nanos / 1e9
         elif e.event_type == EventType.EVENT_TYPE_TIMER_FIRED:
-            fired = e
+            fire_at = timers[e.timer_fired_event_attributes.started_event_id]
+            woke = {"armed": fire_at - due, "fired": _at(e) - fire_at}
+            woke_at = _at(e)
+        elif e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            if e.activity_task_scheduled_event_attributes.activity_type.name == WAIT_UNTIL:
+                waits.add(e.event_id)
+        elif e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            if e.activity_task_completed_event_attributes.scheduled_event_id in waits:
+                woke = {"waited": _at(e) - due}
+                woke_at = _at(e)
         elif e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
-            if fired is None or _at(e) < due:
-                fired = None
+            if woke is None or _at(e) < due:
+                woke = None
                 continue
-            fire_at = timers[fired.timer_fired_event_attributes.started_event_id]
-            out = {
-                "armed": fire_at - due,
-                "fired": _at(fired) - fire_at,
-                "task": _at(e) - _at(fired),
-            }
+            out = {**woke, "task": _at(e) - woke_at}
             scheduled = {
                 x.event_id
                 for x in events[i:]
@@ -654,8 +665,9 @@ async def main(args: argparse.Namespace) -> int:
             + "; ".join(
                 f"{part} {pct(v, 50) * ms:.0f} / {pct(v, 99) * ms:.0f}" for part, v in parts.items()
             )
-            + " (armed: the timer's time past the due time, as the task that armed it completed;"
-            " fired: the server's delay; task: timer fired -> workflow task started; mail call:"
+            + " (waited: the wait in the worker (wait_until) completed past the due time;"
+            " armed, fired, for an order woken by its timer alone: the timer's time past the due"
+            " time, and the server's delay firing it; task: -> workflow task started; mail call:"
             " -> send_emails started; mail sent: -> stored by the sink)"
         )
     if len(mail.broken) > 1:

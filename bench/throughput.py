@@ -51,6 +51,7 @@ import json
 import os
 import re
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
@@ -102,6 +103,9 @@ from orderflow.smtp_sink import SmtpSink, read_inbox
 from orderflow.worker import build_worker, order_desk, workflow_runner
 from workflows.delivery import DeliveryWorkflow
 from workflows.order import OrderWorkflow
+
+# Student's t at 95% (two-sided) by degrees of freedom: the interval of a mean of a few rounds.
+T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26, 10: 2.23}
 
 # Eight stock records (four bench locations x two SKUs), each with far more stock than needed.
 SKUS = ("CASE-X12", "ROUTER-F1")
@@ -626,6 +630,7 @@ async def main(
             bare_refusals = 0
             size = -(-orders // rounds)
             round_ratios: list[float] = []
+            round_rates: list[tuple[float, float]] = []
             with progress(f"{rounds} rounds: orders, bare, bare with a child", 3 * orders) as done:
                 for r in range(rounds):
                     chunk = slice(r * size, (r + 1) * size)
@@ -640,6 +645,8 @@ async def main(
                     )
                     child_wall += child_round
                     round_ratios.append(child_round / order_round)
+                    n = len(ids[chunk])
+                    round_rates.append((n / order_round, n / child_round))
                     bare_refusals += Refusals.count - refused_mid
             order_refusals = Refusals.count - refused_before - bare_refusals
 
@@ -742,8 +749,18 @@ async def main(
     print(
         f"bare with a child per shipment, as the order has: {child_rate:.1f}/s "
         f"({child_wall:.1f}s for {orders}); ratio orderflow/that {order_rate / child_rate:.2f} "
-        f"(target >= {CHILD_RATIO_TARGET}); by round " + " ".join(f"{x:.2f}" for x in round_ratios)
+        f"(target >= {CHILD_RATIO_TARGET})"
     )
+    if len(round_ratios) > 1:
+        mean = statistics.fmean(round_ratios)
+        half = T95.get(len(round_ratios) - 1, 2.0) * statistics.stdev(round_ratios)
+        half /= len(round_ratios) ** 0.5
+        print(
+            f"  by round: {' '.join(f'{x:.2f}' for x in round_ratios)}; mean {mean:.2f}, 95% "
+            f"interval {mean - half:.2f} to {mean + half:.2f} (orders/s against the bare's: "
+            + ", ".join(f"{o:.1f}/{c:.1f}" for o, c in round_rates)
+            + ")"
+        )
     (op, osrv), (bp, bsrv) = Cpu.used["orderflow"], Cpu.used["bare"]
     cp, csrv = Cpu.used["bare_child"]
     print(
