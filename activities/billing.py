@@ -39,6 +39,8 @@ class Ledger:
             " idempotency_key TEXT NOT NULL UNIQUE,"
             " order_id TEXT NOT NULL, kind TEXT NOT NULL, amount TEXT NOT NULL,"
             " at TEXT DEFAULT CURRENT_TIMESTAMP)",
+            # A capture reads its order's entries: by index, not by reading the whole ledger.
+            "CREATE INDEX IF NOT EXISTS entries_by_order ON entries (order_id)",
         )
 
     def post(self, kind: str, req: PaymentRequest) -> LedgerEntry:

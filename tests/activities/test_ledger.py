@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from decimal import Decimal
 from pathlib import Path
 
@@ -37,3 +38,32 @@ def test_a_capture_takes_at_most_what_is_still_authorized(tmp_path: Path) -> Non
         ("capture", Decimal("50.00")),
         ("capture", Decimal("20.00")),
     ]
+
+
+def test_a_capture_finds_its_orders_entries_by_index_in_a_ledger_made_before_the_index(
+    tmp_path: Path,
+) -> None:
+    """A capture reads its order's entries: on a ledger of a year's orders that must not read
+    the whole file. A ledger file written by an older version gets the index when opened."""
+    path = tmp_path / "ledger.sqlite3"
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE entries (entry_id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " idempotency_key TEXT NOT NULL UNIQUE, order_id TEXT NOT NULL, kind TEXT NOT NULL,"
+        " amount TEXT NOT NULL, at TEXT DEFAULT CURRENT_TIMESTAMP)"
+    )
+    old.execute(
+        "INSERT INTO entries (idempotency_key, order_id, kind, amount)"
+        " VALUES ('a', 'ORD-1', 'authorize', '10.00')"
+    )
+    old.commit()
+    old.close()
+    ledger = Ledger(path)
+    plan = " ".join(
+        str(row[-1])
+        for row in ledger._db.execute(
+            "EXPLAIN QUERY PLAN SELECT kind, amount FROM entries WHERE order_id = ?", ("ORD-1",)
+        )
+    )
+    assert "USING INDEX" in plan, plan
+    assert ledger.post("capture", pay("c", "10.00")).amount == Decimal("10.00")
