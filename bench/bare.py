@@ -20,7 +20,10 @@ from typing import Any
 from pydantic import BaseModel
 from temporalio import activity, workflow
 from temporalio.client import Client, WithStartWorkflowOperation
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import SearchAttributeKey, WorkflowIDConflictPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from orderflow.identity import ENGINE, KeyRing, verify
 
 _UTF8_QP = Charset("utf-8")
 _UTF8_QP.body_encoding = QP
@@ -56,18 +59,45 @@ class BareSpec(BaseModel):
     # The order's shape: a child workflow per shipment takes the carrier's updates, started
     # before the booking (op with ``notify``); the workflow waits for it to finish.
     child: bool = False
+    # The order's obligations (``bench/throughput.py --obligations``): the start's token checked
+    # by the first call and every update's by a validator, the stock's signed by the worker, a
+    # signed link in every e-mail, a status upserted in as many workflow tasks as the order
+    # upserts in, and payloads as large as the order's (``pad`` added to each).
+    obligations: bool = False
+    token: str = ""
+    pad: str = ""
+    upserts: int = 0
 
 
 class BareIo(BaseModel):
     db: str
     key: str
     notify: str = ""
+    token: str = ""
+    pad: str = ""
+
+
+# What the obligations need: the worker's keys and trust store (set by the bench), the status.
+keys: dict[str, Any] = {}
+STATUS = SearchAttributeKey.for_keyword("OrderStatus")
+SEPARATOR = "|"
+
+
+def checked(text: str, now: Any = None) -> str:
+    """An update's argument with the caller's token after ``SEPARATOR``: the token verified
+    (as every update's validator on an order verifies its caller's), the argument returned."""
+    arg, _, token = text.partition(SEPARATOR)
+    if token:
+        verify(keys["trust"], token, now)
+    return arg
 
 
 class BareStockCall(BaseModel):
     stock_id: str
     order_id: str
     task_queue: str
+    signed: bool = False
+    pad: str = ""
 
 
 class BareMail(BaseModel):
@@ -75,6 +105,9 @@ class BareMail(BaseModel):
     key: str
     count: int = 1
     body: str = "bare"
+    # A signed link to the order's page in each message, for this order.
+    link_for: str = ""
+    pad: str = ""
 
 
 @workflow.defn
@@ -92,6 +125,10 @@ class BareStock:
     def change(self, order_id: str) -> int:
         self.count += 1
         return self.count
+
+    @change.validator
+    def _check(self, order_id: str) -> None:
+        checked(order_id, workflow.now())
 
 
 def delivery_id(order_id: str) -> str:
@@ -116,6 +153,10 @@ class BareDelivery:
         self.updates += 1
         return self.updates
 
+    @carrier.validator
+    def _check(self, event: str) -> None:
+        checked(event, workflow.now())
+
 
 @workflow.defn
 class BareOrder:
@@ -126,9 +167,18 @@ class BareOrder:
     async def run(self, spec: BareSpec) -> int:
         done = 0
         mails = list(spec.mails)
+        upserted_at: list[Any] = []
+
+        def upsert() -> None:
+            """A status upserted once per workflow task, in as many tasks as the order's."""
+            if len(upserted_at) < spec.upserts and workflow.now() not in upserted_at:
+                upserted_at.append(workflow.now())
+                workflow.upsert_search_attributes([STATUS.value_set(f"step-{done}")])
 
         async def op(text: str) -> None:
             nonlocal done
+            if spec.obligations:
+                upsert()
             done += 1
             mode, kind, *flags = text.split(":")
             key = f"{workflow.info().workflow_id}.{done}"
@@ -138,19 +188,34 @@ class BareOrder:
                 fn, arg = bare_lookup, key
             elif kind == "io":
                 fn = bare_io
-                arg = BareIo(db=spec.db, key=key, notify=spec.order_id if flags else "")
+                arg = BareIo(
+                    db=spec.db,
+                    key=key,
+                    notify=spec.order_id if flags else "",
+                    token=spec.token if done == 1 else "",
+                    pad=spec.pad,
+                )
             elif kind == "stock":
                 fn = bare_stock
                 arg = BareStockCall(
                     stock_id=spec.stock_id,
                     order_id=spec.order_id,
                     task_queue=workflow.info().task_queue,
+                    signed=spec.obligations,
+                    pad=spec.pad,
                 )
             else:
                 count = mails.pop(0) if mails else 1
                 fn, arg = (
                     bare_mail,
-                    BareMail(port=spec.smtp_port, key=key, count=count, body=spec.body),
+                    BareMail(
+                        port=spec.smtp_port,
+                        key=key,
+                        count=count,
+                        body=spec.body,
+                        link_for=spec.order_id if spec.obligations else "",
+                        pad=spec.pad,
+                    ),
                 )
             timeout = timedelta(seconds=30)
             if mode == "local":
@@ -174,6 +239,8 @@ class BareOrder:
                 await op(text)
         for text in spec.after:
             await op(text)
+        if spec.obligations:
+            upsert()
         return done
 
     @workflow.update
@@ -212,10 +279,12 @@ async def bare_io(req: BareIo) -> str:
     def write() -> None:
         _db(req.db).execute("INSERT OR IGNORE INTO io (key) VALUES (?)", (req.key,))
 
+    if req.token:
+        verify(keys["trust"], req.token)  # the start's token, as the order's terms check it
     await asyncio.to_thread(write)
     if req.notify:
         booking_event(req.notify).set()
-    return req.key
+    return req.key + req.pad
 
 
 clients: dict[str, Client] = {}
@@ -230,8 +299,12 @@ async def bare_stock(req: BareStockCall) -> int:
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         task_queue=req.task_queue,
     )
+    arg = req.order_id + req.pad
+    if req.signed:  # the engine's token on its reservation, as the stock activities sign it
+        ring: KeyRing = keys["ring"]
+        arg += SEPARATOR + ring.issue(ENGINE, actor="stock", order_id=req.order_id)
     return await clients["client"].execute_update_with_start_workflow(
-        BareStock.change, req.order_id, start_workflow_operation=start
+        BareStock.change, arg, start_workflow_operation=start
     )
 
 
@@ -241,15 +314,21 @@ async def bare_mail(req: BareMail) -> str:
     are (the same message class and encoding, a fixed HELO name)."""
 
     def send() -> str:
+        ring: KeyRing | None = keys.get("ring")
         with smtplib.SMTP("127.0.0.1", req.port, local_hostname="bare.local", timeout=10) as smtp:
             for n in range(req.count):
-                msg = MIMEText(req.body, "plain", _UTF8_QP)
+                body = req.body
+                if req.link_for and ring is not None:  # a signed link, as the order's e-mails
+                    link = ring.for_customer("C-1001", req.link_for, link=True)
+                    tail = f"\n\nhttp://localhost/o?t={link}"
+                    body = body[: max(0, len(body) - len(tail))] + tail  # as long as before
+                msg = MIMEText(body, "plain", _UTF8_QP)
                 msg["From"] = "bare <bare@orderflow.local>"
                 msg["To"] = "bare@example.com"
                 msg["Subject"] = "bare"
                 msg["Message-ID"] = f"<{req.key}.{n}@bare.local>"
                 msg["Date"] = formatdate(usegmt=True)
                 smtp.send_message(msg)
-        return req.key
+        return req.key + req.pad
 
     return await asyncio.to_thread(send)
