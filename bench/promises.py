@@ -237,15 +237,19 @@ def where_lateness_goes(
 
     Orders wait out the last second before a deadline in the worker (``wait_until``); the
     parts are then ``waited``: the activity's completion past the due time (its return, by the
-    worker's clock, and its result reaching history). An order woken by its timer alone (one
-    that took it before the wait in the worker) has instead ``armed``: the timer's time past the
-    due time (it starts when the task that arms it completes) and ``fired``: the server firing
-    it past its time. Then, for both: ``task``: the wake -> the workflow task started; ``mail
+    worker's clock, and its result reaching history; the task after it counts even when that
+    completion is stamped just before the due time, as the server's and the worker's clocks
+    differ). An order woken by its timer alone (the timer armed a second early fired after the
+    due time, or an order that took the timer before the wait in the worker) has instead
+    ``armed``: the timer's time past the due time (it starts when the task that arms it
+    completes; negative for a timer armed early) and ``fired``: the server firing it past its
+    time. Then, for both: ``task``: the wake -> the workflow task started; ``mail
     call``: -> send_emails started; ``mail sent``: -> the e-mail stored by the sink."""
     timers: dict[int, float] = {}
     waits: set[int] = set()
     woke: dict[str, float] | None = None
     woke_at = 0.0
+    waited = False
     for i, e in enumerate(events):
         if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED:
             wait = e.timer_started_event_attributes.start_to_fire_timeout
@@ -253,16 +257,17 @@ def where_lateness_goes(
         elif e.event_type == EventType.EVENT_TYPE_TIMER_FIRED:
             fire_at = timers[e.timer_fired_event_attributes.started_event_id]
             woke = {"armed": fire_at - due, "fired": _at(e) - fire_at}
-            woke_at = _at(e)
+            woke_at, waited = _at(e), False
         elif e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             if e.activity_task_scheduled_event_attributes.activity_type.name == WAIT_UNTIL:
                 waits.add(e.event_id)
         elif e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
             if e.activity_task_completed_event_attributes.scheduled_event_id in waits:
                 woke = {"waited": _at(e) - due}
-                woke_at = _at(e)
+                woke_at, waited = _at(e), True
         elif e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
-            if woke is None or _at(e) < due:
+            # A wait that ended within a second of this due time is this deadline's.
+            if woke is None or (_at(e) < due and not (waited and woke_at >= due - 1.0)):
                 woke = None
                 continue
             out = {**woke, "task": _at(e) - woke_at}

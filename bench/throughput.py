@@ -108,6 +108,13 @@ from workflows.order import OrderWorkflow
 
 # Student's t at 95% (two-sided) by degrees of freedom: the interval of a mean of a few rounds.
 T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26, 10: 2.23}
+T95 |= {11: 2.20, 12: 2.18, 13: 2.16, 14: 2.14, 15: 2.13, 20: 2.09, 30: 2.04}
+
+
+def t95(df: int) -> float:
+    """Student's t for ``df`` degrees of freedom (the next smaller tabled one), 1.96 past 30."""
+    return T95[max(k for k in T95 if k <= df)] if df <= 30 else 1.96
+
 
 # Eight stock records (four bench locations x two SKUs), each with far more stock than needed.
 SKUS = ("CASE-X12", "ROUTER-F1")
@@ -666,12 +673,11 @@ async def main(
             refused_before = Refusals.count
             order_wall = bare_wall = child_wall = 0.0
             bare_refusals = 0
-            size = -(-orders // rounds)
             round_ratios: list[float] = []
             round_rates: list[tuple[float, float]] = []
             with progress(f"{rounds} rounds: orders, bare, bare with a child", 3 * orders) as done:
                 for r in range(rounds):
-                    chunk = slice(r * size, (r + 1) * size)
+                    chunk = slice(r * orders // rounds, (r + 1) * orders // rounds)
                     order_round = await run_orders(app, ids[chunk], concurrency, lines, done)
                     order_wall += order_round
                     refused_mid = Refusals.count
@@ -796,14 +802,15 @@ async def main(
         f"(target >= {CHILD_RATIO_TARGET})"
     )
     if len(round_ratios) > 1:
-        mean = statistics.fmean(round_ratios)
-        half = T95.get(len(round_ratios) - 1, 2.0) * statistics.stdev(round_ratios)
-        half /= len(round_ratios) ** 0.5
+        interval = ""
+        if len(round_ratios) > 2:  # with two rounds an interval says nothing
+            mean = statistics.fmean(round_ratios)
+            half = t95(len(round_ratios) - 1) * statistics.stdev(round_ratios)
+            half /= len(round_ratios) ** 0.5
+            interval = f"; mean {mean:.2f}, 95% interval {mean - half:.2f} to {mean + half:.2f}"
         print(
-            f"  by round: {' '.join(f'{x:.2f}' for x in round_ratios)}; mean {mean:.2f}, 95% "
-            f"interval {mean - half:.2f} to {mean + half:.2f} (orders/s against the bare's: "
-            + ", ".join(f"{o:.1f}/{c:.1f}" for o, c in round_rates)
-            + ")"
+            f"  by round: {' '.join(f'{x:.2f}' for x in round_ratios)}{interval} (orders/s "
+            "against the bare's: " + ", ".join(f"{o:.1f}/{c:.1f}" for o, c in round_rates) + ")"
         )
     (op, osrv), (bp, bsrv) = Cpu.used["orderflow"], Cpu.used["bare"]
     cp, csrv = Cpu.used["bare_child"]

@@ -114,6 +114,9 @@ START_CREDENTIAL = "start-credential"
 # Orders started from now on keep the search attributes their start set while they hold
 # (the order desk sets status and carrier): no upsert repeats them in the first task.
 INDEXED_AT_START = "indexed-at-start"
+# Orders from now on whose start set other search attributes than their own put theirs in place
+# in their first task.
+INDEX_PUT_RIGHT = "index-put-right"
 # Orders started on 0.8 recorded this one marker for every change above and the outbox's and
 # the shipment's: each costs an order two history events (workflows/support/changes.py).
 ORDER_CHANGES = "order-changes-0.8"
@@ -296,6 +299,15 @@ class OrderWorkflow:
         # apply now, before the order's first step (a hold placed at checkout blocks it).
         await workflow.wait_condition(lambda: True)
 
+    def _puts_index_right(self) -> bool:
+        """An order whose start set other search attributes than its own (a start straight
+        through Temporal) upserts its own in its first task, a carrier it has not unset. Asked
+        only then: orders 0.9.0 started this way kept the start's until their next upsert."""
+        if not self.changes.patched(INDEX_PUT_RIGHT):
+            return False
+        self.publisher.unset_carrier = True
+        return True
+
     async def _terms_recorded(self) -> None:
         """An update that came with the order's start waits here for the order's terms."""
         if self.awaiting_terms is not None:
@@ -310,8 +322,11 @@ class OrderWorkflow:
         s = self.state
         # The first workflow task always completes with a command, even when a query or a slow
         # first call makes the worker complete it early (workflows/support/gate.py): the fold's
-        # marker, or (orders started before 0.9) the search attributes indexed.
-        if self.indexed_at_start:
+        # marker, or the search attributes indexed (orders started before 0.9, and orders whose
+        # start set other search attributes than the order's own, which are put right at once).
+        if self.indexed_at_start and (
+            self.publisher.indexed_as_started or not self._puts_index_right()
+        ):
             self.gate.issued()
         else:
             self.gate.command_now()

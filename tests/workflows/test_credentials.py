@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 import temporalio.client
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from domain.carrier import CarrierEvent
 from domain.holds import DisputeHold, PlaceHold, ReleaseHold
@@ -20,6 +22,7 @@ from domain.promises import KeepPromise, MakePromise
 from orderflow.auth import HEADER, header_payload
 from orderflow.identity import KeyRing, Principal
 from tests.conftest import Stack
+from workflows.search_attributes import CARRIER, ORDER_STATUS
 
 BILLING = Principal.parse("billing")
 
@@ -427,3 +430,36 @@ async def test_a_token_is_good_for_one_message(stack: Stack, order: str) -> None
     says = await refused(stack, order, once, "release_hold", release)
     assert "credential: this token was used already" in says
     assert (await stack.app.view(order)).blocked_by == ["billing"]
+
+
+async def test_an_order_started_with_false_search_attributes_shows_its_own_from_its_first_task(
+    stack: Stack,
+) -> None:
+    """A start straight through Temporal may set any search attributes: the order puts its
+    own in their place in its first task (the UI and `order list` never show the lie), and
+    unsets a carrier a store-pickup order has not."""
+    inp = stack.order(pickup=True).model_dump(mode="json")
+    config = stack.client.config()
+    config["interceptors"] = [FixedToken(token(stack, "desk:web"))]
+    handle = await Client(**config).start_workflow(
+        "OrderWorkflow",
+        inp,
+        id=order_workflow_id(inp["order_id"]),
+        task_queue=stack.app.settings.task_queue,
+        search_attributes=TypedSearchAttributes(
+            [SearchAttributePair(ORDER_STATUS, "completed"), SearchAttributePair(CARRIER, "dhl")]
+        ),
+    )
+    await stack.until(inp["order_id"], lambda v: v.status != "placed")
+    first_task: list[dict[str, Any]] = []
+    async for e in handle.fetch_history_events():
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            break  # the order's terms: its first task ended before
+        if e.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+            fields = e.upsert_workflow_search_attributes_event_attributes.search_attributes
+            first_task.append({k: v.data for k, v in fields.indexed_fields.items()})
+    status = [f for f in first_task if "OrderStatus" in f]
+    assert status and status[0]["OrderStatus"] == b'"placed"'
+    assert status[0]["Carrier"] in (b"", b"null")  # unset
+    listed = (await handle.describe()).search_attributes
+    assert listed.get("OrderStatus") != ["completed"] and "Carrier" not in listed

@@ -26,6 +26,8 @@ class Publisher:
         self._changes = 0
         self._closing = False
         self._indexed: tuple[str, tuple[str, ...], str] | None = None
+        # A carrier the start set where the order has none is unset (the order says when).
+        self.unset_carrier = False
         if indexed:
             sa = workflow.info().typed_search_attributes
             self._indexed = (
@@ -33,6 +35,12 @@ class Publisher:
                 tuple(sa.get(BLOCKED_BY) or ()),
                 sa.get(CARRIER) or "",
             )
+
+    @property
+    def indexed_as_started(self) -> bool:
+        """The search attributes the start set say what the order says now (a start straight
+        through Temporal may have set others, or none)."""
+        return self._indexed == index_values(self._state)
 
     def changed(self) -> None:
         """Something the UI shows may have changed."""
@@ -52,6 +60,8 @@ class Publisher:
         ]
         if carrier:
             updates.append(CARRIER.value_set(carrier))
+        elif self.unset_carrier:
+            updates.append(CARRIER.value_unset())
         workflow.upsert_search_attributes(updates)
 
     async def run(self, idle: Callable[[], bool]) -> None:
