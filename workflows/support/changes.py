@@ -34,10 +34,7 @@ class Changes:
         for i, (fold, _) in enumerate(folds):
             if workflow.patched(fold):
                 self._folded = frozenset().union(*(changes for _, changes in folds[i:]))
-                self.fold: str | None = fold
                 break
-        else:
-            self.fold = None
 
     def patched(self, change: str) -> bool:
         """Whether this run makes ``change``: true for a change its fold stands for, otherwise
