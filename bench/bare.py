@@ -24,6 +24,7 @@ from temporalio.common import SearchAttributeKey, WorkflowIDConflictPolicy
 
 with workflow.unsafe.imports_passed_through():
     from orderflow.identity import ENGINE, KeyRing, verify
+    from workflows.support.gate import TaskGuard
 
 _UTF8_QP = Charset("utf-8")
 _UTF8_QP.body_encoding = QP
@@ -167,18 +168,21 @@ class BareOrder:
     async def run(self, spec: BareSpec) -> int:
         done = 0
         mails = list(spec.mails)
-        upserted_at: list[Any] = []
+        upserts = 0
 
         def upsert() -> None:
-            """A status upserted once per workflow task, in as many tasks as the order's."""
-            if len(upserted_at) < spec.upserts and workflow.now() not in upserted_at:
-                upserted_at.append(workflow.now())
+            nonlocal upserts
+            if upserts < spec.upserts:
+                upserts += 1
                 workflow.upsert_search_attributes([STATUS.value_set(f"step-{done}")])
+
+        # A status upserted at most once per workflow task, in as many tasks as the order's.
+        guard = TaskGuard(upsert)
 
         async def op(text: str) -> None:
             nonlocal done
             if spec.obligations:
-                upsert()
+                guard.command_now()
             done += 1
             mode, kind, *flags = text.split(":")
             key = f"{workflow.info().workflow_id}.{done}"
@@ -240,7 +244,7 @@ class BareOrder:
         for text in spec.after:
             await op(text)
         if spec.obligations:
-            upsert()
+            guard.command_now()
         return done
 
     @workflow.update

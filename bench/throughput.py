@@ -252,6 +252,13 @@ class Server:
         cls.writes[side] = cls.writes.get(side, collections.Counter()) + (cls.counters() - before)
 
 
+async def bytes_per_run(run: Awaitable[Any], n: int) -> float:
+    """The payload bytes the codec handled per workflow while ``run`` ran ``n`` of them."""
+    before = MeteredCodec.total[2]
+    await run
+    return (MeteredCodec.total[2] - before) / n
+
+
 async def measured(side: str, run: Awaitable[Any]) -> float:
     """Run one side's batch; its wall time, and its CPU and server writes added up."""
     before = Server.counters()
@@ -586,9 +593,7 @@ async def main(
         )
         async with orderflow_worker(client, settings, desk), bare_worker(client, bare_settings):
             sent_before = sent_count(settings)
-            bytes_before = MeteredCodec.total[2]
-            await run_orders(app, warm_ids, concurrency, lines)
-            order_bytes = (MeteredCodec.total[2] - bytes_before) / warmup
+            order_bytes = await bytes_per_run(run_orders(app, warm_ids, concurrency, lines), warmup)
             emails_per_order = (sent_count(settings) - sent_before) / warmup
             # The bare's messages are as long as the order's were on average.
             inbox = read_inbox(tmp / "maildir")
@@ -647,9 +652,9 @@ async def main(
             bare_specs = [spec(i, f"BT-{run_tag}-{i:05d}") for i in range(orders)]
             child_warm = [spec(i, f"CW-{run_tag}-{i:04d}", True) for i in range(warmup)]
             await run_bare(client, bare_settings.task_queue, bare_warm, concurrency)
-            bytes_before = MeteredCodec.total[2]
-            await run_bare(client, bare_settings.task_queue, child_warm, concurrency)
-            child_bytes = (MeteredCodec.total[2] - bytes_before) / warmup
+            child_bytes = await bytes_per_run(
+                run_bare(client, bare_settings.task_queue, child_warm, concurrency), warmup
+            )
             pad = ""
             if obligations:
                 # The bare's payloads as large as the order's in all: one more warm-up with a
@@ -657,9 +662,10 @@ async def main(
                 # input and result, each update, the start), and so the padding that matches.
                 trial = "x" * 500
                 probe = [spec(i, f"CP-{run_tag}-{i:04d}", True, trial) for i in range(warmup)]
-                bytes_before = MeteredCodec.total[2]
-                await run_bare(client, bare_settings.task_queue, probe, concurrency)
-                per_char = ((MeteredCodec.total[2] - bytes_before) / warmup - child_bytes) / 500
+                probed = await bytes_per_run(
+                    run_bare(client, bare_settings.task_queue, probe, concurrency), warmup
+                )
+                per_char = (probed - child_bytes) / 500
                 pad = "x" * max(0, round((order_bytes - child_bytes) / max(per_char, 1)))
             child_specs = [spec(i, f"CT-{run_tag}-{i:05d}", True, pad) for i in range(orders)]
             if show_history:

@@ -798,7 +798,7 @@ class OrderWorkflow:
             await self.deadlines.wait()
             if self.deadlines.closed:
                 return
-            now = max(workflow.now(), self.deadlines.reached or workflow.now())
+            now = self.deadlines.now()
             for deadline in rules.due(s, now):
                 self.outbox.send(steps.deadline_passed(s, deadline, now))
                 self._changed()

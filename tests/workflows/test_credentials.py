@@ -279,13 +279,17 @@ async def test_stock_counts_are_changed_by_stock_control_or_the_stores_clerks(
     assert stock.on_hand == 16
 
 
+def straight_client(stack: Stack, by: str | None) -> Client:
+    """A client that goes straight to Temporal, sending ``by``'s token (none: no header)."""
+    config = stack.client.config()
+    config["interceptors"] = [FixedToken(token(stack, by))] if by else []
+    return Client(**config)
+
+
 async def rejected_start(stack: Stack, by: str | None) -> str:
     """Start an order straight through Temporal with ``by``'s token (none: no header)."""
     inp = stack.order().model_dump(mode="json")
-    client = stack.client
-    config = client.config()
-    config["interceptors"] = [FixedToken(token(stack, by))] if by else []
-    handle = await Client(**config).start_workflow(
+    handle = await straight_client(stack, by).start_workflow(
         "OrderWorkflow",
         inp,
         id=order_workflow_id(inp["order_id"]),
@@ -338,9 +342,7 @@ async def test_an_order_started_under_another_orders_workflow_id_is_rejected(
     """A workflow id that is not the order's own would let one order act on another's stock
     (reservations are the order id's): it is rejected, having done nothing."""
     inp = stack.order().model_dump(mode="json")
-    config = stack.client.config()
-    config["interceptors"] = [FixedToken(token(stack, "desk:web"))]
-    handle = await Client(**config).start_workflow(
+    handle = await straight_client(stack, "desk:web").start_workflow(
         "OrderWorkflow", inp, id="order-not-its-own", task_queue=stack.app.settings.task_queue
     )
     with pytest.raises(WorkflowFailureError) as failed:
@@ -439,9 +441,7 @@ async def test_an_order_started_with_false_search_attributes_shows_its_own_from_
     own in their place in its first task (the UI and `order list` never show the lie), and
     unsets a carrier a store-pickup order has not."""
     inp = stack.order(pickup=True).model_dump(mode="json")
-    config = stack.client.config()
-    config["interceptors"] = [FixedToken(token(stack, "desk:web"))]
-    handle = await Client(**config).start_workflow(
+    handle = await straight_client(stack, "desk:web").start_workflow(
         "OrderWorkflow",
         inp,
         id=order_workflow_id(inp["order_id"]),

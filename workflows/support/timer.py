@@ -97,6 +97,12 @@ class DeadlineTimer:
             return True
         return False
 
+    def now(self) -> datetime:
+        """The workflow's time after a wait: never before the deadline a wait in the worker
+        reached (see ``reached``)."""
+        now = workflow.now()
+        return max(now, self.reached) if self.reached is not None else now
+
     def _sooner(self, armed: datetime | None) -> bool:
         if self._seen == self._moves:
             return False
