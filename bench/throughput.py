@@ -229,6 +229,11 @@ VISIBILITY_WRITES = (
     "RecordWorkflowExecutionClosed",
 )
 COUNTER = re.compile(r'^(?:visibility_)?persistence_requests\{.*operation="(\w+)".*\} (\S+)$')
+# Every request the server's services handled, by kind: what ``--server-calls`` compares.
+REQUEST = re.compile(
+    r'^(service_requests|persistence_requests|visibility_persistence_requests|task_requests)'
+    r'\{.*operation="(\w+)".*service_name="(\w+)".*\} (\S+)$'
+)
 
 
 class Server:
@@ -236,20 +241,39 @@ class Server:
 
     url = ""
     writes: dict[str, collections.Counter[str]] = {}
+    requests: dict[str, collections.Counter[str]] = {}
 
     @classmethod
     def counters(cls) -> collections.Counter[str]:
+        """Its writes by operation, and (keyed ``service metric operation``) every request."""
         out: collections.Counter[str] = collections.Counter()
         with urllib.request.urlopen(cls.url, timeout=10) as response:
             for line in response.read().decode().splitlines():
                 m = COUNTER.match(line)
                 if m and m.group(1) in STATE_WRITES + VISIBILITY_WRITES:
                     out[m.group(1)] += float(m.group(2))
+                r = REQUEST.match(line)
+                if r:
+                    metric, op, service, value = r.groups()
+                    out[f"{service} {metric.removesuffix('_requests')} {op}"] += float(value)
         return out
 
     @classmethod
     def add(cls, side: str, before: collections.Counter[str]) -> None:
         cls.writes[side] = cls.writes.get(side, collections.Counter()) + (cls.counters() - before)
+
+    @classmethod
+    def compared(cls, orders: int, sides: tuple[str, str], least: float = 0.05) -> list[str]:
+        """Requests per order where two sides differ by at least ``least``, most first."""
+        a, b = (cls.writes.get(side, collections.Counter()) for side in sides)
+        rows = []
+        for key in sorted(set(a) | set(b)):
+            if " " not in key:
+                continue
+            x, y = a[key] / orders, b[key] / orders
+            if abs(x - y) >= least:
+                rows.append((abs(x - y), f"  {key:<62} {x:7.2f} {y:7.2f} {x - y:+7.2f}"))
+        return [row for _, row in sorted(rows, reverse=True)]
 
 
 async def bytes_per_run(run: Awaitable[Any], n: int) -> float:
@@ -525,6 +549,12 @@ async def visible(client: Client, query: str, expected: int, timeout: float = 30
 
 K_UPDATE = "EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED"
 K_TASK = "EVENT_TYPE_WORKFLOW_TASK_COMPLETED"
+K_UPSERT = "EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES"
+
+
+class Obligations:
+    # Search attribute upserts per order, as its warm-up histories have them.
+    upserts = 0
 
 
 # ============================================================================ main
@@ -538,6 +568,7 @@ async def main(
     show_history: bool = False,
     lines: int = 1,
     obligations: bool = False,
+    server_calls: bool = False,
 ) -> None:
     configure("WARNING")
     tmp = Path(tempfile.mkdtemp(prefix="orderflow-throughput-"))
@@ -607,10 +638,13 @@ async def main(
                 + [history_counts(client, delivery_workflow_id(o, 1)) for o in warm_ids]
             )
             warm_calls: collections.Counter[str] = collections.Counter()
-            warm_updates = 0
+            warm_updates = warm_upserts = 0
             for counts, calls in warm:
                 warm_calls += calls
                 warm_updates += counts[K_UPDATE]
+                warm_upserts += counts[K_UPSERT]
+            # The bare with the order's obligations upserts as often (each is a visibility write).
+            Obligations.upserts = round(warm_upserts / warmup)
             # The typical order's calls (every order here takes the same path).
             calls_avg = {k: round(v / warmup) for k, v in warm_calls.items()}
             n_upd = round(warm_updates / warmup)
@@ -645,7 +679,7 @@ async def main(
                     body=bare_body,
                     obligations=obligations and child,
                     pad=pad,
-                    upserts=UPSERTING_TASKS,
+                    upserts=Obligations.upserts,
                 )
 
             bare_warm = [spec(i, f"BW-{run_tag}-{i:04d}") for i in range(warmup)]
@@ -798,7 +832,7 @@ async def main(
     print(f"ratio orderflow/bare: {order_rate / bare_rate:.2f}")
     child_label = (
         "bare with a child per shipment and the order's obligations (tokens, "
-        f"{UPSERTING_TASKS} upserting tasks, payloads +{len(pad)} bytes each)"
+        f"{Obligations.upserts} upserts, payloads +{len(pad)} bytes each)"
         if obligations
         else "bare with a child per shipment, as the order has"
     )
@@ -852,6 +886,9 @@ async def main(
         f"{writes('orderflow')}; bare {writes('bare')}; bare with a child "
         f"{writes('bare_child')}"
     )
+    if server_calls:
+        print("server requests per order where the sides differ: orderflow, bare with a child")
+        print("\n".join(Server.compared(orders, ("orderflow", "bare_child"))))
     print(
         f"history events per order: {order_events:.1f} = order {order_only:.1f} + delivery "
         f"{delivery_only:.1f} (budget <= {EVENTS_BUDGET}); bare {bare_events:.1f}; bare with a child "
@@ -900,9 +937,6 @@ async def main(
 # The budgets of issue 22: the ratio to the bare in the order's shape, and the history events of a
 # single-line order when that issue started (main at 0.7: order 52.5 + delivery 15.1).
 CHILD_RATIO_TARGET = 0.95
-# The workflow tasks in which an order upserts search attributes (README, Where an order's cost
-# goes): what the bare with the order's obligations upserts in.
-UPSERTING_TASKS = 4
 EVENTS_BUDGET = 67.6
 FULL_ORDERS, FULL_ROUNDS = 1000, 4
 
@@ -927,6 +961,12 @@ if __name__ == "__main__":
         help="the bare with a child also does what every order must: tokens signed and "
         "verified, a status upserted, a signed link per e-mail, payloads as large",
     )
+    parser.add_argument(
+        "--server-calls",
+        action="store_true",
+        help="print the server's requests per order (its services, stores and queue tasks) "
+        "where the orders and the bare with a child differ",
+    )
     full_flag(parser, f"{FULL_ORDERS} orders in {FULL_ROUNDS} rounds")
     args = parser.parse_args()
     if args.full:
@@ -940,5 +980,6 @@ if __name__ == "__main__":
             args.show_history,
             args.lines,
             args.obligations,
+            args.server_calls,
         )
     )

@@ -68,7 +68,7 @@ with workflow.unsafe.imports_passed_through():
     from orderflow.desk import desk_for
     from workflows.search_attributes import ORDER_STATUS
     from workflows.support.changes import Changes
-    from workflows.support.gate import RETRY, CallGate
+    from workflows.support.gate import RETRY, CallGate, TimerMark
     from workflows.support.outbox import (
         MAIL_AFTER_RECORD,
         MAIL_BESIDE_STEPS_STUCK_SECONDS,
@@ -134,9 +134,15 @@ FOLDED_CHANGES = frozenset(
         READ_REPORTS,
     }
 )
-# Orders started from now on record this one: 0.8's changes and those since.
+# Orders started on 0.9 recorded this one: 0.8's changes and those since.
 ORDER_CHANGES_0_9 = "order-changes-0.9"
+# Orders started from now on mark a workflow task that must carry a command before its first
+# call on a durable timer, not by upserting their search attributes (workflows/support/gate.py).
+MARKS_BY_TIMER = "marks-by-timer"
+# Orders started from now on record this one: 0.9's changes and those since.
+ORDER_CHANGES_0_10 = "order-changes-0.10"
 FOLDS = [
+    (ORDER_CHANGES_0_10, frozenset({MARKS_BY_TIMER})),
     (ORDER_CHANGES_0_9, frozenset({DEADLINE_IN_WORKER, INDEXED_AT_START})),
     (ORDER_CHANGES, FOLDED_CHANGES),
 ]
@@ -202,8 +208,10 @@ class OrderWorkflow:
         # What the start set is what visibility shows until the order says otherwise.
         self.indexed_at_start = self.changes.patched(INDEXED_AT_START)
         self.publisher = Publisher(self.state, indexed=self.indexed_at_start)
-        # A task with no command yet indexes the search attributes before its first call.
-        self.gate = CallGate(self.publisher.index)
+        # A task with no command yet marks itself before its first call: on a timer, or (orders
+        # started before 0.10) by indexing the search attributes.
+        self.marks_by_timer = self.changes.patched(MARKS_BY_TIMER)
+        self.gate = CallGate(TimerMark() if self.marks_by_timer else self.publisher.index)
         self.outbox = Outbox(self.state, self.gate, self.changes.patched)
         self.deadlines = DeadlineTimer(
             lambda: rules.next_deadline(self.state),
@@ -327,6 +335,9 @@ class OrderWorkflow:
         if self.indexed_at_start and (
             self.publisher.indexed_as_started or not self._puts_index_right()
         ):
+            self.gate.issued()
+        elif self.marks_by_timer:
+            self.publisher.index()  # put right at once, not left to a mark
             self.gate.issued()
         else:
             self.gate.command_now()

@@ -16,7 +16,8 @@ from domain.ids import order_workflow_id
 from orderflow.smtp_sink import SmtpSink
 from orderflow.worker import build_worker
 from tests.conftest import Stack, app_beside_worker, stack_settings
-from workflows.order import ORDER_CHANGES_0_9
+from workflows.order import ORDER_CHANGES_0_10
+from workflows.search_attributes import ORDER_STATUS
 
 
 async def deliver(stack: Stack, order_id: str) -> None:
@@ -127,9 +128,11 @@ async def test_an_order_started_today_records_one_patch_marker_for_every_change(
     stack: Stack,
 ) -> None:
     """Each patch asked costs a history two events; an order started on this version records
-    one marker for the twelve changes it makes (workflows/support/changes.py), and indexes
-    each status it reaches once: the status its start set is not upserted again in its first
-    task."""
+    one marker for the thirteen changes it makes (workflows/support/changes.py), and indexes a
+    status once it holds when the order's steps stop: the status its start set is not upserted
+    again, nor one passed within a run of steps (delivered, then completed by the capture).
+    A task that must carry a command before its call marks itself on a timer instead, with one
+    timer armed at most (each upsert costs the server a visibility write)."""
     placed = await stack.place(sku="PHONE-A5", qty=1)
     oid = placed.order_id
     await deliver(stack, oid)
@@ -145,12 +148,24 @@ async def test_an_order_started_today_records_one_patch_marker_for_every_change(
                     found.append(json.loads(data.payloads[0].data)["id"])
         return found
 
-    assert await patches(order_workflow_id(oid)) == [ORDER_CHANGES_0_9]
+    assert await patches(order_workflow_id(oid)) == [ORDER_CHANGES_0_10]
 
     statuses = []
-    async for e in stack.client.get_workflow_handle(order_workflow_id(oid)).fetch_history_events():
+    timers: list[str] = []
+    handle = stack.client.get_workflow_handle(order_workflow_id(oid))
+    async for e in handle.fetch_history_events():
         if e.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
             fields = e.upsert_workflow_search_attributes_event_attributes.search_attributes
             if "OrderStatus" in fields.indexed_fields:
                 statuses.append(json.loads(fields.indexed_fields["OrderStatus"].data))
-    assert statuses == ["placed", "shipping", "delivered", "completed"]
+        elif e.event_type in (
+            EventType.EVENT_TYPE_TIMER_STARTED,
+            EventType.EVENT_TYPE_TIMER_CANCELED,
+            EventType.EVENT_TYPE_TIMER_FIRED,
+        ):
+            timers.append(EventType.Name(e.event_type).removeprefix("EVENT_TYPE_TIMER_"))
+    assert statuses == ["shipping", "completed"]
+    # Marked in its second task (reserve), third (book) and fourth (capture), in turn.
+    assert timers == ["STARTED", "CANCELED", "STARTED"]
+    described = await handle.describe()
+    assert described.typed_search_attributes.get(ORDER_STATUS) == "completed"

@@ -19,9 +19,9 @@ result that came first). So:
 
 - an attempt may take at most ``ATTEMPT_TIMEOUT``, far under the 8 seconds;
 - every retry waits on a durable timer (a command) rather than a local sleep;
-- a workflow task that has issued no command yet issues one before its first call: the order
-  indexes its search attributes (which it does anyway whenever they change), the delivery its
-  carrier.
+- a workflow task that has issued no command yet issues one before its first call: an order
+  started from 0.10 on marks the task on a durable timer (``TimerMark``), older orders index
+  their search attributes, the delivery its carrier.
 
 **Calls one at a time, even where a step makes several** (an order's lines). Calls started
 together would end in activations the SDK groups one way live and another way on replay, and
@@ -45,6 +45,7 @@ several runs). Its commands are in saved histories, so removing it goes behind
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -59,6 +60,37 @@ RETRY = RetryPolicy(
 )
 # Any backoff longer than this goes on a durable timer: in practice, every retry.
 TIMER_BACKOFF_FROM = timedelta(milliseconds=1)
+# How long a task's mark stays armed when no later task cancels it: far beyond an order's
+# usual life, so that it seldom wakes one (when it does, the wake-up does nothing).
+MARK_FOR = timedelta(days=30)
+
+
+class TimerMark:
+    """The cheapest command a workflow task can carry: a durable timer started, or the one an
+    earlier task started cancelled, in turn, so that at most one is armed.
+
+    An upsert of the search attributes did this job before 0.10. The server writes a visibility
+    record for every upsert event, which is the dearest thing it does for an order (on the dev
+    server's SQLite, about 3 ms of its CPU each; ``bench/throughput.py --server-calls``); a
+    timer's start or cancel is one history event in the same write as the task's completion.
+    The search attributes are then upserted only when what they say changes, once the steps
+    stop (``workflows/support/publisher.py``)."""
+
+    def __init__(self) -> None:
+        self._armed: asyncio.TimerHandle | None = None
+
+    def __call__(self) -> None:
+        if self._armed is None:
+            # The workflow's loop issues the timer's command at once, ahead of the call.
+            self._armed = asyncio.get_running_loop().call_later(
+                MARK_FOR.total_seconds(), self._fired
+            )
+        else:
+            self._armed.cancel()
+            self._armed = None
+
+    def _fired(self) -> None:
+        self._armed = None
 
 
 class TaskGuard:
