@@ -231,7 +231,7 @@ VISIBILITY_WRITES = (
 COUNTER = re.compile(r'^(?:visibility_)?persistence_requests\{.*operation="(\w+)".*\} (\S+)$')
 # Every request the server's services handled, by kind: what ``--server-calls`` compares.
 REQUEST = re.compile(
-    r'^(service_requests|persistence_requests|visibility_persistence_requests|task_requests)'
+    r"^(service_requests|persistence_requests|visibility_persistence_requests|task_requests)"
     r'\{.*operation="(\w+)".*service_name="(\w+)".*\} (\S+)$'
 )
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import logging
 import os
@@ -45,8 +46,9 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pydantic import TypeAdapter
 from temporalio.api.common.v1 import Payload
-from temporalio.contrib.pydantic import PydanticPayloadConverter
+from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter, PydanticPayloadConverter
 from temporalio.converter import DataConverter, EncodingPayloadConverter, PayloadCodec
 
 from domain.base import Receipt
@@ -338,11 +340,20 @@ class _UndecodableConverter(EncodingPayloadConverter):
         raise UndecodablePayload(payload.data.decode(errors="replace"))
 
 
+# The type adapters the converter reads payloads with, shared by every converter of the
+# process: the worker makes a converter for each workflow it runs (from its class), and each
+# new one would build its adapters again, at every order's first payload of each type.
+_TYPE_ADAPTERS = functools.lru_cache(maxsize=1024)(TypeAdapter)
+
+
 class PayloadConverter(PydanticPayloadConverter):
     """The SDK's pydantic converter, which also reads an undecodable payload as its error."""
 
     def __init__(self) -> None:
         super().__init__()
+        for converter in self.converters.values():
+            if isinstance(converter, PydanticJSONPlainPayloadConverter):
+                converter._type_adapter = _TYPE_ADAPTERS
         self._set_converters(*self.converters.values(), _UndecodableConverter())
 
     def to_payloads(self, values: Sequence[Any]) -> list[Payload]:

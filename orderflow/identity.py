@@ -297,9 +297,9 @@ class KeyRing:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        # The private keys here, read once per change of the folder (a key added or retired,
-        # by this process or another): signing reads no file per update.
-        self._read: tuple[int, list[dict[str, Any]]] | None = None
+        # The private keys here by principal, oldest first, read once per change of the folder
+        # (a key added or retired, by this process or another): signing reads no file per update.
+        self._read: tuple[int, dict[str, list[dict[str, Any]]]] | None = None
 
     @property
     def trust_path(self) -> Path:
@@ -321,17 +321,20 @@ class KeyRing:
 
     def private_keys(self, principal: Principal) -> list[dict[str, Any]]:
         """This machine's private keys of ``principal``, oldest first."""
-        return [k for k in self._all_private() if k["principal"] == str(principal)]
+        return list(self._private_by_principal().get(str(principal), ()))
 
-    def _all_private(self) -> list[dict[str, Any]]:
+    def _private_by_principal(self) -> dict[str, list[dict[str, Any]]]:
         folder = self.root / PRIVATE_DIR
         try:
             changed = folder.stat().st_mtime_ns
         except FileNotFoundError:
-            return []
+            return {}
         if self._read is None or self._read[0] != changed:
             keys = [json.loads(path.read_text()) for path in sorted(folder.glob("*.jwk"))]
-            self._read = (changed, sorted(keys, key=lambda k: k.get("created", "")))
+            by_principal: dict[str, list[dict[str, Any]]] = {}
+            for key in sorted(keys, key=lambda k: k.get("created", "")):
+                by_principal.setdefault(key["principal"], []).append(key)
+            self._read = (changed, by_principal)
         return self._read[1]
 
     def add(self, principal: Principal, now: datetime | None = None) -> str:
