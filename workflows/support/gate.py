@@ -70,7 +70,7 @@ class TimerMark:
     earlier task started cancelled, in turn, so that at most one is armed.
 
     An upsert of the search attributes did this job before 0.10. The server writes a visibility
-    record for every upsert event, which is the dearest thing it does for an order (on the dev
+    record for every workflow task that upserts, the dearest thing it does for an order (on the dev
     server's SQLite, about 3 ms of its CPU each; ``bench/throughput.py --server-calls``); a
     timer's start or cancel is one history event in the same write as the task's completion.
     The search attributes are then upserted only when what they say changes, once the steps
