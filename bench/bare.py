@@ -62,8 +62,8 @@ class BareSpec(BaseModel):
     child: bool = False
     # The order's obligations (``bench/throughput.py --obligations``): the start's token checked
     # by the first call and every update's by a validator, the stock's signed by the worker, a
-    # signed link in every e-mail, a status upserted in as many workflow tasks as the order
-    # upserts in, and payloads as large as the order's (``pad`` added to each).
+    # signed link in every e-mail, a status upserted as often as the order's histories upsert
+    # (each in a workflow task of its own), and payloads as large as the order's (``pad``).
     obligations: bool = False
     token: str = ""
     pad: str = ""
@@ -176,7 +176,7 @@ class BareOrder:
                 upserts += 1
                 workflow.upsert_search_attributes([STATUS.value_set(f"step-{done}")])
 
-        # A status upserted at most once per workflow task, in as many tasks as the order's.
+        # A status upserted at most once per workflow task, as often as the order upserts.
         guard = TaskGuard(upsert)
 
         async def op(text: str) -> None:

@@ -4,7 +4,8 @@ per order by the server's request handlers and queue tasks, most different first
 
 The ``temporal`` binary is stripped of its ELF symbols but keeps Go's own function table
 (``.gopclntab``), which this reads to name the sampled addresses. Only the measured rounds count
-(not the warm-ups), each side's by its own rounds' time span.
+(not the warm-ups), each side's by its own rounds' time span; the server's work that ends
+after a round (its visibility queue's, mostly) may fall into the next side's span.
 
 Needs ``perf`` (Debian's ``linux-perf``) and ``readelf``; a diagnostic, not part of
 ``make bench``.
@@ -118,6 +119,12 @@ def start_perf(pid: int) -> None:
 async def sampled_dev_server(tmp: Path, *args: Any, **kwargs: Any) -> Any:
     env = await _dev_server(tmp, *args, **kwargs)
     await asyncio.to_thread(start_perf, server_pid(str(tmp / "temporal.sqlite3")))
+    await asyncio.sleep(1)
+    if Sampling.perf is not None and Sampling.perf.poll() is not None:
+        raise SystemExit(
+            f"perf could not sample the server (exit {Sampling.perf.returncode}): "
+            "try it as root, or lower /proc/sys/kernel/perf_event_paranoid"
+        )
     return env
 
 
@@ -189,6 +196,8 @@ def main() -> None:
             Sampling.perf.send_signal(signal.SIGINT)
             Sampling.perf.wait(timeout=60)
     on_stack, count = samples(args.rounds)
+    if not all(count.values()):
+        raise SystemExit(f"no samples of the server in a side's rounds ({Sampling.out})")
     per_order = 1000 / Sampling.hz / args.orders
     print(
         f"\nserver CPU per order (perf at {Sampling.hz} Hz, {args.rounds} measured rounds): "

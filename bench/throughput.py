@@ -241,7 +241,6 @@ class Server:
 
     url = ""
     writes: dict[str, collections.Counter[str]] = {}
-    requests: dict[str, collections.Counter[str]] = {}
 
     @classmethod
     def counters(cls) -> collections.Counter[str]:

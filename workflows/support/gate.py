@@ -71,7 +71,7 @@ class TimerMark:
 
     An upsert of the search attributes did this job before 0.10. The server writes a visibility
     record for every workflow task that upserts, the dearest thing it does for an order (on the dev
-    server's SQLite, about 3 ms of its CPU each; ``bench/throughput.py --server-calls``); a
+    server's SQLite, about 3 ms of its CPU each; ``bench/server_profile.py``); a
     timer's start or cancel is one history event in the same write as the task's completion.
     The search attributes are then upserted only when what they say changes, once the steps
     stop (``workflows/support/publisher.py``)."""
@@ -80,17 +80,21 @@ class TimerMark:
         self._armed: asyncio.TimerHandle | None = None
 
     def __call__(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._armed is not None and loop.time() >= self._armed.when():
+            # Its time has come: it fired, or is about to, and a cancel would issue nothing (its
+            # wake-up may still wait behind the coroutines this task woke first).
+            self._armed = None
         if self._armed is None:
             # The workflow's loop issues the timer's command at once, ahead of the call.
-            self._armed = asyncio.get_running_loop().call_later(
-                MARK_FOR.total_seconds(), self._fired
-            )
+            self._armed = loop.call_later(MARK_FOR.total_seconds(), _nothing)
         else:
             self._armed.cancel()
             self._armed = None
 
-    def _fired(self) -> None:
-        self._armed = None
+
+def _nothing() -> None:
+    """A mark's wake-up: the mark only had to be a command."""
 
 
 class TaskGuard:
