@@ -84,18 +84,6 @@ class GoFunctions:
         return self.names[i] if i >= 0 else hex(address)
 
 
-def server_pid(database: str) -> int:
-    """The dev server process that keeps ``database``."""
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if database in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                    return int(entry.name)
-            except OSError:
-                continue
-    raise SystemExit(f"no server process found for {database}")
-
-
 class Sampling:
     """``perf`` on the dev server from its start, and the measured rounds' time spans."""
 
@@ -118,7 +106,8 @@ def start_perf(pid: int) -> None:
 
 async def sampled_dev_server(tmp: Path, *args: Any, **kwargs: Any) -> Any:
     env = await _dev_server(tmp, *args, **kwargs)
-    await asyncio.to_thread(start_perf, server_pid(str(tmp / "temporal.sqlite3")))
+    (pid,) = throughput.children()  # the dev server is the bench's one child process
+    await asyncio.to_thread(start_perf, pid)
     await asyncio.sleep(1)
     if Sampling.perf is not None and Sampling.perf.poll() is not None:
         raise SystemExit(

@@ -195,18 +195,25 @@ def bare_worker(client: Client, settings: Settings) -> Worker:
     )
 
 
-def cpu_seconds() -> tuple[float, float]:
-    """CPU time so far of this process (worker, client, sink) and of its child processes that
-    are still running (the dev server)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    server = 0.0
+def children() -> dict[int, list[str]]:
+    """This process's child processes that are still running (the dev server): each one's
+    fields of /proc/PID/stat after its name."""
+    found = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
         if int(fields[1]) == os.getpid():  # ppid
-            server += (int(fields[11]) + int(fields[12])) / tick
+            found[int(stat.parent.name)] = fields
+    return found
+
+
+def cpu_seconds() -> tuple[float, float]:
+    """CPU time so far of this process (worker, client, sink) and of its child processes that
+    are still running (the dev server)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    server = sum(int(f[11]) + int(f[12]) for f in children().values()) / tick
     return time.process_time(), server
 
 
@@ -228,8 +235,8 @@ VISIBILITY_WRITES = (
     "UpsertWorkflowExecution",
     "RecordWorkflowExecutionClosed",
 )
-COUNTER = re.compile(r'^(?:visibility_)?persistence_requests\{.*operation="(\w+)".*\} (\S+)$')
-# Every request the server's services handled, by kind: what ``--server-calls`` compares.
+# Every request the server's services handled, by kind (its writes among them): what
+# ``--server-calls`` compares.
 REQUEST = re.compile(
     r"^(service_requests|persistence_requests|visibility_persistence_requests|task_requests)"
     r'\{.*operation="(\w+)".*service_name="(\w+)".*\} (\S+)$'
@@ -237,20 +244,17 @@ REQUEST = re.compile(
 
 
 class Server:
-    """What the server wrote for each side, from its own metrics endpoint."""
+    """What the server did for each side, from its own metrics endpoint."""
 
     url = ""
-    writes: dict[str, collections.Counter[str]] = {}
+    requests: dict[str, collections.Counter[str]] = {}
 
     @classmethod
     def counters(cls) -> collections.Counter[str]:
-        """Its writes by operation, and (keyed ``service metric operation``) every request."""
+        """Every request so far, keyed ``service metric operation``."""
         out: collections.Counter[str] = collections.Counter()
         with urllib.request.urlopen(cls.url, timeout=10) as response:
             for line in response.read().decode().splitlines():
-                m = COUNTER.match(line)
-                if m and m.group(1) in STATE_WRITES + VISIBILITY_WRITES:
-                    out[m.group(1)] += float(m.group(2))
                 r = REQUEST.match(line)
                 if r:
                     metric, op, service, value = r.groups()
@@ -259,16 +263,26 @@ class Server:
 
     @classmethod
     def add(cls, side: str, before: collections.Counter[str]) -> None:
-        cls.writes[side] = cls.writes.get(side, collections.Counter()) + (cls.counters() - before)
+        cls.requests[side] = cls.requests.get(side, collections.Counter()) + (
+            cls.counters() - before
+        )
+
+    @classmethod
+    def writes(cls, side: str, operations: tuple[str, ...]) -> float:
+        """The side's store writes of these operations (workflow state or visibility)."""
+        return sum(
+            n
+            for key, n in cls.requests.get(side, collections.Counter()).items()
+            if key.split()[1] in ("persistence", "visibility_persistence")
+            and key.split()[2] in operations
+        )
 
     @classmethod
     def compared(cls, orders: int, sides: tuple[str, str], least: float = 0.05) -> list[str]:
         """Requests per order where two sides differ by at least ``least``, most first."""
-        a, b = (cls.writes.get(side, collections.Counter()) for side in sides)
+        a, b = (cls.requests.get(side, collections.Counter()) for side in sides)
         rows = []
         for key in sorted(set(a) | set(b)):
-            if " " not in key:
-                continue
             x, y = a[key] / orders, b[key] / orders
             if abs(x - y) >= least:
                 rows.append((abs(x - y), f"  {key:<62} {x:7.2f} {y:7.2f} {x - y:+7.2f}"))
@@ -708,7 +722,7 @@ async def main(
             # The machine's speed drifts over a minute; alternating the two sides in rounds
             # exposes both to the same drift.
             Cpu.used.clear()
-            Server.writes.clear()
+            Server.requests.clear()
             refused_before = Refusals.count
             order_wall = bare_wall = child_wall = 0.0
             bare_refusals = 0
@@ -875,9 +889,8 @@ async def main(
     )
 
     def writes(side: str) -> str:
-        w = Server.writes[side]
-        state = sum(w[k] for k in STATE_WRITES) / orders
-        visibility = sum(w[k] for k in VISIBILITY_WRITES) / orders
+        state = Server.writes(side, STATE_WRITES) / orders
+        visibility = Server.writes(side, VISIBILITY_WRITES) / orders
         return f"{state:.1f} workflow-state + {visibility:.1f} visibility"
 
     print(
